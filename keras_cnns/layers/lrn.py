@@ -1,0 +1,37 @@
+"""Local response normalisation (Krizhevsky, Sutskever, Hinton 2012, section 3.3)."""
+
+import keras
+import tensorflow as tf
+
+
+@keras.saving.register_keras_serializable(package="keras_cnns")
+class LocalResponseNormalization(keras.layers.Layer):
+    """b_c = a_c / (k + alpha * sum_{j=c-n//2}^{c+n//2} a_j^2) ** beta, across channels (NHWC).
+
+    The paper's constants are the defaults: k=2, n=5, alpha=1e-4, beta=0.75. alpha multiplies the
+    *sum* of squares, as in the paper and tf.nn.local_response_normalization; Caffe and PyTorch
+    divide alpha by n, so porting their constants needs alpha/n. Channels outside [0, C) are zero.
+    Has no weights.
+    """
+
+    def __init__(self, depth=5, bias=2.0, alpha=1e-4, beta=0.75, **kwargs):
+        super().__init__(**kwargs)
+        if int(depth) != depth or depth < 1 or depth % 2 == 0:
+            raise ValueError(f"LocalResponseNormalization: depth (n) must be a positive odd integer. "
+                             f"Received: depth={depth!r}")
+        self.depth = int(depth)
+        self.bias = float(bias)
+        self.alpha = float(alpha)
+        self.beta = float(beta)
+
+    def call(self, inputs):
+        return tf.nn.local_response_normalization(
+            inputs, depth_radius=self.depth // 2, bias=self.bias, alpha=self.alpha, beta=self.beta)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(depth=self.depth, bias=self.bias, alpha=self.alpha, beta=self.beta)
+        return config

@@ -1,0 +1,119 @@
+"""What every builder shares: the keras.applications-style keywords, validated the same way, and the
+pieces of head that are not specific to one paper.
+
+Every builder in the zoo calls :func:`check_args` first, builds its trunk on ``keras.Input``, then ends
+with either its own classifier or :func:`pool_features` (include_top=False), and finally
+:func:`finish_model`, which names the model and loads weights.
+"""
+
+import os
+
+import keras
+
+POOLINGS = (None, "avg", "max")
+
+
+def check_args(spec_name, *, input_shape, num_classes, include_top, pooling, classifier_activation,
+               weights, default_shape, min_size, channels=None, small_variant=None,
+               activations=("softmax", None, "linear", "sigmoid"), any_size_top=False):
+    """Validates the common keywords and returns the input shape (H, W, C) to build with.
+
+    Args:
+      spec_name: the model's registry name, used in messages.
+      default_shape: (H, W, C) used when input_shape is None.
+      min_size: smallest H and W the architecture accepts (with include_top=True; with
+        include_top=False the trunk still needs the same minimum).
+      channels: if set, the only channel count the model accepts.
+      small_variant: registry name to suggest when the input is too small.
+      activations: classifier_activation values this model accepts.
+      any_size_top: True when the classifier works on any spatial size (a global-pooling head), so
+        include_top=True allows input_shape=(None, None, C).
+    """
+    if input_shape is None:
+        input_shape = tuple(default_shape)
+    try:
+        input_shape = tuple(None if d is None else int(d) for d in input_shape)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{spec_name}: input_shape must be a tuple (height, width, channels). "
+            f"Received: input_shape={input_shape!r}") from None
+    if len(input_shape) != 3:
+        raise ValueError(
+            f"{spec_name}: input_shape must have 3 entries (height, width, channels), channels last. "
+            f"Received: input_shape={input_shape!r}")
+    h, w, c = input_shape
+    if c is None or c < 1:
+        raise ValueError(f"{spec_name}: the channel count must be known and positive. "
+                         f"Received: input_shape={input_shape!r}")
+    if channels is not None and c != channels:
+        raise ValueError(f"{spec_name} takes {channels}-channel images. Received: input_shape={input_shape!r}")
+    for d in (h, w):
+        if d is not None and d < min_size:
+            hint = f" For small images use {small_variant!r}." if small_variant else ""
+            raise ValueError(
+                f"{spec_name} needs inputs of at least {min_size}x{min_size}.{hint} "
+                f"Received: input_shape={input_shape!r}")
+    if include_top and (h is None or w is None) and not any_size_top:
+        raise ValueError(
+            f"{spec_name}: with include_top=True the height and width must be fixed. "
+            f"Received: input_shape={input_shape!r}")
+    if not isinstance(include_top, bool):
+        raise ValueError(f"{spec_name}: include_top must be True or False. Received: include_top={include_top!r}")
+    if include_top:
+        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
+            raise ValueError(f"{spec_name}: num_classes must be a positive integer. "
+                             f"Received: num_classes={num_classes!r}")
+    if pooling not in POOLINGS:
+        raise ValueError(f"{spec_name}: pooling must be one of {POOLINGS}. Received: pooling={pooling!r}")
+    if pooling is not None and include_top:
+        raise ValueError(f"{spec_name}: pooling applies only with include_top=False. "
+                         f"Received: include_top=True, pooling={pooling!r}")
+    if classifier_activation not in activations:
+        raise ValueError(f"{spec_name}: classifier_activation must be one of {activations}. "
+                         f"Received: classifier_activation={classifier_activation!r}")
+    if weights is not None and not (isinstance(weights, (str, os.PathLike)) and os.path.exists(weights)):
+        raise ValueError(
+            f"{spec_name}: weights must be None or the path of an existing weights file "
+            f"(.weights.h5 or .keras) written by keras_cnns. Received: weights={weights!r}")
+    return input_shape
+
+
+def pool_features(x, pooling, name="pool"):
+    """include_top=False: the feature map itself (None), or its global "avg" / "max" pool."""
+    if pooling == "avg":
+        return keras.layers.GlobalAveragePooling2D(name=f"avg_{name}")(x)
+    if pooling == "max":
+        return keras.layers.GlobalMaxPooling2D(name=f"max_{name}")(x)
+    return x
+
+
+def classifier(x, num_classes, classifier_activation, name="predictions", **dense_kwargs):
+    """The final linear layer with its activation (None / "linear" give logits)."""
+    return keras.layers.Dense(num_classes, activation=classifier_activation, name=name, **dense_kwargs)(x)
+
+
+def finish_model(inputs, outputs, *, name, weights):
+    """Wraps the graph in a Model and loads `weights` (a keras_cnns weights file) when given."""
+    model = keras.Model(inputs, outputs, name=name)
+    if weights is not None:
+        load_weights(model, weights)
+    return model
+
+
+def load_weights(model, path):
+    """Loads our own weights file into `model`: a .weights.h5, or the weights of a .keras file."""
+    path = os.fspath(path)
+    try:
+        if path.endswith(".keras"):
+            from keras_cnns import layers as _  # noqa: F401  (registers the custom layers)
+            source = keras.saving.load_model(path, compile=False, safe_mode=True)
+            if len(source.weights) != len(model.weights):
+                raise ValueError(f"{path} holds {len(source.weights)} weight arrays, the model has "
+                                 f"{len(model.weights)}")
+            model.set_weights(source.get_weights())
+        else:
+            model.load_weights(path)
+    except ValueError as err:
+        raise ValueError(
+            f"{model.name}: the weights in {path!r} do not fit this model ({err}). Build the model with the "
+            "same arguments (input_shape, num_classes, include_top) it was trained with.") from None

@@ -1,0 +1,116 @@
+"""One registry for every model in the zoo.
+
+Builders register themselves with :func:`register_model`; apps, notebooks and tests reach them only
+through :func:`get_model` and :func:`list_models`. A second registration of a name (or of an alias) is
+refused, so two families can never silently shadow each other.
+"""
+
+import dataclasses
+import difflib
+import fnmatch
+from typing import Callable, Optional, Tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """What the registry knows about one model besides its builder.
+
+    Attributes:
+      name: registry name ("vgg16").
+      builder: the keyword-only function that builds it.
+      family: module-level family ("vgg"), used for recipes and feature maps.
+      paper: short citation of the paper the model follows.
+      input_shape: default (H, W, C) input.
+      min_input_size: smallest H (= W) the architecture accepts with include_top=True.
+      test_input_shape: smallest shape that is cheap to build and train in tests.
+      deviations: what differs from the paper, in one sentence (shown in the README table).
+      output: "probabilities" (softmax head) or "rbf_distances" (LeNet-5's Euclidean RBF units:
+        smallest wins).
+    """
+
+    name: str
+    builder: Callable
+    family: str
+    paper: str
+    input_shape: Tuple[int, int, int]
+    min_input_size: int
+    test_input_shape: Tuple[int, int, int]
+    deviations: str = "none"
+    output: str = "probabilities"
+
+
+_REGISTRY = {}
+_ALIASES = {}
+
+
+def register_model(name, *, family, paper, input_shape, min_input_size, test_input_shape=None,
+                   deviations="none", output="probabilities"):
+    """Decorator: registers a builder under `name`. Refuses a name that is already taken."""
+
+    def decorate(builder):
+        _claim(name)
+        _REGISTRY[name] = ModelSpec(
+            name=name, builder=builder, family=family, paper=paper,
+            input_shape=tuple(input_shape), min_input_size=int(min_input_size),
+            test_input_shape=tuple(test_input_shape or input_shape), deviations=deviations,
+            output=output)
+        return builder
+
+    return decorate
+
+
+def register_alias(alias, target):
+    """Makes `alias` another name for the registered model `target` ("inception" -> "googlenet")."""
+    if target not in _REGISTRY:
+        raise ValueError(f"Cannot alias {alias!r} to unregistered model {target!r}.")
+    _claim(alias)
+    _ALIASES[alias] = target
+
+
+def _claim(name):
+    if name in _REGISTRY or name in _ALIASES:
+        raise ValueError(f"A model named {name!r} is already registered; registry names must be unique.")
+
+
+def resolve_name(name):
+    """Returns the canonical registry name for `name` (aliases followed), or raises ValueError."""
+    if not isinstance(name, str):
+        raise ValueError(f"A model name must be a string. Received: name={name!r}")
+    key = name.strip().lower()
+    key = _ALIASES.get(key, key)
+    if key not in _REGISTRY:
+        known = sorted(_REGISTRY) + sorted(_ALIASES)
+        close = difflib.get_close_matches(key, known, n=3)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise ValueError(
+            f"Unknown model {name!r}.{hint} Known models: {', '.join(known)}. "
+            "List them with keras_cnns.list_models().")
+    return key
+
+
+def get_spec(name) -> ModelSpec:
+    """The :class:`ModelSpec` of a registered model (aliases accepted)."""
+    return _REGISTRY[resolve_name(name)]
+
+
+def list_models(pattern: Optional[str] = None):
+    """Sorted registry names, optionally filtered by a shell-style pattern ("resnet*", "vgg1?")."""
+    names = sorted(_REGISTRY)
+    if pattern is not None:
+        names = [n for n in names if fnmatch.fnmatch(n, pattern)]
+    return names
+
+
+def list_aliases():
+    """{alias: registry name}."""
+    return dict(_ALIASES)
+
+
+def get_model(name, **kwargs):
+    """Builds a registered model: ``get_model("vgg16", num_classes=10, input_shape=(64, 64, 3))``.
+
+    Every builder takes the same keywords as keras.applications: input_shape, num_classes,
+    include_top, pooling, classifier_activation, weights, name; families may add their own.
+    """
+    spec = get_spec(name)
+    return spec.builder(**kwargs)
