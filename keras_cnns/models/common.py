@@ -15,7 +15,8 @@ POOLINGS = (None, "avg", "max")
 
 def check_args(spec_name, *, input_shape, num_classes, include_top, pooling, classifier_activation,
                weights, default_shape, min_size, channels=None, small_variant=None,
-               activations=("softmax", None, "linear", "sigmoid"), any_size_top=False):
+               activations=("softmax", None, "linear", "sigmoid"), any_size_top=False,
+               imagenet=False):
     """Validates the common keywords and returns the input shape (H, W, C) to build with.
 
     Args:
@@ -28,6 +29,9 @@ def check_args(spec_name, *, input_shape, num_classes, include_top, pooling, cla
       activations: classifier_activation values this model accepts.
       any_size_top: True when the classifier works on any spatial size (a global-pooling head), so
         include_top=True allows input_shape=(None, None, C).
+      imagenet: True for the models that can import keras.applications' ImageNet weights; then
+        weights may also be "imagenet", the path of a keras.applications weights file, or a
+        keras.applications model instance (see finish_model's import_weights).
     """
     if input_shape is None:
         input_shape = tuple(default_shape)
@@ -71,10 +75,14 @@ def check_args(spec_name, *, input_shape, num_classes, include_top, pooling, cla
     if classifier_activation not in activations:
         raise ValueError(f"{spec_name}: classifier_activation must be one of {activations}. "
                          f"Received: classifier_activation={classifier_activation!r}")
-    if weights is not None and not (isinstance(weights, (str, os.PathLike)) and os.path.exists(weights)):
-        raise ValueError(
-            f"{spec_name}: weights must be None or the path of an existing weights file "
-            f"(.weights.h5 or .keras) written by keras_cnns. Received: weights={weights!r}")
+    if weights is None or (isinstance(weights, (str, os.PathLike)) and os.path.exists(weights)):
+        return input_shape
+    if imagenet and (weights == "imagenet" or isinstance(weights, keras.Model)):
+        return input_shape
+    allowed = "None or the path of an existing weights file (.weights.h5 or .keras)"
+    if imagenet:
+        allowed += ', "imagenet", or a keras.applications model instance'
+    raise ValueError(f"{spec_name}: weights must be {allowed}. Received: weights={weights!r}")
     return input_shape
 
 
@@ -92,12 +100,27 @@ def classifier(x, num_classes, classifier_activation, name="predictions", **dens
     return keras.layers.Dense(num_classes, activation=classifier_activation, name=name, **dense_kwargs)(x)
 
 
-def finish_model(inputs, outputs, *, name, weights):
-    """Wraps the graph in a Model and loads `weights` (a keras_cnns weights file) when given."""
+def finish_model(inputs, outputs, *, name, weights, import_weights=None):
+    """Wraps the graph in a Model and loads `weights` when given.
+
+    A keras_cnns weights file is loaded directly; anything else ("imagenet", a keras.applications
+    weights file or model) goes to the family's ``import_weights(model, weights)``.
+    """
     model = keras.Model(inputs, outputs, name=name)
-    if weights is not None:
+    if weights is None:
+        return model
+    if import_weights is not None and (
+            isinstance(weights, keras.Model) or weights == "imagenet" or _is_foreign_file(weights)):
+        import_weights(model, weights)
+    else:
         load_weights(model, weights)
     return model
+
+
+def _is_foreign_file(path):
+    """keras.applications weight files are plain .h5 (not our .weights.h5 / .keras)."""
+    path = os.fspath(path)
+    return path.endswith(".h5") and not path.endswith(".weights.h5")
 
 
 def load_weights(model, path):
