@@ -1,0 +1,342 @@
+"""ResNet (He, Zhang, Ren, Sun 2015, "Deep Residual Learning for Image Recognition").
+
+One table, one builder. The ImageNet depths 18/34/50/101/152 (paper Table 1) and the CIFAR depths
+20/32/44/56/110 (paper section 4.2: depth = 6n + 2) differ only in their row:
+
+* block: "basic" (two 3x3 convolutions) or "bottleneck" (1x1 reduce, 3x3, 1x1 expand to 4x);
+* stem: "imagenet" (7x7/2 conv 64, 3x3/2 max-pool) or "cifar" (one 3x3 conv 16);
+* shortcut where the shape changes: "B", a 1x1 projection convolution with batch norm, or "A", the
+  parameter-free :class:`~keras_cnns.layers.ZeroPadShortcut` (subsample + zero channels). Where the
+  shape does not change the shortcut is the identity in both.
+
+Where the stride sits: in a bottleneck the stride 2 of a stage's first block is on the first 1x1
+convolution, as in the paper and keras.applications ("ResNet v1"; torchvision's "v1.5" moves it to
+the 3x3; the parameter counts are the same). In a basic block it is on the first 3x3.
+
+Every convolution is bias-free and followed by batch normalisation (epsilon 1.001e-5, as
+keras.applications), then ReLU; the second ReLU of a block comes after the addition.
+Layer names follow keras.applications: conv1_conv, conv1_bn, conv1_relu, pool1_pool,
+conv2_block1_1_conv, ..., conv2_block1_0_conv (projection), conv2_block1_add, conv5_block3_out,
+avg_pool, predictions.
+
+Deviations from the paper, all shared by keras.applications and torchvision:
+* A strided 3x3 (and the 7x7 stem) pads one (three) pixel(s) on every side, explicitly; stride-1
+  convolutions use "same" padding.
+* The CIFAR zero-padding shortcut appends its zero channels after the identity ones.
+* keras.applications' own ResNets put a bias on every convolution; ours do not (the bias before a
+  batch norm is redundant). Importing their weights folds each bias into the batch norm's moving mean,
+  which is exact at inference.
+"""
+
+import dataclasses
+import os
+from typing import Tuple
+
+import keras
+
+from keras_cnns.data import Preprocessing
+from keras_cnns.features import register_endpoints
+from keras_cnns.layers.shortcut import ZeroPadShortcut
+from keras_cnns.models.common import check_args, classifier, finish_model, pool_features
+from keras_cnns.registry import register_model
+
+PAPER = "He et al. 2015, Deep Residual Learning for Image Recognition"
+BN_EPSILON = 1.001e-5
+EXPANSION = 4  # a bottleneck's last 1x1 convolution widens its stage's width four times
+
+
+@dataclasses.dataclass(frozen=True)
+class ResNetConfig:
+    """One row of the paper's tables.
+
+    Attributes:
+      block: "basic" or "bottleneck".
+      blocks: residual blocks per stage (conv2_x, conv3_x, ...).
+      widths: each stage's filters (a bottleneck outputs EXPANSION times as many).
+      stem: "imagenet" or "cifar".
+      shortcut: "B" (1x1 projection) or "A" (zero padding) where a block changes shape.
+    """
+
+    block: str
+    blocks: Tuple[int, ...]
+    widths: Tuple[int, ...]
+    stem: str
+    shortcut: str
+
+
+_IMAGENET_WIDTHS = (64, 128, 256, 512)
+_CIFAR_WIDTHS = (16, 32, 64)
+
+CONFIGS = {
+    "resnet18": ResNetConfig("basic", (2, 2, 2, 2), _IMAGENET_WIDTHS, "imagenet", "B"),
+    "resnet34": ResNetConfig("basic", (3, 4, 6, 3), _IMAGENET_WIDTHS, "imagenet", "B"),
+    "resnet50": ResNetConfig("bottleneck", (3, 4, 6, 3), _IMAGENET_WIDTHS, "imagenet", "B"),
+    "resnet101": ResNetConfig("bottleneck", (3, 4, 23, 3), _IMAGENET_WIDTHS, "imagenet", "B"),
+    "resnet152": ResNetConfig("bottleneck", (3, 8, 36, 3), _IMAGENET_WIDTHS, "imagenet", "B"),
+    **{f"resnet{6 * n + 2}": ResNetConfig("basic", (n, n, n), _CIFAR_WIDTHS, "cifar", "A")
+       for n in (3, 5, 7, 9, 18)},
+}
+
+# The models whose ImageNet weights keras.applications publishes (with the same layer names as ours).
+APPLICATIONS = {"resnet50": "ResNet50", "resnet101": "ResNet101", "resnet152": "ResNet152"}
+
+# Stage outputs. The CIFAR models have conv1 (the 3x3 stem) and the stages conv2..conv4 (32x32x16,
+# 16x16x32, 8x8x64 on CIFAR); the ImageNet models add conv5.
+register_endpoints("resnet", [
+    ("conv1", r"conv1_relu"),
+    ("conv2", r"conv2_block\d+_out"),
+    ("conv3", r"conv3_block\d+_out"),
+    ("conv4", r"conv4_block\d+_out"),
+    ("conv5", r"conv5_block\d+_out"),
+])
+
+
+def imagenet_preprocessing():
+    """keras.applications' "caffe" preprocessing of its ResNet weights: a 224 centre crop of the image
+    resized to 256 on its shorter side, RGB -> BGR, minus the ImageNet BGR mean, no scaling."""
+    return Preprocessing(size=(224, 224), channels=3, resize="crop", crop_from=256,
+                         mean=(103.939, 116.779, 123.68), std=(1.0,), channel_order="bgr")
+
+
+def _conv_bn(x, filters, kernel_size, strides, name, relu=True):
+    """Bias-free convolution, batch norm, optionally ReLU: {name}_conv, {name}_bn, {name}_relu."""
+    padding = "same"
+    if strides > 1 and kernel_size > 1:
+        x = keras.layers.ZeroPadding2D(kernel_size // 2, name=f"{name}_pad")(x)
+        padding = "valid"
+    x = keras.layers.Conv2D(filters, kernel_size, strides=strides, padding=padding, use_bias=False,
+                            name=f"{name}_conv")(x)
+    x = keras.layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_bn")(x)
+    if relu:
+        x = keras.layers.Activation("relu", name=f"{name}_relu")(x)
+    return x
+
+
+def _shortcut(x, filters, strides, kind, name):
+    """The identity where the shape is kept; option A or B where it changes."""
+    if strides == 1 and x.shape[-1] == filters:
+        return x
+    if kind == "A":
+        return ZeroPadShortcut(filters, strides, name=f"{name}_0_shortcut")(x)
+    return _conv_bn(x, filters, 1, strides, f"{name}_0", relu=False)
+
+
+def _basic_block(x, width, strides, shortcut, name):
+    """3x3 (stride here) -> 3x3, plus the shortcut; outputs `width` channels."""
+    short = _shortcut(x, width, strides, shortcut, name)
+    y = _conv_bn(x, width, 3, strides, f"{name}_1")
+    y = _conv_bn(y, width, 3, 1, f"{name}_2", relu=False)
+    return _merge(short, y, name)
+
+
+def _bottleneck_block(x, width, strides, shortcut, name):
+    """1x1 reduce (stride here, "v1") -> 3x3 -> 1x1 expand, plus the shortcut; outputs 4 * width."""
+    short = _shortcut(x, EXPANSION * width, strides, shortcut, name)
+    y = _conv_bn(x, width, 1, strides, f"{name}_1")
+    y = _conv_bn(y, width, 3, 1, f"{name}_2")
+    y = _conv_bn(y, EXPANSION * width, 1, 1, f"{name}_3", relu=False)
+    return _merge(short, y, name)
+
+
+def _merge(shortcut, residual, name):
+    x = keras.layers.Add(name=f"{name}_add")([shortcut, residual])
+    return keras.layers.Activation("relu", name=f"{name}_out")(x)
+
+
+_BLOCKS = {"basic": _basic_block, "bottleneck": _bottleneck_block}
+
+
+def _resnet(variant, *, input_shape, num_classes, include_top, pooling, classifier_activation,
+            weights, name):
+    """Builds `variant` from its CONFIGS row."""
+    config = CONFIGS[variant]
+    cifar = config.stem == "cifar"
+    importable = variant in APPLICATIONS
+    input_shape = check_args(
+        variant, input_shape=input_shape, num_classes=num_classes, include_top=include_top,
+        pooling=pooling, classifier_activation=classifier_activation, weights=weights,
+        default_shape=(32, 32, 3) if cifar else (224, 224, 3), min_size=8 if cifar else 32,
+        small_variant=None if cifar else "resnet20", any_size_top=True, imagenet=importable)
+    foreign = importable and _is_foreign(weights)
+    if foreign and input_shape[-1] != 3:
+        raise ValueError(f"{variant}: ImageNet weights need 3-channel (RGB) inputs. "
+                         f"Received: input_shape={input_shape!r}")
+    if foreign and include_top and weights == "imagenet" and num_classes != 1000:
+        raise ValueError(f"{variant}: the ImageNet classifier has 1000 classes; use num_classes=1000 or "
+                         f"include_top=False. Received: num_classes={num_classes!r}")
+
+    inputs = keras.Input(shape=input_shape)
+    if cifar:                                                            # (32, 32, C)
+        x = _conv_bn(inputs, config.widths[0], 3, 1, "conv1")            # (32, 32, 16)
+    else:                                                                # (224, 224, 3)
+        x = _conv_bn(inputs, 64, 7, 2, "conv1")                          # (112, 112, 64)
+        x = keras.layers.ZeroPadding2D(1, name="pool1_pad")(x)
+        x = keras.layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)  # (56, 56, 64)
+    block = _BLOCKS[config.block]
+    for stage, (blocks, width) in enumerate(zip(config.blocks, config.widths)):
+        for index in range(blocks):
+            strides = 2 if stage > 0 and index == 0 else 1
+            x = block(x, width, strides, config.shortcut, f"conv{stage + 2}_block{index + 1}")
+    # ImageNet: (7, 7, 512 | 2048); CIFAR: (8, 8, 64)
+    if include_top:
+        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        outputs = classifier(x, num_classes, classifier_activation)
+    else:
+        outputs = pool_features(x, pooling)
+
+    def import_weights(model, source):
+        import_keras_applications(model, source, variant)
+
+    return finish_model(inputs, outputs, name=name, weights=weights,
+                        import_weights=import_weights if importable else None)
+
+
+def _is_foreign(weights):
+    if weights is None:
+        return False
+    if isinstance(weights, keras.Model) or (isinstance(weights, str) and weights == "imagenet"):
+        return True
+    path = os.fspath(weights)
+    return path.endswith(".h5") and not path.endswith(".weights.h5")
+
+
+def import_keras_applications(model, source, variant):
+    """Copies keras.applications ResNet weights into `model` (our `variant`, built the same way).
+
+    `source` is "imagenet" (keras.applications downloads the published file, or reads it from
+    ~/.keras/models), the path of such an .h5 file, or a keras.applications model instance.
+    keras.applications' convolutions carry a bias b and ours do not: batch norm computes
+    gamma * (conv + b - mean) / sqrt(var + eps) + beta, so moving_mean - b in our batch norm gives
+    exactly the same output at inference.
+    """
+    application = APPLICATIONS[variant]
+    layer_names = {layer.name for layer in model.layers}
+    include_top = "predictions" in layer_names
+    if isinstance(source, keras.Model):
+        reference = source
+    else:
+        classes = model.get_layer("predictions").units if include_top else 1000
+        build = getattr(keras.applications, application)
+        where = "Keras' published ImageNet weights" if source == "imagenet" else repr(os.fspath(source))
+        try:
+            reference = build(weights=source if source == "imagenet" else os.fspath(source),
+                              include_top=include_top, classes=classes, input_shape=None)
+        except Exception as err:  # download failures, wrong files: one actionable message
+            raise ValueError(
+                f"{variant}: could not load {where} into keras.applications.{application} ({err}). "
+                f"Offline, put the keras.applications file ({variant}_weights_tf_dim_ordering_tf_kernels"
+                f"{'' if include_top else '_notop'}.h5) in ~/.keras/models/ or pass its path as weights=. "
+                f"Received: weights={source!r}") from None
+
+    ours = {layer.name: layer for layer in model.layers if layer.weights}
+    theirs = {layer.name: layer for layer in reference.layers if layer.weights}
+    missing = sorted(set(ours) - set(theirs))
+    extra = sorted(set(theirs) - set(ours) - {"predictions"})
+    if missing or extra:
+        raise ValueError(
+            f"{variant}: the source is not a keras.applications.{application} matching this model "
+            f"(layers it lacks: {missing[:5]}, layers we lack: {extra[:5]}). With include_top=True the "
+            f"source needs its classifier too. Received: weights={reference.name!r}")
+    for layer_name, layer in ours.items():
+        arrays = theirs[layer_name].get_weights()
+        if isinstance(layer, keras.layers.Conv2D):
+            arrays = arrays[:1]                       # the kernel; the bias goes into the batch norm
+        elif isinstance(layer, keras.layers.BatchNormalization):
+            conv = theirs[layer_name[:-len("_bn")] + "_conv"]
+            if conv.use_bias:
+                gamma, beta, mean, variance = arrays
+                arrays = [gamma, beta, mean - conv.get_weights()[1], variance]
+        try:
+            layer.set_weights(arrays)
+        except ValueError as err:
+            raise ValueError(
+                f"{variant}: layer {layer_name} does not fit the source's ({err}). A classifier with "
+                f"{model.get_layer('predictions').units if include_top else 0} classes needs a source "
+                f"with as many; use include_top=False to keep only the trunk.") from None
+
+
+def _imagenet_spec():
+    return dict(family="resnet", paper=PAPER, input_shape=(224, 224, 3), min_input_size=32,
+                test_input_shape=(32, 32, 3),
+                deviations="none (stride on the first 1x1, as the paper; bias-free convs + BN)")
+
+
+def _cifar_spec():
+    return dict(family="resnet", paper=f"{PAPER}, section 4.2 (CIFAR-10)", input_shape=(32, 32, 3),
+                min_input_size=8, test_input_shape=(28, 28, 1),
+                deviations="zero channels appended after the identity in option-A shortcuts")
+
+
+@register_model("resnet18", **_imagenet_spec())
+def resnet18(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
+             classifier_activation="softmax", weights=None, name="resnet18"):
+    """ResNet-18: basic blocks [2, 2, 2, 2], 11,689,512 trainable parameters."""
+    return _resnet("resnet18", **_keywords(locals()))
+
+
+@register_model("resnet34", **_imagenet_spec())
+def resnet34(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
+             classifier_activation="softmax", weights=None, name="resnet34"):
+    """ResNet-34: basic blocks [3, 4, 6, 3], 21,797,672 trainable parameters."""
+    return _resnet("resnet34", **_keywords(locals()))
+
+
+@register_model("resnet50", **_imagenet_spec())
+def resnet50(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
+             classifier_activation="softmax", weights=None, name="resnet50"):
+    """ResNet-50: bottlenecks [3, 4, 6, 3], 25,557,032 trainable parameters; ImageNet weights."""
+    return _resnet("resnet50", **_keywords(locals()))
+
+
+@register_model("resnet101", **_imagenet_spec())
+def resnet101(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
+              classifier_activation="softmax", weights=None, name="resnet101"):
+    """ResNet-101: bottlenecks [3, 4, 23, 3], 44,549,160 trainable parameters; ImageNet weights."""
+    return _resnet("resnet101", **_keywords(locals()))
+
+
+@register_model("resnet152", **_imagenet_spec())
+def resnet152(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
+              classifier_activation="softmax", weights=None, name="resnet152"):
+    """ResNet-152: bottlenecks [3, 8, 36, 3], 60,192,808 trainable parameters; ImageNet weights."""
+    return _resnet("resnet152", **_keywords(locals()))
+
+
+@register_model("resnet20", **_cifar_spec())
+def resnet20(*, input_shape=None, num_classes=10, include_top=True, pooling=None,
+             classifier_activation="softmax", weights=None, name="resnet20"):
+    """CIFAR ResNet-20 (n=3): 269,722 trainable parameters with 10 classes."""
+    return _resnet("resnet20", **_keywords(locals()))
+
+
+@register_model("resnet32", **_cifar_spec())
+def resnet32(*, input_shape=None, num_classes=10, include_top=True, pooling=None,
+             classifier_activation="softmax", weights=None, name="resnet32"):
+    """CIFAR ResNet-32 (n=5): 464,154 trainable parameters with 10 classes."""
+    return _resnet("resnet32", **_keywords(locals()))
+
+
+@register_model("resnet44", **_cifar_spec())
+def resnet44(*, input_shape=None, num_classes=10, include_top=True, pooling=None,
+             classifier_activation="softmax", weights=None, name="resnet44"):
+    """CIFAR ResNet-44 (n=7): 658,586 trainable parameters with 10 classes."""
+    return _resnet("resnet44", **_keywords(locals()))
+
+
+@register_model("resnet56", **_cifar_spec())
+def resnet56(*, input_shape=None, num_classes=10, include_top=True, pooling=None,
+             classifier_activation="softmax", weights=None, name="resnet56"):
+    """CIFAR ResNet-56 (n=9): 853,018 trainable parameters with 10 classes."""
+    return _resnet("resnet56", **_keywords(locals()))
+
+
+@register_model("resnet110", **_cifar_spec())
+def resnet110(*, input_shape=None, num_classes=10, include_top=True, pooling=None,
+              classifier_activation="softmax", weights=None, name="resnet110"):
+    """CIFAR ResNet-110 (n=18): 1,727,962 trainable parameters with 10 classes."""
+    return _resnet("resnet110", **_keywords(locals()))
+
+
+def _keywords(arguments):
+    return {key: arguments[key] for key in (
+        "input_shape", "num_classes", "include_top", "pooling", "classifier_activation", "weights", "name")}
