@@ -1,0 +1,298 @@
+"""fit(): train any model of the zoo on any source, evaluate it and write a model directory.
+
+One function for notebooks and for apps/train.py (a thin argparse door over it). It
+  1. picks the recipe (keras_cnns.training.recipes) and the distribution strategy;
+  2. builds the tf.data pipelines (keras_cnns.data) with the global batch size (per-replica batch x
+     replicas; the last partial training batch dropped under a strategy);
+  3. builds and compiles the model inside strategy.scope(), resumes from checkpoints/ when an earlier run of
+     the same command was interrupted, and trains with model.fit (a custom strategy.run loop under
+     MultiWorkerMirroredStrategy, see keras_cnns.training.loop);
+  4. evaluates the inference form of the model (GoogLeNet without its auxiliary heads) on the test split
+     and writes model.keras, metadata.json, history.csv and curves.png to the output directory;
+     TensorBoard logs go to logs/ and checkpoints to checkpoints/ under it.
+"""
+
+import contextlib
+import dataclasses
+import importlib.util
+import math
+import os
+import shutil
+import tempfile
+import time
+from typing import Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_cnns import metadata as md
+from keras_cnns.registry import get_model, get_spec
+from keras_cnns.training import callbacks as cb
+from keras_cnns.training import recipes as rc
+from keras_cnns.training import strategy as st
+from keras_cnns.training.evaluate import predict_scores, summarize
+from keras_cnns.training.plots import plot_history
+
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+AUX_OUTPUTS = ("aux1", "aux2")
+
+
+@dataclasses.dataclass
+class FitResult:
+    """What fit() returns: the trained inference model, the history rows, the metadata written and the
+    test evaluation (accuracy, top-5, per-class accuracy, confusion matrix)."""
+
+    model: keras.Model
+    history: list
+    metadata: dict
+    evaluation: dict
+    output_dir: str
+    resumed_from: int = 0
+
+
+def default_output_dir(model_name, dataset_name):
+    return os.path.join("saved_models", f"{model_name}-{_dataset_label(dataset_name)}")
+
+
+def _dataset_label(name):
+    name = str(name)
+    if name.startswith("tfds:"):
+        name = name[len("tfds:"):]
+    name = os.path.basename(os.path.normpath(name)) or name
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+
+
+@contextlib.contextmanager
+def _reproducible(seed, deterministic):
+    """Seeds Python/NumPy/TF and turns on op determinism for the run; restores it afterwards."""
+    # tf.config.experimental has no public "is enabled"/"disable"; the framework module has both.
+    from tensorflow.python.framework import config as tf_config
+    keras.utils.set_random_seed(seed)
+    was = tf_config.is_op_determinism_enabled()
+    if deterministic and not was:
+        tf.config.experimental.enable_op_determinism()
+    try:
+        yield
+    finally:
+        if deterministic and not was:
+            tf_config.disable_op_determinism()
+
+
+@contextlib.contextmanager
+def _dtype_policy(precision):
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(precision)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _losses_and_metrics(spec, num_classes, aux_weight):
+    """(loss, loss_weights, metrics) for compile(); per output name when the model has aux heads."""
+    from keras_cnns.losses import loss_and_metric
+    loss, accuracy = loss_and_metric(spec.output)
+    metrics = [accuracy]
+    if spec.output == "probabilities" and num_classes > 5:
+        metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5"))
+    if not aux_weight:
+        return loss, None, metrics
+    names = ("predictions",) + AUX_OUTPUTS
+    losses = {n: loss_and_metric(spec.output)[0] for n in names}
+    weights = {n: (1.0 if n == "predictions" else aux_weight) for n in names}
+    return losses, weights, {"predictions": metrics}
+
+
+def _supports_aux(spec):
+    import inspect
+    return "aux_heads" in inspect.signature(spec.builder).parameters
+
+
+def _with_aux_labels(ds):
+    return ds.map(lambda x, y: (x, {n: y for n in ("predictions",) + AUX_OUTPUTS}),
+                  num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def inference_model(spec, trained, build_kwargs):
+    """The trained weights in a model built for inference: float32, without auxiliary heads.
+
+    Weights are matched by layer name, so the training graph may have extra layers (aux heads) but every
+    weight of the inference graph must be found.
+    """
+    with _dtype_policy("float32"):
+        model = get_model(spec.name, **build_kwargs)
+    by_name = {layer.name: layer for layer in trained.layers}
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        source = by_name.get(layer.name)
+        if source is None or len(source.weights) != len(layer.weights):
+            raise RuntimeError(f"inference_model: layer {layer.name!r} of {spec.name} has no counterpart "
+                               "in the trained model.")
+        layer.set_weights([np.asarray(w) for w in source.get_weights()])
+    return model
+
+
+def _save_model(model, path):
+    folder, name = os.path.split(path)
+    tmp = os.path.join(folder, ".tmp-" + name)
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def fit(model, dataset, *, epochs=None, batch_size=None, recipe="paper", precision="float32", jit=None,
+        strategy="auto", cpu_replicas=0, output_dir=None, seed=0, data_dir=None, input_shape=None,
+        augment="recipe", validation_split=0.1, limit=None, deterministic=True, resume=True,
+        tensorboard=True, verbose=1, log=print) -> FitResult:
+    """Trains a registered model on a data source and writes a model directory.
+
+    Args:
+      model: registry name ("lenet5", "resnet20", ...).
+      dataset: "fashion_mnist", "mnist", an image folder, "tfds:NAME", or a keras_cnns.data.Source
+        (e.g. ``data.from_arrays(...)``).
+      epochs, batch_size: default from the recipe; batch_size is the *global* batch (all replicas).
+      recipe: "paper" or "fast" (see keras_cnns.training.recipes.RECIPES), or a Recipe.
+      precision: "float32", "mixed_bfloat16" or "mixed_float16" (the saved model is float32).
+      jit: XLA compilation of the train step: True, False or None (Keras' "auto").
+      strategy: "auto" (mirror over GPUs when more than one is visible), "mirrored", "multiworker" (from
+        TF_CONFIG) or "default" (one device).
+      cpu_replicas: with strategy "mirrored"/"auto", split the CPU into this many logical devices (only in
+        a process where TensorFlow has not initialised yet).
+      output_dir: default saved_models/<model>-<dataset>/.
+      seed: seeds weights, validation split, shuffling and augmentation; with deterministic=True the same
+        seed gives the same weights on CPU.
+      data_dir: where the dataset's files are (see keras_cnns.data.load_source).
+      input_shape: default the model's own (LeNet-5: 32x32x1; 28x28 images are padded).
+      augment: "recipe" (the recipe's augmentation), None, or a keras_cnns.data.AUGMENTATIONS name.
+      validation_split: fraction of the training split held out (seeded) for validation.
+      limit: train on about this many training images, validate and test on at most this many (quick runs).
+      resume: continue from checkpoints/ in the output directory if an earlier run left some.
+      log: where the one-line messages go (print by default).
+    """
+    from keras_cnns import data
+
+    spec = get_spec(model)
+    rec = rc.get_recipe(spec, recipe)
+    epochs = int(epochs or rec.epochs)
+    batch_size = int(batch_size or rec.batch_size)
+    if epochs < 1:
+        raise ValueError(f"epochs must be a positive integer. Received: epochs={epochs!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}. Received: precision={precision!r}")
+    if augment == "recipe":
+        augment = rec.augment
+
+    dist = st.make_strategy(strategy, cpu_replicas)
+    replicas = dist.num_replicas_in_sync
+    if batch_size % replicas:
+        raise ValueError(f"The global batch size must be a multiple of the {replicas} replicas. "
+                         f"Received: batch_size={batch_size}")
+    chief = st.is_chief(dist)
+    multiworker = isinstance(dist, tf.distribute.MultiWorkerMirroredStrategy)
+    log(f"Strategy: {st.describe(dist)}; global batch {batch_size} = {batch_size // replicas} per replica "
+        f"x {replicas} replica(s)")
+
+    source = dataset if isinstance(dataset, data.Source) else data.load_source(dataset, data_dir=data_dir)
+    output_dir = output_dir or default_output_dir(spec.name, source.name)
+    work_dir = output_dir if chief else tempfile.mkdtemp(prefix="keras_cnns-worker-")
+    os.makedirs(work_dir, exist_ok=True)
+    shape = tuple(input_shape or spec.input_shape)
+    prep = data.default_preprocessing(source, shape)
+    shape = (*prep.size, prep.channels)
+
+    with _reproducible(seed, deterministic):
+        splits = data.make_datasets(source, preprocessing=prep, batch_size=batch_size, augment=augment,
+                                    validation_split=validation_split, seed=seed,
+                                    drop_remainder=replicas > 1, cache=True)
+        train, val, test = splits.train, splits.validation, splits.test
+        steps = splits.steps_per_epoch
+        if limit:
+            steps = max(1, min(steps, limit // batch_size))
+            train = train.take(steps)
+            val = val.take(math.ceil(limit / batch_size)) if val is not None else None
+            test = test.take(math.ceil(limit / batch_size))
+        log(f"Data: {source.name}: {splits.train_size} training, {splits.validation_size} validation, "
+            f"{splits.test_size} test images; {steps} steps per epoch; augment={augment}")
+
+        aux_weight = rec.aux_weight if _supports_aux(spec) else 0.0
+        build_kwargs = {"input_shape": shape, "num_classes": source.num_classes}
+        loss, loss_weights, metrics = _losses_and_metrics(spec, source.num_classes, aux_weight)
+        if aux_weight:
+            train = _with_aux_labels(train)
+            val = _with_aux_labels(val) if val is not None else None
+        monitor = "val_predictions_accuracy" if aux_weight else "val_accuracy"
+        if val is None:
+            monitor = monitor[len("val_"):]
+
+        config = {"model": spec.name, "dataset": source.name, "recipe": rec.name, "seed": seed,
+                  "batch_size": batch_size}
+        state = cb.RunState(os.path.join(work_dir, "checkpoints"), os.path.join(work_dir, "history.csv"),
+                            config, monitor=monitor, mode="max")
+        if resume:
+            done = state.load()
+        else:
+            done = 0
+            shutil.rmtree(state.dir, ignore_errors=True)
+            os.makedirs(state.dir)
+        if done:
+            log(f"Resuming from checkpoints/ after epoch {done} of {epochs}")
+
+        with _dtype_policy(precision), dist.scope():
+            net = get_model(spec.name, **build_kwargs, **({"aux_heads": True} if aux_weight else {}))
+            optimizer = rc.build_optimizer(rec, steps, epochs)
+            net.compile(optimizer=optimizer, loss=loss, loss_weights=loss_weights, metrics=metrics,
+                        jit_compile="auto" if jit is None else bool(jit))
+            state.restore(net)
+
+        started = time.time()
+        plateau = rc.plateau_callback(rec)
+        if done < epochs:
+            if multiworker:
+                from keras_cnns.training.loop import custom_fit
+                diverged = custom_fit(net, dist, train, val, epochs=epochs, initial_epoch=done, state=state,
+                                      global_batch=batch_size, steps=steps, log=log, verbose=verbose)
+            else:
+                committer = cb.EpochCommitter(state, plateau)
+                callbacks = [c for c in (plateau, committer) if c is not None]
+                if tensorboard and chief:
+                    if importlib.util.find_spec("tensorboard") is not None:
+                        callbacks.append(keras.callbacks.TensorBoard(os.path.join(work_dir, "logs")))
+                    else:
+                        log("TensorBoard is not installed: no logs/ for this run (pip install tensorboard)")
+                net.fit(train, validation_data=val, epochs=epochs, initial_epoch=done, callbacks=callbacks,
+                        shuffle=False, verbose=verbose)  # the pipeline shuffles (seeded)
+                diverged = committer.divergence_message() if committer.diverged else None
+            if diverged:
+                raise cb.TrainingDiverged(diverged)
+        seconds = time.time() - started
+
+        final = inference_model(spec, net, build_kwargs)
+        labels, scores = predict_scores(final, test, output=spec.output)
+        evaluation = summarize(labels, scores, source.class_names)
+    log(f"Test accuracy {evaluation['accuracy']:.4f}" +
+        (f", top-5 {evaluation['top5']:.4f}" if evaluation["top5"] is not None else "") +
+        f" on {evaluation['examples']} test images")
+
+    meta = {
+        "model": spec.name, "dataset": source.name, "class_names": list(source.class_names),
+        "input_shape": list(shape), "output": spec.output, "preprocessing": prep.to_dict(),
+        "recipe": rec.name, "recipe_details": rec.to_dict(), "epochs": epochs, "batch_size": batch_size,
+        "precision": precision, "strategy": type(dist).__name__, "replicas": replicas,
+        "test_accuracy": evaluation["accuracy"], "test_top5": evaluation["top5"],
+        "test_examples": evaluation["examples"], "best_validation": state.best,
+        "training_seconds_this_run": round(seconds, 1), "seed": seed, "limit": limit,
+        "versions": md.versions(), "git_commit": md.git_commit(),
+    }
+    if chief:
+        _save_model(final, os.path.join(work_dir, md.MODEL_FILENAME))
+        md.write(work_dir, meta)
+        plot_history(state.history, os.path.join(work_dir, "curves.png"),
+                     title=f"{spec.name} on {source.name} ({rec.name} recipe)")
+        log(f"Wrote {os.path.join(work_dir, md.MODEL_FILENAME)}, metadata.json, history.csv, curves.png")
+    else:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    return FitResult(model=final, history=list(state.history), metadata=meta, evaluation=evaluation,
+                     output_dir=output_dir, resumed_from=done)

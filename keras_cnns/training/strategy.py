@@ -1,0 +1,82 @@
+"""Distribution: one device, MirroredStrategy over GPUs (or logical CPUs), MultiWorkerMirroredStrategy.
+
+``strategy="auto"`` mirrors over every GPU when more than one is visible and otherwise uses the default
+(one-device) strategy. ``cpu_replicas=N`` splits the CPU into N logical devices so that the mirrored path
+runs without GPUs; it must happen before TensorFlow initialises its runtime (in a fresh process: apps/train.py
+does it first thing). ``"multiworker"`` reads the cluster from the TF_CONFIG environment variable.
+"""
+
+import json
+import os
+
+import tensorflow as tf
+
+STRATEGIES = ("auto", "mirrored", "multiworker", "default")
+
+
+def configure_cpu_replicas(n):
+    """Splits the first physical CPU into `n` logical devices. Call before TensorFlow initialises."""
+    n = int(n or 0)
+    if n <= 1:
+        return
+    cpus = tf.config.list_physical_devices("CPU")
+    current = tf.config.get_logical_device_configuration(cpus[0])
+    if current and len(current) == n:
+        return
+    try:
+        tf.config.set_logical_device_configuration(
+            cpus[0], [tf.config.LogicalDeviceConfiguration() for _ in range(n)])
+    except RuntimeError:
+        raise RuntimeError(
+            f"cpu_replicas={n} needs {n} logical CPU devices, which can only be configured before TensorFlow "
+            "initialises. Run it in a fresh process (apps/train.py --cpu-replicas N, or call "
+            "keras_cnns.training.configure_cpu_replicas(N) before building any model).") from None
+
+
+def make_strategy(name="auto", cpu_replicas=0):
+    """Returns a tf.distribute.Strategy for `name` in STRATEGIES."""
+    if name not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}. Received: strategy={name!r}")
+    if name == "multiworker":
+        if not os.environ.get("TF_CONFIG"):
+            raise ValueError("strategy='multiworker' reads the cluster from the TF_CONFIG environment variable, "
+                             "which is not set. Received: TF_CONFIG=None")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if cpu_replicas and cpu_replicas > 1:
+        configure_cpu_replicas(cpu_replicas)
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "auto" and len(gpus) <= 1 and not (cpu_replicas and cpu_replicas > 1):
+        return tf.distribute.get_strategy()
+    if len(gpus) > 1 or (gpus and not cpu_replicas):
+        return tf.distribute.MirroredStrategy()
+    cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+    if cpu_replicas and len(cpus) < cpu_replicas:
+        raise RuntimeError(f"cpu_replicas={cpu_replicas} but only {len(cpus)} logical CPU devices exist: "
+                           "TensorFlow was initialised before they could be configured. Use a fresh process.")
+    return tf.distribute.MirroredStrategy(devices=cpus[:max(cpu_replicas, 1)],
+                                          cross_device_ops=tf.distribute.ReductionToOneDevice())
+
+
+def is_chief(strategy):
+    """True on the worker that writes outputs (always true outside multi-worker training)."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return True
+    resolver = strategy.cluster_resolver
+    task_type, task_id = resolver.task_type, resolver.task_id
+    return task_type is None or task_type == "chief" or (task_type == "worker" and task_id == 0 and
+                                                         "chief" not in json.loads(os.environ["TF_CONFIG"])
+                                                         .get("cluster", {}))
+
+
+def describe(strategy):
+    """One line: the strategy and its devices."""
+    n = strategy.num_replicas_in_sync
+    kind = type(strategy).__name__
+    if isinstance(strategy, tf.distribute.MirroredStrategy):
+        return f"{kind} over {n} replicas ({', '.join(strategy.extended.worker_devices)})"
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        r = strategy.cluster_resolver
+        return f"{kind} with {n} replicas in sync (this process: {r.task_type} {r.task_id})"
+    return f"{kind} (one device)"
