@@ -191,7 +191,7 @@ def inference_model(training_model):
             f"Received: a model {training_model.name!r} with no layer named 'predictions'")
     if not names & set(AUX_AFTER.values()):
         return training_model
-    return keras.Model(training_model.inputs, training_model.get_layer("predictions").output,
+    return keras.Model(training_model.input, training_model.get_layer("predictions").output,
                        name=training_model.name)
 
 
