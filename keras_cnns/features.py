@@ -63,4 +63,5 @@ def feature_extractor(model, endpoints=None):
     if missing:
         raise ValueError(f"{model.name} has no end point(s) {missing}. Available: {list(available)}")
     outputs = {e: model.get_layer(available[e]).output for e in endpoints}
-    return keras.Model(model.inputs, outputs, name=f"{model.name}_features")
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    return keras.Model(inputs, outputs, name=f"{model.name}_features")

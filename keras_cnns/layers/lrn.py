@@ -16,7 +16,7 @@ class LocalResponseNormalization(keras.layers.Layer):
 
     def __init__(self, depth=5, bias=2.0, alpha=1e-4, beta=0.75, **kwargs):
         super().__init__(**kwargs)
-        if int(depth) != depth or depth < 1 or depth % 2 == 0:
+        if not isinstance(depth, (int, float)) or int(depth) != depth or depth < 1 or depth % 2 == 0:
             raise ValueError(f"LocalResponseNormalization: depth (n) must be a positive odd integer. "
                              f"Received: depth={depth!r}")
         self.depth = int(depth)
