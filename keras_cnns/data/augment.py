@@ -82,9 +82,9 @@ def pca_shift(alpha, eigenvalues, eigenvectors):
 
 
 def resize_shorter_side(image, side):
-    """Scales the image (aspect kept) so that its shorter side is ``side`` (a Python or tensor number)."""
+    """Scales the image or batch (aspect kept) so that its shorter side is ``side`` (a number or a tensor)."""
     shape = tf.shape(image)
-    h, w = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
+    h, w = tf.cast(shape[-3], tf.float32), tf.cast(shape[-2], tf.float32)
     scale = tf.cast(side, tf.float32) / tf.minimum(h, w)
     new = tf.cast(tf.round(tf.stack([h * scale, w * scale])), tf.int32)
     return tf.image.resize(tf.cast(image, tf.float32), tf.maximum(new, tf.cast(side, tf.int32)))

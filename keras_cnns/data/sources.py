@@ -90,16 +90,19 @@ class Source:
         return False
 
     # -- statistics of the training split, computed once and stored ----------------------------------
-    def statistics(self, max_images=20000, seed=0):
+    def statistics(self, max_images=None, seed=0):
         """Per-channel mean and std (0..255 scale) of the training images and, for RGB sources, the
         eigen-decomposition of their 3x3 RGB covariance (AlexNet's PCA colour augmentation, computed on
         pixel values scaled to [0, 1]).
 
-        Computed over the whole training split when it has at most ``max_images`` images, else over a
-        seeded sample of that many (a 3x3 covariance is estimated well long before 1.2M images).
+        Computed over the whole training split when it is in memory or has at most ``max_images`` images
+        (default 20,000 for sources read from files), else over a seeded sample of that many (a 3x3
+        covariance is estimated well long before ImageNet's 1.2M images).
         Kept on the source and in a small JSON file under ``$KERAS_CNNS_CACHE_DIR`` (default
         ~/.keras/keras_cnns/stats), so a second run does not recompute it.
         """
+        if max_images is None:
+            max_images = self.size("train") if self.is_in_memory() else 20000
         key = f"{self.fingerprint()}-{max_images}-{seed}"
         cached = getattr(self, "_statistics", {})
         if key in cached:
@@ -134,8 +137,8 @@ class Source:
         total_sq = np.zeros(self.channels)
         outer = np.zeros((self.channels, self.channels))
         count = 0
-        for images, _ in self.examples("train", indices).batch(1 if self.image_size is None else 1024):
-            pixels = images.numpy().reshape(-1, self.channels).astype(np.float64)
+        for images in self._image_chunks(indices):
+            pixels = images.reshape(-1, self.channels).astype(np.float64)
             total += pixels.sum(0)
             total_sq += (pixels ** 2).sum(0)
             outer += pixels.T @ pixels
@@ -149,6 +152,11 @@ class Source:
             stats["pca_eigenvalues"] = eigvals.tolist()
             stats["pca_eigenvectors"] = eigvecs.tolist()
         return stats
+
+    def _image_chunks(self, indices):
+        """uint8 NumPy chunks of training images (the indices given, or all)."""
+        for images, _ in self.examples("train", indices).batch(1 if self.image_size is None else 1024):
+            yield images.numpy()
 
     def __repr__(self):
         return (f"<{type(self).__name__} {self.name!r}: {self.num_classes} classes, {self.channels} channel(s), "
@@ -203,6 +211,13 @@ class ArraySource(Source):
             indices = np.asarray(indices, dtype=np.int64)
             images, labels = images[indices], labels[indices]
         return tf.data.Dataset.from_tensor_slices((images, labels))
+
+    def _image_chunks(self, indices):
+        images = self._arrays["train"][0]
+        if indices is not None:
+            images = images[indices]
+        for start in range(0, len(images), 4096):
+            yield images[start:start + 4096]
 
     def fingerprint(self):
         digest = hashlib.sha1()
