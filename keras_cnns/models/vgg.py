@@ -1,0 +1,244 @@
+"""VGG: Simonyan, Zisserman, "Very Deep Convolutional Networks for Large-Scale Image Recognition"
+(ICLR 2015, arXiv:1409.1556).
+
+Configurations A, A-LRN, B, C, D and E come from one table written as the paper's Table 1
+("conv3-64" = 64 filters 3x3, stride 1, padding 1; "conv1-256" = a 1x1 convolution; "LRN"; every
+block ends in a 2x2 max-pool with stride 2), followed by FC-4096, FC-4096 (ReLU, dropout 0.5) and the
+classifier. Layer names follow keras.applications (block1_conv1 ... block5_pool, predictions) except
+the hidden fully connected layers, named fc6 and fc7 as in the paper's lineage (keras.applications:
+fc1, fc2), so a vgg16/vgg19 built here holds the same weights, in the same order, as
+keras.applications.VGG16/VGG19 and can import its ImageNet weights (``weights="imagenet"``).
+
+Deviations from the paper:
+- Initialisation: Keras' Glorot-uniform weights and zero biases, the procedure the paper itself
+  reports (section 3.1) to work without pre-training; the paper trained A from N(0, 0.01) and
+  initialised the deeper nets from A.
+- vgg*_bn: BatchNormalization (Ioffe & Szegedy 2015, later work) between every convolution and its
+  ReLU; the convolution then has no bias (the batch norm's beta plays its role).
+- vgg_cifar: the D trunk with batch norm on 32x32 inputs, and a shrunk head FC-512, FC-512 (dropout
+  0.5) for small data sets; not in the paper.
+- include_top=False / pooling and num_classes != 1000 are additions for reuse.
+"""
+
+import os
+
+import keras
+
+from keras_cnns.data.preprocessing import Preprocessing
+from keras_cnns.features import register_endpoints
+from keras_cnns.layers.lrn import LocalResponseNormalization
+from keras_cnns.models.common import check_args, classifier, finish_model, pool_features
+from keras_cnns.registry import register_model
+
+PAPER = ("Simonyan, Zisserman 2014, Very Deep Convolutional Networks for Large-Scale Image "
+         "Recognition")
+
+# The paper's Table 1, one tuple per block (each block ends in a 2x2/2 max-pool).
+CONFIGS = {
+    "A": (("conv3-64",), ("conv3-128",), ("conv3-256",) * 2, ("conv3-512",) * 2, ("conv3-512",) * 2),
+    "A-LRN": (("conv3-64", "LRN"), ("conv3-128",), ("conv3-256",) * 2, ("conv3-512",) * 2,
+              ("conv3-512",) * 2),
+    "B": (("conv3-64",) * 2, ("conv3-128",) * 2, ("conv3-256",) * 2, ("conv3-512",) * 2,
+          ("conv3-512",) * 2),
+    "C": (("conv3-64",) * 2, ("conv3-128",) * 2, ("conv3-256", "conv3-256", "conv1-256"),
+          ("conv3-512", "conv3-512", "conv1-512"), ("conv3-512", "conv3-512", "conv1-512")),
+    "D": (("conv3-64",) * 2, ("conv3-128",) * 2, ("conv3-256",) * 3, ("conv3-512",) * 3,
+          ("conv3-512",) * 3),
+    "E": (("conv3-64",) * 2, ("conv3-128",) * 2, ("conv3-256",) * 4, ("conv3-512",) * 4,
+          ("conv3-512",) * 4),
+}
+IMAGENET_HEAD = (4096, 4096)
+CIFAR_HEAD = (512, 512)
+DROPOUT = 0.5
+# Five 2x2/2 max-pools: 32x32 is the smallest input that leaves a 1x1 map.
+MIN_INPUT_SIZE = 2 ** len(CONFIGS["D"])
+
+# keras.applications names of the hidden FC layers, for the ImageNet import.
+APPLICATIONS_NAMES = {"fc6": "fc1", "fc7": "fc2", "predictions": "predictions"}
+APPLICATIONS_BUILDERS = {"vgg16": "VGG16", "vgg19": "VGG19"}
+# keras.applications.vgg16.preprocess_input ("caffe" mode): RGB -> BGR, minus the ImageNet mean.
+IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)
+
+
+def imagenet_preprocessing():
+    """The preprocessing keras.applications' VGG ImageNet weights expect ("caffe" mode).
+
+    Shorter side to 256, central 224x224 crop, RGB -> BGR, minus the per-channel ImageNet mean
+    (B, G, R) = (103.939, 116.779, 123.68), no scaling.
+    """
+    return Preprocessing(size=(224, 224), channels=3, resize="crop", crop_from=256,
+                         mean=IMAGENET_MEAN_BGR, std=(1.0, 1.0, 1.0), channel_order="bgr")
+
+
+def _block(x, block, layers, batch_norm):
+    """One block of Table 1: its convolutions (+ LRN) then the 2x2/2 max-pool."""
+    i = 0
+    for layer in layers:
+        if layer == "LRN":
+            # The paper uses Krizhevsky et al.'s LRN constants (the layer's defaults).
+            x = LocalResponseNormalization(name=f"block{block}_lrn")(x)
+            continue
+        i += 1
+        kernel, filters = (int(v) for v in layer[len("conv"):].split("-"))
+        conv_name = f"block{block}_conv{i}"
+        if batch_norm:
+            x = keras.layers.Conv2D(filters, kernel, padding="same", use_bias=False, name=conv_name)(x)
+            x = keras.layers.BatchNormalization(name=f"{conv_name}_bn")(x)
+            x = keras.layers.ReLU(name=f"{conv_name}_relu")(x)
+        else:
+            x = keras.layers.Conv2D(filters, kernel, padding="same", activation="relu", name=conv_name)(x)
+    return keras.layers.MaxPooling2D(2, strides=2, name=f"block{block}_pool")(x)
+
+
+def _vgg(*, spec_name, config, batch_norm, head, default_shape, small_variant, input_shape, num_classes,
+         include_top, pooling, classifier_activation, weights, name):
+    imagenet = spec_name in APPLICATIONS_BUILDERS
+    input_shape = check_args(
+        spec_name, input_shape=input_shape, num_classes=num_classes, include_top=include_top,
+        pooling=pooling, classifier_activation=classifier_activation, weights=weights,
+        default_shape=default_shape, min_size=MIN_INPUT_SIZE, small_variant=small_variant,
+        imagenet=imagenet)
+    inputs = keras.Input(input_shape, name="image")
+    x = inputs
+    for block, layers in enumerate(CONFIGS[config], start=1):
+        x = _block(x, block, layers, batch_norm)
+    # block5_pool: 7x7x512 at 224x224, 1x1x512 at 32x32.
+    if include_top:
+        x = keras.layers.Flatten(name="flatten")(x)
+        for i, units in enumerate(head, start=6):
+            x = keras.layers.Dense(units, activation="relu", name=f"fc{i}")(x)
+            x = keras.layers.Dropout(DROPOUT, name=f"drop{i}")(x)
+        x = classifier(x, num_classes, classifier_activation)
+    else:
+        x = pool_features(x, pooling)
+    import_weights = None
+    if imagenet:
+        def import_weights(model, source):
+            import_applications_weights(model, source, spec_name=spec_name)
+    return finish_model(inputs, x, name=name, weights=weights, import_weights=import_weights)
+
+
+# Registry name -> (Table 1 configuration, batch norm, what differs from the paper).
+VARIANTS = {
+    "vgg11": ("A", False, "Glorot initialisation (the paper's section 3.1 alternative to pre-training)"),
+    "vgg11_lrn": ("A-LRN", False, "Glorot initialisation"),
+    "vgg13": ("B", False, "Glorot initialisation"),
+    "vgg16_c": ("C", False, "Glorot initialisation"),
+    "vgg16": ("D", False, "Glorot initialisation; FC layers named fc6/fc7 (keras.applications: fc1/fc2)"),
+    "vgg19": ("E", False, "Glorot initialisation; FC layers named fc6/fc7 (keras.applications: fc1/fc2)"),
+}
+for _name, _config in (("vgg11", "A"), ("vgg13", "B"), ("vgg16", "D"), ("vgg19", "E")):
+    VARIANTS[f"{_name}_bn"] = (_config, True, "BatchNorm after every conv (later work), convs without bias")
+
+
+def _register(spec_name, config, batch_norm, deviations):
+    @register_model(spec_name, family="vgg", paper=PAPER, input_shape=(224, 224, 3),
+                    min_input_size=MIN_INPUT_SIZE, test_input_shape=(32, 32, 3), deviations=deviations)
+    def build(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
+              classifier_activation="softmax", weights=None, name=spec_name):
+        return _vgg(spec_name=spec_name, config=config, batch_norm=batch_norm, head=IMAGENET_HEAD,
+                    default_shape=(224, 224, 3), small_variant="vgg_cifar", input_shape=input_shape,
+                    num_classes=num_classes, include_top=include_top, pooling=pooling,
+                    classifier_activation=classifier_activation, weights=weights, name=name)
+
+    build.__name__ = build.__qualname__ = spec_name
+    build.__doc__ = (
+        f"VGG configuration {config}{' with batch norm' if batch_norm else ''} (Simonyan & Zisserman "
+        f"2014): 224x224x3 -> five conv blocks -> fc6, fc7 (4096) -> num_classes. Deviations: "
+        f"{deviations}.")
+    return build
+
+
+for _name, (_config, _bn, _deviations) in VARIANTS.items():
+    globals()[_name] = _register(_name, _config, _bn, _deviations)
+
+
+@register_model("vgg_cifar", family="vgg", paper=PAPER, input_shape=(32, 32, 3), min_input_size=MIN_INPUT_SIZE,
+                test_input_shape=(32, 32, 3),
+                deviations="not in the paper: D trunk with BatchNorm on 32x32 inputs, FC head 512-512")
+def vgg_cifar(*, input_shape=None, num_classes=10, include_top=True, pooling=None,
+              classifier_activation="softmax", weights=None, name="vgg_cifar"):
+    """VGG-16 (configuration D, Simonyan & Zisserman 2014) for 32x32 images (CIFAR style).
+
+    Not in the paper: BatchNormalization between every convolution and its ReLU, and the head
+    shrunk to FC-512, FC-512 (dropout 0.5) -> num_classes, since block5_pool is 1x1x512 here.
+    28x28 Fashion-MNIST digits are padded to 32x32 (Preprocessing(resize="pad")) and may stay grey:
+    input_shape=(32, 32, 1).
+    """
+    return _vgg(spec_name="vgg_cifar", config="D", batch_norm=True, head=CIFAR_HEAD,
+                default_shape=(32, 32, 3), small_variant=None, input_shape=input_shape,
+                num_classes=num_classes, include_top=include_top, pooling=pooling,
+                classifier_activation=classifier_activation, weights=weights, name=name)
+
+
+def _applications_model(spec_name, source, include_top):
+    """The keras.applications model that holds `source`'s weights."""
+    if isinstance(source, keras.Model):
+        return source
+    build = getattr(keras.applications, APPLICATIONS_BUILDERS[spec_name])
+    if source == "imagenet":
+        # Keras downloads the file once, then reads it from ~/.keras/models.
+        try:
+            return build(weights="imagenet", include_top=include_top)
+        except Exception as err:  # Keras raises a bare Exception when the download fails.
+            raise OSError(
+                f"{spec_name}: Keras could not fetch its ImageNet weights ({str(err).splitlines()[0]}). "
+                f"Go online once (Keras caches the file in ~/.keras/models), or pass weights= the path "
+                f"of a local copy of keras.applications' {APPLICATIONS_BUILDERS[spec_name]} weights file.") from None
+    path = os.fspath(source)
+    failures = []
+    # A file with the top layers also serves include_top=False (its trunk is copied).
+    for with_top in ((True,) if include_top else (False, True)):
+        try:
+            return build(weights=path, include_top=with_top)
+        except ValueError as err:
+            failures.append(str(err).splitlines()[0])
+    kind = "with the top layers (fc1, fc2, predictions)" if include_top else "with or without the top"
+    raise ValueError(
+        f"{spec_name}: {path!r} is not a keras.applications {APPLICATIONS_BUILDERS[spec_name]} weights file {kind} "
+        f"({'; '.join(failures)}). Received: weights={source!r}")
+
+
+def import_applications_weights(model, source, *, spec_name):
+    """Loads keras.applications VGG16/VGG19 weights into our `model` (built by `spec_name`).
+
+    `source` is "imagenet", the path of a keras.applications .h5 weights file, or a
+    keras.applications model instance. The conv layers carry the same names; fc6, fc7 and
+    predictions take fc1, fc2 and predictions. With include_top=True the model must have 1000
+    classes and a 224x224 input (the size fc1 was trained on); with include_top=False any input
+    size works and only the conv trunk is copied.
+    """
+    ours = [layer for layer in model.layers if layer.weights]
+    include_top = any(layer.name == "predictions" for layer in ours)
+    if include_top and model.get_layer("predictions").units != 1000:
+        raise ValueError(
+            f"{spec_name}: ImageNet weights have 1000 classes; build with num_classes=1000, or with "
+            f"include_top=False and your own head. Received: num_classes="
+            f"{model.get_layer('predictions').units}")
+    src = _applications_model(spec_name, source, include_top)
+    src_layers = {layer.name: layer for layer in src.layers if layer.weights}
+    wanted = {layer.name: APPLICATIONS_NAMES.get(layer.name, layer.name) for layer in ours}
+    src_trunk = {n for n in src_layers if n.startswith("block")}
+    our_trunk = {n for n in wanted.values() if n.startswith("block")}
+    missing = sorted(set(wanted.values()) - set(src_layers))
+    if missing or src_trunk != our_trunk:
+        raise ValueError(
+            f"{spec_name}: the weights source does not match this model: it lacks {missing or 'nothing'} "
+            f"and has conv layers {sorted(src_trunk - our_trunk) or 'none'} that {spec_name} lacks. Pass "
+            f"keras.applications.{APPLICATIONS_BUILDERS[spec_name]} weights"
+            f"{' with the top (include_top=True)' if include_top else ''}. Received: weights={source!r}")
+    for layer in ours:
+        values = src_layers[wanted[layer.name]].get_weights()
+        shapes = [tuple(v.shape) for v in values]
+        expected = [tuple(w.shape) for w in layer.weights]
+        if shapes != expected:
+            hint = (" The ImageNet fc6 expects a 224x224 input; use include_top=False for other sizes."
+                    if layer.name == "fc6" else "")
+            raise ValueError(
+                f"{spec_name}: layer {layer.name} has weights of shapes {expected}, the source "
+                f"{wanted[layer.name]} has {shapes}.{hint} Received: weights={source!r}")
+        layer.set_weights(values)
+
+
+register_endpoints("vgg", [(f"block{b}", rf"block{b}_pool") for b in range(1, 6)]
+                   + [("fc6", r"fc6"), ("fc7", r"fc7")])
