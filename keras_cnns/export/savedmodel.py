@@ -1,0 +1,47 @@
+"""Keras model -> TensorFlow SavedModel, through Keras 3's export API (model.save no longer writes one).
+
+Signatures:
+  serving_default: float32 ``images`` [batch, H, W, C], preprocessed as in training -> ``probabilities``
+    (or ``rbf_distances`` for LeNet-5's RBF output): the model's own output, named.
+  classify_images (with ``uint8_endpoint=True``): uint8 ``images`` [batch, h, w, C] of any size, the
+    training preprocessing (resize/pad, normalisation) inside -> ``probabilities`` (softmax of the
+    negative distances for RBF models) and ``class_index`` (int32 argmax).
+"""
+
+import keras
+import tensorflow as tf
+
+SERVING = "serving_default"
+RAW_IMAGES = "classify_images"
+
+
+def export_savedmodel(model, directory, *, preprocessing, output="probabilities", uint8_endpoint=True):
+    """Writes `model` as a SavedModel in `directory`; returns the directory."""
+    h, w = preprocessing.size
+    c = preprocessing.channels
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+
+    def serve(images):
+        return {output: _main_output(model(images, training=False))}
+
+    archive.add_endpoint(SERVING, serve,
+                         input_signature=[tf.TensorSpec([None, h, w, c], tf.float32, name="images")])
+    if uint8_endpoint:
+        def classify_images(images):
+            scores = _main_output(model(preprocessing.apply(images), training=False))
+            probs = tf.nn.softmax(-scores) if output == "rbf_distances" else scores
+            return {"probabilities": probs, "class_index": tf.argmax(probs, axis=-1, output_type=tf.int32)}
+
+        archive.add_endpoint(RAW_IMAGES, classify_images,
+                             input_signature=[tf.TensorSpec([None, None, None, c], tf.uint8, name="images")])
+    archive.write_out(directory, verbose=False)
+    return directory
+
+
+def _main_output(out):
+    if isinstance(out, dict):
+        return out.get("predictions", next(iter(out.values())))
+    if isinstance(out, (list, tuple)):
+        return out[0]
+    return out

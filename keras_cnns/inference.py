@@ -1,0 +1,426 @@
+"""Use a trained model: load it from wherever it lives, decode images safely, and classify them.
+
+One door, :func:`load`, takes any model source and returns a :class:`Predictor` with one interface:
+
+- a registry name ("lenet5", "inception"): the newest ``saved_models/<name>-*/`` trained by apps/train.py;
+  with ``weights=`` ("imagenet", a keras.applications weights file or model) the model is built with
+  those weights instead, with the 1000 ImageNet class names and the weights' preprocessing;
+- a model directory (model.keras + metadata.json), a ``.keras`` file, a SavedModel directory or a
+  ``.tflite`` file; exported artifacts find their metadata.json beside them (apps/export.py puts it there).
+
+Loading never runs code from a model file: ``.keras`` files load with ``safe_mode=True``, so only Keras'
+own layers and the layers registered by keras_cnns can appear in them.
+
+Images are decoded with Pillow (JPEG, PNG, BMP, GIF, WebP, TIFF; grey, RGBA, palette, CMYK, 16-bit; EXIF
+orientation applied) under a pixel limit that stops decompression bombs; every failure is an
+:class:`ImageError` that says what was wrong and what to do.
+"""
+
+import glob
+import os
+import time
+import warnings
+
+import numpy as np
+
+from keras_cnns import metadata as metadata_lib
+from keras_cnns.data.preprocessing import Preprocessing
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
+MAX_PIXELS = 50_000_000  # ~7000x7000: larger images are refused (a decompression bomb is far larger)
+SAVED_MODELS_ENV = "KERAS_CNNS_SAVED_MODELS"
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN_DATASET = "fashion_mnist"
+
+
+class ImageError(ValueError):
+    """An input image that cannot be classified; the message says why and what to do."""
+
+
+class ModelSourceError(ValueError):
+    """A model source that cannot be loaded; the message says why and what to do."""
+
+
+def saved_models_dir():
+    """Where trained models live: $KERAS_CNNS_SAVED_MODELS, else saved_models/ at the repository root."""
+    return os.environ.get(SAVED_MODELS_ENV) or os.path.join(REPO_ROOT, "saved_models")
+
+
+def default_model_dir():
+    """The shipped default: LeNet-5 trained on Fashion-MNIST."""
+    return os.path.join(saved_models_dir(), "lenet5-fashion_mnist")
+
+
+# --------------------------------------------------------------------------------------------- images
+
+def read_image(path, max_pixels=MAX_PIXELS):
+    """Decodes one image file to a uint8 array (H, W, 1) for grey images or (H, W, 3) for colour ones.
+
+    EXIF orientation is applied; alpha is dropped (composited over black); palette, CMYK, 16-bit and
+    1-bit images are converted; animated GIF/WebP give their first frame. Raises ImageError.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ImageError(f"{path}: no such file; check the path.")
+    if os.path.isdir(path):
+        raise ImageError(f"{path}: is a directory with no images in it.")
+    if os.path.getsize(path) == 0:
+        raise ImageError(f"{path}: the file is empty (0 bytes); give a JPEG, PNG, BMP, GIF or WebP image.")
+    old_limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns between the limit and twice the limit, and raises above: refuse both.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.seek(0)
+                image.load()
+                image = ImageOps.exif_transpose(image)
+                return _to_array(image)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"{path}: the image is larger than the limit of {max_pixels:,} pixels (a possible "
+                         "decompression bomb); shrink it or raise the limit (--max-pixels).") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: not an image Pillow can read; give a JPEG, PNG, BMP, GIF or WebP "
+                         "file.") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as err:
+        raise ImageError(f"{path}: the image is damaged or truncated ({err}); re-save or re-download "
+                         "it.") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = old_limit
+
+
+def _to_array(image):
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        array = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if mode.startswith("I;16") or array.max() > 255 else 255.0
+        return np.clip(np.round(array * (255.0 / top)), 0, 255).astype(np.uint8)[..., None]
+    if mode == "F":
+        array = np.asarray(image, dtype=np.float64)
+        top = 1.0 if array.max() <= 1.0 else 255.0
+        return np.clip(np.round(array * (255.0 / top)), 0, 255).astype(np.uint8)[..., None]
+    if mode in ("1", "L"):
+        return np.asarray(image.convert("L"), dtype=np.uint8)[..., None]
+    if mode == "LA" or (mode == "P" and "transparency" in image.info) or mode in ("RGBA", "PA", "RGBa", "La"):
+        from PIL import Image
+
+        rgba = image.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (0, 0, 0))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return _grey_if_grey(np.asarray(background, dtype=np.uint8), mode)
+    return _grey_if_grey(np.asarray(image.convert("RGB"), dtype=np.uint8), mode)
+
+
+def _grey_if_grey(rgb, mode):
+    if mode in ("LA", "La"):
+        return rgb[..., :1]
+    return rgb
+
+
+def list_images(paths):
+    """Expands directories (their image files, sorted, not recursive); files and missing paths stay."""
+    out = []
+    for path in paths:
+        path = os.fspath(path)
+        if os.path.isdir(path):
+            found = sorted(p for p in glob.glob(os.path.join(path, "*"))
+                           if os.path.isfile(p) and p.lower().endswith(IMAGE_EXTENSIONS))
+            out.extend(found if found else [path])
+        else:
+            out.append(path)
+    return out
+
+
+# ------------------------------------------------------------------------------------------- backends
+
+class Predictor:
+    """A loaded model with its class names and preprocessing, whatever format it came from.
+
+    Attributes:
+      kind: "keras", "savedmodel" or "tflite".
+      source: where it was loaded from.
+      class_names, preprocessing, output ("probabilities" | "rbf_distances"), metadata.
+    """
+
+    kind = "keras"
+
+    def __init__(self, source, metadata):
+        self.source = source
+        self.metadata = dict(metadata)
+        self.preprocessing = Preprocessing.from_dict(self.metadata["preprocessing"])
+        self.output = self.metadata.get("output", "probabilities")
+        self.class_names = list(self.metadata["class_names"])
+
+    def predict(self, inputs):
+        """Preprocessed float32 [B, H, W, C] -> the model's raw output [B, classes] (numpy)."""
+        raise NotImplementedError
+
+    def preprocess(self, images):
+        """uint8 images (each (H, W, C), any size) -> float32 [B, H, W, C] model inputs."""
+        return np.stack([self.preprocessing.apply(image).numpy() for image in images]).astype(np.float32)
+
+    def probabilities(self, raw):
+        """Raw output -> probabilities: softmax(-d) for RBF distances, softmax for logits, else as is."""
+        raw = np.asarray(raw, dtype=np.float64)
+        if self.output == "rbf_distances":
+            return softmax(-raw)
+        sums = raw.sum(axis=-1)
+        if np.all(raw >= -1e-6) and np.allclose(sums, 1.0, atol=1e-3):
+            return raw
+        return softmax(raw)
+
+    def classify(self, images, top=5, batch_size=32):
+        """uint8 images -> per image a list of dicts {index, class, probability[, distance]}, best first."""
+        results = []
+        for start in range(0, len(images), batch_size):
+            raw = self.predict(self.preprocess(images[start:start + batch_size]))
+            probs = self.probabilities(raw)
+            for r, p in zip(np.asarray(raw), probs):
+                best = np.argsort(-p, kind="stable")[:top]
+                entries = []
+                for i in best:
+                    entry = {"index": int(i), "class": self.class_names[i], "probability": float(p[i])}
+                    if self.output == "rbf_distances":
+                        entry["distance"] = float(r[i])
+                    entries.append(entry)
+                results.append(entries)
+        return results
+
+    def latency_ms(self, repeats=20):
+        """Median wall time of one single-image prediction, in milliseconds."""
+        h, w = self.preprocessing.size
+        return median_latency_ms(self.predict, (h, w, self.preprocessing.channels), repeats)
+
+
+def median_latency_ms(predict, shape, repeats=20):
+    """Median wall time of predict() on one zero image of `shape` (H, W, C), after one warm-up call."""
+    x = np.zeros((1,) + tuple(shape), np.float32)
+    predict(x)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        predict(x)
+        times.append(time.perf_counter() - start)
+    return 1000.0 * float(np.median(times))
+
+
+def softmax(x):
+    x = np.asarray(x, dtype=np.float64)
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+class KerasPredictor(Predictor):
+    kind = "keras"
+
+    def __init__(self, model, source, metadata):
+        super().__init__(source, metadata)
+        self.model = model
+
+    def predict(self, inputs):
+        out = self.model(np.asarray(inputs, np.float32), training=False)
+        if isinstance(out, dict):
+            out = out.get("predictions", next(iter(out.values())))
+        elif isinstance(out, (list, tuple)):
+            out = out[0]
+        return np.asarray(out)
+
+
+class SavedModelPredictor(Predictor):
+    kind = "savedmodel"
+
+    def __init__(self, path, metadata):
+        import tensorflow as tf
+
+        super().__init__(path, metadata)
+        self._loaded = tf.saved_model.load(path)
+        if "serving_default" not in self._loaded.signatures:
+            raise ModelSourceError(f"{path}: the SavedModel has no serving_default signature; export it "
+                                   "with apps/export.py.")
+        self._fn = self._loaded.signatures["serving_default"]
+        _, kwargs = self._fn.structured_input_signature
+        self._input_name = next(iter(kwargs))
+        outputs = sorted(self._fn.structured_outputs)
+        self._output_name = self.output if self.output in outputs else outputs[0]
+
+    def predict(self, inputs):
+        import tensorflow as tf
+
+        out = self._fn(**{self._input_name: tf.constant(np.asarray(inputs, np.float32))})
+        return out[self._output_name].numpy()
+
+
+class TFLitePredictor(Predictor):
+    """Runs a .tflite file in LiteRT's interpreter, one image at a time (quantised inputs handled)."""
+
+    kind = "tflite"
+
+    def __init__(self, path, metadata):
+        from ai_edge_litert.interpreter import Interpreter
+
+        super().__init__(path, metadata)
+        self.interpreter = Interpreter(model_path=path)
+        self.interpreter.allocate_tensors()
+        self._input = self.interpreter.get_input_details()[0]
+        self._output = self.interpreter.get_output_details()[0]
+        expected = tuple(int(d) for d in self._input["shape"][1:])
+        h, w = self.preprocessing.size
+        if expected != (h, w, self.preprocessing.channels):
+            # A (None, None, C) input converts as [1, 1, 1, C]: size it for our preprocessing.
+            self.interpreter.resize_tensor_input(self._input["index"], [1, h, w, self.preprocessing.channels])
+            self.interpreter.allocate_tensors()
+            self._input = self.interpreter.get_input_details()[0]
+            self._output = self.interpreter.get_output_details()[0]
+
+    def predict(self, inputs):
+        outs = []
+        for x in np.asarray(inputs, np.float32):
+            x = x[None]
+            dtype = self._input["dtype"]
+            if dtype != np.float32:
+                scale, zero = self._input["quantization"]
+                info = np.iinfo(dtype)
+                x = np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
+            self.interpreter.set_tensor(self._input["index"], x)
+            self.interpreter.invoke()
+            y = self.interpreter.get_tensor(self._output["index"])
+            if self._output["dtype"] != np.float32:
+                scale, zero = self._output["quantization"]
+                y = (y.astype(np.float32) - zero) * scale
+            outs.append(np.asarray(y, np.float32).reshape(-1))
+        return np.stack(outs)
+
+    def ops(self):
+        """[(op name, dtype of its first input)] of the graph, to tell which ops run in float."""
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        # Without the default XNNPACK delegate, which would fold the graph into one DELEGATE op.
+        plain = Interpreter(model_path=self.source,
+                            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        plain.allocate_tensors()
+        ops = []
+        details = plain._get_ops_details()  # no public equivalent in LiteRT 2.x
+        tensors = {t["index"]: t for t in plain.get_tensor_details()}
+        for op in details:
+            first = [i for i in op["inputs"] if i >= 0]
+            dtype = np.dtype(tensors[first[0]]["dtype"]).name if first and first[0] in tensors else "?"
+            ops.append((op["op_name"], dtype))
+        return ops
+
+
+# --------------------------------------------------------------------------------------------- loading
+
+def load(source=None, weights=None):
+    """Any model source -> a :class:`Predictor`. See the module docstring. Raises ModelSourceError."""
+    from keras_cnns import layers as _  # noqa: F401  (registers our layers before any .keras loads)
+
+    if source is None and weights is None:
+        source = default_model_dir()
+        if not os.path.isdir(source):
+            raise ModelSourceError(
+                f"The default model {source} is not there; train it with "
+                f"`python apps/train.py --model lenet5 --dataset {TRAIN_DATASET}` or pass --model.")
+    source = os.fspath(source)
+    if weights is not None:
+        return _load_with_weights(source, weights)
+    if os.path.exists(source):
+        return _load_path(source)
+    if _looks_like_path(source):
+        raise ModelSourceError(f"{source}: no such model file or directory; check the path.")
+    return _load_name(source)
+
+
+def _looks_like_path(source):
+    return os.sep in source or "/" in source or source.lower().endswith((".keras", ".tflite", ".h5"))
+
+
+def _load_name(name):
+    from keras_cnns.registry import get_spec
+
+    try:
+        spec = get_spec(name)
+    except ValueError as err:
+        raise ModelSourceError(f"{err} (or give a model directory, a .keras, SavedModel or .tflite "
+                               "path).") from None
+    candidates = sorted(
+        glob.glob(os.path.join(saved_models_dir(), f"{spec.name}-*", metadata_lib.MODEL_FILENAME)),
+        key=os.path.getmtime, reverse=True)
+    if not candidates:
+        raise ModelSourceError(
+            f"{spec.name} has no trained weights (no {os.path.join(saved_models_dir(), spec.name)}-*/): "
+            f"train it with `python apps/train.py --model {spec.name} --dataset {TRAIN_DATASET}`"
+            + (", or use ImageNet weights with --weights imagenet" if _has_imagenet(spec.name) else "") + ".")
+    return _load_path(os.path.dirname(candidates[0]))
+
+
+def _has_imagenet(name):
+    from keras_cnns import imagenet
+    return name in imagenet.MODELS
+
+
+def _load_with_weights(name, weights):
+    """A registry model built with foreign weights ("imagenet", a keras.applications file or model)."""
+    from keras_cnns import imagenet
+    from keras_cnns.registry import get_model, get_spec
+
+    try:
+        spec = get_spec(name)
+    except ValueError as err:
+        raise ModelSourceError(f"--weights needs a registry name as the model: {err}") from None
+    if spec.name not in imagenet.MODELS:
+        raise ModelSourceError(
+            f"{spec.name} has no ImageNet weights to import; models that do: {', '.join(imagenet.MODELS)}. "
+            f"Without --weights, {spec.name} is loaded from saved_models/.")
+    if isinstance(weights, (str, os.PathLike)) and weights != "imagenet" and not os.path.exists(weights):
+        raise ModelSourceError(f"{weights}: no such weights file; give 'imagenet' or the path of a "
+                               "keras.applications weights file.")
+    try:
+        model = get_model(spec.name, weights=weights)
+    except Exception as err:  # network errors, bad files: tell, don't trace
+        raise ModelSourceError(
+            f"{spec.name}: could not get the weights {weights!r} ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else ''}). Offline, put Keras' weight file in "
+            "~/.keras/models/ or pass its path with --weights.") from None
+    meta = imagenet.metadata(spec.name, weights=weights, input_shape=model.input_shape[1:])
+    return KerasPredictor(model, f"{spec.name} ({weights if isinstance(weights, str) else 'model'})", meta)
+
+
+def find_metadata(path):
+    """metadata.json of a model path: inside it (a directory), beside it, or one level up."""
+    path = os.path.abspath(path)
+    start = path if os.path.isdir(path) else os.path.dirname(path)
+    for directory in (start, os.path.dirname(start)):
+        if os.path.isfile(os.path.join(directory, metadata_lib.FILENAME)):
+            return metadata_lib.read(directory)
+    raise ModelSourceError(
+        f"{path}: no {metadata_lib.FILENAME} beside it, so its class names and preprocessing are unknown; "
+        "use a model directory written by apps/train.py or an artifact written by apps/export.py.")
+
+
+def _load_path(path):
+    import keras
+
+    if os.path.isdir(path):
+        if os.path.isfile(os.path.join(path, "saved_model.pb")):
+            return SavedModelPredictor(path, find_metadata(path))
+        model_file = os.path.join(path, metadata_lib.MODEL_FILENAME)
+        if not os.path.isfile(model_file):
+            raise ModelSourceError(
+                f"{path}: not a model directory (no {metadata_lib.MODEL_FILENAME} and no saved_model.pb).")
+        path = model_file
+    if path.endswith(".tflite"):
+        return TFLitePredictor(path, find_metadata(path))
+    if not path.endswith(".keras"):
+        raise ModelSourceError(f"{path}: unknown model format; give a .keras file, a .tflite file, a "
+                               "SavedModel directory or a model directory.")
+    meta = find_metadata(path)
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as err:  # a corrupt file or a layer nobody registered: say so in one line
+        raise ModelSourceError(
+            f"{path}: cannot load the model ({type(err).__name__}: {str(err).splitlines()[0][:300]}). Only "
+            "Keras and keras_cnns layers load (safe_mode is on); re-train or re-save it.") from None
+    return KerasPredictor(model, path, meta)
