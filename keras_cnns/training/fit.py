@@ -214,6 +214,8 @@ def fit(model, dataset, *, epochs=None, batch_size=None, recipe="paper", precisi
             train = train.take(steps)
             val = val.take(math.ceil(limit / batch_size)) if val is not None else None
             test = test.take(math.ceil(limit / batch_size))
+        # Keras counts the steps of an epoch itself when the cardinality is known (no "ran out of data").
+        train = train.apply(tf.data.experimental.assert_cardinality(steps))
         log(f"Data: {source.name}: {splits.train_size} training, {splits.validation_size} validation, "
             f"{splits.test_size} test images; {steps} steps per epoch; augment={augment}")
 
@@ -252,8 +254,9 @@ def fit(model, dataset, *, epochs=None, batch_size=None, recipe="paper", precisi
         if done < epochs:
             if multiworker:
                 from keras_cnns.training.loop import custom_fit
-                diverged = custom_fit(net, dist, train, val, epochs=epochs, initial_epoch=done, state=state,
-                                      global_batch=batch_size, steps=steps, log=log, verbose=verbose)
+                diverged = custom_fit(net, dist, train, val, loss=loss, loss_weights=loss_weights, epochs=epochs,
+                                      initial_epoch=done, state=state, global_batch=batch_size,
+                                      output=spec.output, log=log, verbose=verbose)
             else:
                 committer = cb.EpochCommitter(state, plateau)
                 callbacks = [c for c in (plateau, committer) if c is not None]

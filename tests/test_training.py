@@ -1,0 +1,180 @@
+"""fit(): outputs, metadata, resume bookkeeping, NaN stop, seeds. Tiny data (a few hundred Fashion-MNIST
+images) and LeNet-5, one or two epochs each."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import keras_cnns
+from keras_cnns import data, metadata, training
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def small_arrays(n_train=512, n_test=128):
+    """The first images of Fashion-MNIST's train and test splits."""
+    source = data.load_source("fashion_mnist")
+    (x, y), (xt, yt) = source.arrays("train"), source.arrays("test")
+    return (x[:n_train], y[:n_train]), (xt[:n_test], yt[:n_test]), source.class_names
+
+
+def write_small_fashion_mnist(directory, n_train=512, n_test=128):
+    """A Fashion-MNIST data dir (the four IDX files) holding only the first images: for subprocess runs."""
+    (x, y), (xt, yt), _ = small_arrays(n_train, n_test)
+    os.makedirs(directory, exist_ok=True)
+    for name, array in (("train-images-idx3-ubyte", x[..., 0]), ("train-labels-idx1-ubyte", y),
+                        ("t10k-images-idx3-ubyte", xt[..., 0]), ("t10k-labels-idx1-ubyte", yt)):
+        data.write_idx(os.path.join(directory, name + ".gz"), array)
+    return str(directory)
+
+
+def train_cli(*args, env=None, **kwargs):
+    """subprocess.run of apps/train.py with TensorFlow quiet; returns the CompletedProcess."""
+    env = dict(os.environ if env is None else env, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
+    return subprocess.run([sys.executable, os.path.join(ROOT, "apps", "train.py"), *map(str, args)],
+                          capture_output=True, text=True, env=env, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def small_source():
+    train, test, names = small_arrays()
+    return data.from_arrays(train, test, names, name="fashion_mnist_small")
+
+
+@pytest.fixture(scope="module")
+def two_epochs(small_source, tmp_path_factory):
+    out = tmp_path_factory.mktemp("lenet5")
+    result = training.fit("lenet5", small_source, epochs=2, batch_size=64, recipe="fast", output_dir=str(out),
+                          verbose=0, log=lambda *_: None)
+    return result, str(out)
+
+
+def test_fit_writes_the_model_directory(two_epochs):
+    result, out = two_epochs
+    for name in ("model.keras", "metadata.json", "history.csv", "curves.png"):
+        assert os.path.getsize(os.path.join(out, name)) > 0, name
+    assert os.path.isdir(os.path.join(out, "checkpoints"))
+
+
+def test_metadata_has_every_key_of_the_schema(two_epochs):
+    _, out = two_epochs
+    meta = metadata.read(out)
+    schema = {"format", "model", "dataset", "class_names", "input_shape", "output", "preprocessing", "recipe",
+              "epochs", "test_accuracy", "test_top5", "seed", "versions", "git_commit"}
+    assert schema <= set(meta)
+    assert meta["model"] == "lenet5" and meta["output"] == "rbf_distances"
+    assert meta["class_names"][0] == "T-shirt/top" and len(meta["class_names"]) == 10
+    assert meta["input_shape"] == [32, 32, 1]
+    assert data.Preprocessing.from_dict(meta["preprocessing"]).resize == "pad"
+    assert 0.0 <= meta["test_top5"] <= 1.0 and meta["test_accuracy"] <= meta["test_top5"]
+    assert set(meta["versions"]) == {"keras_cnns", "tensorflow", "keras"}
+
+
+def test_history_has_one_row_per_epoch(two_epochs):
+    result, out = two_epochs
+    rows = training.read_history_csv(os.path.join(out, "history.csv"))
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "lr"} <= set(rows[0])
+    assert rows == result.history
+
+
+def test_saved_model_is_the_inference_model_and_reloads(two_epochs):
+    result, out = two_epochs
+    model, meta = training.evaluate.load_model_dir(out)
+    x = np.random.default_rng(0).normal(size=(3, 32, 32, 1)).astype("float32")
+    np.testing.assert_allclose(model.predict(x, verbose=0), result.model.predict(x, verbose=0), rtol=1e-5)
+
+
+def test_rerunning_a_finished_run_trains_nothing_more(two_epochs, small_source):
+    _, out = two_epochs
+    again = training.fit("lenet5", small_source, epochs=2, batch_size=64, recipe="fast", output_dir=out,
+                         verbose=0, log=lambda *_: None)
+    assert again.resumed_from == 2
+    assert len(training.read_history_csv(os.path.join(out, "history.csv"))) == 2
+
+
+def test_resuming_with_more_epochs_appends_and_keeps_the_best_value(two_epochs, small_source):
+    _, out = two_epochs
+    state_path = os.path.join(out, "checkpoints", "state.json")
+    with open(state_path) as f:
+        best_before = json.load(f)["best"]
+    result = training.fit("lenet5", small_source, epochs=3, batch_size=64, recipe="fast", output_dir=out,
+                          verbose=0, log=lambda *_: None)
+    assert result.resumed_from == 2
+    with open(os.path.join(out, "history.csv")) as f:
+        assert [int(r["epoch"]) for r in csv.DictReader(f)] == [1, 2, 3]
+    with open(state_path) as f:
+        best_after = json.load(f)["best"]
+    # the best-model checkpoint remembers its value: it only moves if epoch 3 beat it
+    third = result.history[2]["val_accuracy"]
+    assert best_after["value"] == max(best_before["value"], third)
+    assert os.path.isfile(os.path.join(out, "checkpoints", best_after["weights"]))
+
+
+def test_a_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(small_source, tmp_path):
+    out = str(tmp_path / "nan")
+    training.fit("lenet5_modern", small_source, epochs=1, batch_size=64, recipe="fast", output_dir=out,
+                 verbose=0, log=lambda *_: None, limit=128)
+    # The same run resumed with a step size that blows the weights up at once.
+    exploding = training.Recipe(family="lenet", name="fast", optimizer="adam", learning_rate=1e30,
+                                epochs=2, batch_size=64)
+    with pytest.raises(training.TrainingDiverged, match="loss became .*last good checkpoint \\(epoch 1\\)"):
+        training.fit("lenet5_modern", small_source, epochs=2, batch_size=64, recipe=exploding, output_dir=out,
+                     verbose=0, log=lambda *_: None, limit=128)
+    with open(os.path.join(out, "checkpoints", "state.json")) as f:
+        state = json.load(f)
+    assert state["epochs_done"] == 1
+    assert os.path.isfile(os.path.join(out, "checkpoints", state["weights"]))
+    assert len(training.read_history_csv(os.path.join(out, "history.csv"))) == 1
+
+
+def test_a_checkpoint_of_another_model_is_refused(two_epochs, small_source):
+    _, out = two_epochs
+    with pytest.raises(ValueError, match="another run"):
+        training.fit("lenet5_modern", small_source, epochs=1, batch_size=64, recipe="fast", output_dir=out,
+                     verbose=0, log=lambda *_: None)
+
+
+def test_the_same_seed_gives_the_same_weights(small_source, tmp_path):
+    weights = []
+    for run in ("a", "b"):
+        result = training.fit("lenet5_modern", small_source, epochs=1, batch_size=64, recipe="fast",
+                              output_dir=str(tmp_path / run), seed=3, verbose=0, log=lambda *_: None, limit=256)
+        weights.append(result.model.get_weights())
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)
+    other = training.fit("lenet5_modern", small_source, epochs=1, batch_size=64, recipe="fast",
+                         output_dir=str(tmp_path / "c"), seed=4, verbose=0, log=lambda *_: None, limit=256)
+    assert any(not np.array_equal(a, b) for a, b in zip(weights[0], other.model.get_weights()))
+
+
+def test_evaluate_gives_per_class_accuracy_and_a_confusion_matrix(two_epochs, tmp_path):
+    _, out = two_epochs
+    labels = np.array([0, 0, 1, 2, 2, 2])
+    scores = np.eye(3)[[0, 1, 1, 2, 2, 0]]
+    summary = training.summarize(labels, scores, ["a", "b", "c"])
+    assert summary["accuracy"] == pytest.approx(4 / 6)
+    assert summary["per_class_accuracy"] == {"a": 0.5, "b": 1.0, "c": pytest.approx(2 / 3)}
+    assert summary["confusion_matrix"][2] == [1, 0, 2]
+    png = str(tmp_path / "cm.png")
+    training.plot_confusion_matrix(summary["confusion_matrix"], summary["class_names"], png)
+    assert os.path.getsize(png) > 0
+
+
+def test_unknown_model_or_precision_raise_value_errors(small_source):
+    with pytest.raises(ValueError, match="Unknown model"):
+        training.fit("lenet6", small_source, epochs=1)
+    with pytest.raises(ValueError, match="Received: precision='float8'"):
+        training.fit("lenet5", small_source, epochs=1, precision="float8")
+
+
+def test_every_registered_model_has_both_recipes():
+    for name in keras_cnns.list_models():
+        spec = keras_cnns.get_spec(name)
+        for recipe in ("paper", "fast"):
+            assert training.get_recipe(spec, recipe).epochs > 0
