@@ -34,10 +34,11 @@ from typing import Tuple
 
 import keras
 
-from keras_cnns.data import Preprocessing
 from keras_cnns.features import register_endpoints
 from keras_cnns.layers.shortcut import ZeroPadShortcut
 from keras_cnns.models.common import check_args, classifier, finish_model, pool_features
+# keras.applications preprocesses its ResNet weights exactly as its VGG ones ("caffe" mode): one description.
+from keras_cnns.models.vgg import imagenet_preprocessing  # noqa: F401
 from keras_cnns.registry import register_model
 
 PAPER = "He et al. 2015, Deep Residual Learning for Image Recognition"
@@ -89,13 +90,6 @@ register_endpoints("resnet", [
     ("conv4", r"conv4_block\d+_out"),
     ("conv5", r"conv5_block\d+_out"),
 ])
-
-
-def imagenet_preprocessing():
-    """keras.applications' "caffe" preprocessing of its ResNet weights: a 224 centre crop of the image
-    resized to 256 on its shorter side, RGB -> BGR, minus the ImageNet BGR mean, no scaling."""
-    return Preprocessing(size=(224, 224), channels=3, resize="crop", crop_from=256,
-                         mean=(103.939, 116.779, 123.68), std=(1.0,), channel_order="bgr")
 
 
 def _conv_bn(x, filters, kernel_size, strides, name, relu=True):
