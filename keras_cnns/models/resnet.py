@@ -23,6 +23,7 @@ Deviations from the paper, all shared by keras.applications and torchvision:
 * A strided 3x3 (and the 7x7 stem) pads one (three) pixel(s) on every side, explicitly; stride-1
   convolutions use "same" padding.
 * The CIFAR zero-padding shortcut appends its zero channels after the identity ones.
+* Keras' default Glorot-uniform initialisation rather than the paper's He initialisation.
 * keras.applications' own ResNets put a bias on every convolution; ours do not (the bias before a
   batch norm is redundant). Importing their weights folds each bias into the batch norm's moving mean,
   which is exact at inference.
@@ -252,13 +253,13 @@ def import_keras_applications(model, source, variant):
 def _imagenet_spec():
     return dict(family="resnet", paper=PAPER, input_shape=(224, 224, 3), min_input_size=32,
                 test_input_shape=(32, 32, 3),
-                deviations="none (stride on the first 1x1, as the paper; bias-free convs + BN)")
+                deviations="Glorot-uniform init (paper: He init); BN epsilon 1.001e-5 as keras.applications")
 
 
 def _cifar_spec():
     return dict(family="resnet", paper=f"{PAPER}, section 4.2 (CIFAR-10)", input_shape=(32, 32, 3),
                 min_input_size=8, test_input_shape=(28, 28, 1),
-                deviations="zero channels appended after the identity in option-A shortcuts")
+                deviations="option-A zero channels appended after the identity; Glorot-uniform init")
 
 
 @register_model("resnet18", **_imagenet_spec())
