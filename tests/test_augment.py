@@ -147,3 +147,12 @@ def test_ten_crop_of_alexnet_227_crops_of_256():
     assert data.ten_crop(tf.zeros([1, 256, 256, 3]), 227).shape == (1, 10, 227, 227, 3)
     with pytest.raises(ValueError, match="Received: crop_size=300"):
         data.ten_crop(tf.zeros([1, 256, 256, 3]), 300)
+
+
+def test_in_a_batch_every_image_gets_its_own_crop_flip_and_colour(image):
+    batch = np.repeat(image[None], 16, axis=0)
+    crops = aug.pad_crop_flip(batch, _seed(0)).numpy()
+    assert crops.shape == batch.shape
+    assert len({c.tobytes() for c in crops}) > 8
+    shifts = aug.pca_colour(batch, [0.05, 0.02, 0.01], np.eye(3), _seed(0)).numpy() - batch
+    assert len({tuple(np.round(s[0, 0], 4)) for s in shifts}) == 16

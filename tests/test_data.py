@@ -335,3 +335,13 @@ def test_measure_pipeline_counts_images():
     ds = data.make_datasets(_id_source(), _raw_prep(), batch_size=10, validation_split=0.0)
     result = data.measure_pipeline(ds.train, batches=5, warmup=1)
     assert result["images"] == 50 and result["images_per_second"] > 0
+
+
+@needs_fashion
+def test_the_example_in_docs_data_md_runs(capsys):
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "data.md")
+    text = open(path).read()
+    example = text.split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(example, path, "exec"), {})
+    expected = example.split("# ('T-shirt/top'", 1)[1].splitlines()[0]
+    assert capsys.readouterr().out.strip() == "('T-shirt/top'" + expected

@@ -1,8 +1,10 @@
 """The papers' data augmentations, as TensorFlow ops usable inside a tf.data pipeline.
 
-Every random function takes one image (H, W, C) in the 0..255 scale and a ``seed``: a shape-[2] integer
-tensor for TensorFlow's stateless random ops. The pipeline gives each image of each epoch its own seed, drawn
-from the run's seed, so the same seed gives the same augmented images, and every epoch new ones.
+Every random function takes one image (H, W, C) or a batch (B, H, W, C) in the 0..255 scale and a ``seed``: a
+shape-[2] integer tensor for TensorFlow's stateless random ops; in a batch every image gets its own draws
+(vectorised: many times faster than one call per image). The pipeline gives each batch of each epoch its own
+seed, drawn from the run's seed, so the same seed gives the same augmented images, and every epoch new ones.
+:func:`scale_jitter` works on one image at a time (each image is resized to its own size).
 
 - :func:`random_crop_flip`: AlexNet's random crops (224 or 227 of 256) with horizontal flips.
 - :func:`pad_crop_flip`: the CIFAR recipe (ResNet paper section 4.2): pad 4 pixels, random crop back, flip.
@@ -23,59 +25,71 @@ def split_seed(seed, n):
     return tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=n)
 
 
-def random_flip(image, seed):
-    """Mirrors the image left-right with probability 1/2."""
-    return tf.image.stateless_random_flip_left_right(image, seed=seed)
+def random_flip(images, seed):
+    """Mirrors each image left-right with probability 1/2."""
+    images, single = _as_batch(images)
+    flip = tf.random.stateless_uniform(tf.shape(images)[:1], seed=seed) < 0.5
+    return _unbatch(tf.where(flip[:, None, None, None], tf.reverse(images, axis=[2]), images), single)
 
 
-def random_crop(image, size, seed):
-    """A random (size[0], size[1]) crop, the same position for every channel."""
+def random_crop(images, size, seed):
+    """A random (size[0], size[1]) window of each image (its own position per image, all channels alike)."""
+    images, single = _as_batch(images)
     h, w = _pair(size)
-    return tf.image.stateless_random_crop(image, [h, w, tf.shape(image)[-1]], seed=seed)
+    shape = tf.shape(images)
+    seeds = split_seed(seed, 2)
+    top = tf.random.stateless_uniform(shape[:1], seed=seeds[0], maxval=shape[1] - h + 1, dtype=tf.int32)
+    left = tf.random.stateless_uniform(shape[:1], seed=seeds[1], maxval=shape[2] - w + 1, dtype=tf.int32)
+    rows = top[:, None] + tf.range(h)[None, :]
+    cols = left[:, None] + tf.range(w)[None, :]
+    cropped = tf.gather(tf.gather(images, rows, axis=1, batch_dims=1), cols, axis=2, batch_dims=1)
+    return _unbatch(cropped, single)
 
 
-def random_crop_flip(image, size, seed):
+def random_crop_flip(images, size, seed):
     """AlexNet: a random size crop (224 or 227 of a 256x256 image) and, half the time, its mirror image."""
     seeds = split_seed(seed, 2)
-    return random_flip(random_crop(image, size, seeds[0]), seeds[1])
+    return random_flip(random_crop(images, size, seeds[0]), seeds[1])
 
 
-def pad_crop_flip(image, seed, pad=4):
+def pad_crop_flip(images, seed, pad=4):
     """CIFAR: zero-pad ``pad`` pixels on each side, crop back to the original size at random, flip.
 
     The padding is black in pixel space (it becomes -mean/std after normalisation).
     """
-    shape = tf.shape(image)
-    padded = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]])
-    seeds = split_seed(seed, 2)
-    cropped = tf.image.stateless_random_crop(padded, shape, seed=seeds[0])
-    return random_flip(cropped, seeds[1])
+    images, single = _as_batch(images)
+    h, w = images.shape[1], images.shape[2]
+    if h is None or w is None:
+        raise ValueError(f"pad_crop_flip needs images of a known size. Received: shape {images.shape}")
+    padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
+    return _unbatch(random_crop_flip(padded, (h, w), seed), single)
 
 
-def pca_colour(image, eigenvalues, eigenvectors, seed, alpha_std=PCA_ALPHA_STD):
+def pca_colour(images, eigenvalues, eigenvectors, seed, alpha_std=PCA_ALPHA_STD):
     """AlexNet's PCA colour augmentation: adds ``sum_i alpha_i * lambda_i * p_i`` to every RGB pixel.
 
     ``p_i`` and ``lambda_i`` are the eigenvectors (columns) and eigenvalues of the 3x3 covariance of the
     training set's RGB values, computed once (:meth:`Source.statistics`); ``alpha_i ~ N(0, alpha_std)`` is drawn
     once per image per call (so per epoch in the pipeline). The paper does not say in which scale the pixel
     values are; the covariance is taken over values in [0, 1] (in 0..255 units the literal formula would shift
-    colours by hundreds of levels) and the shift is multiplied by 255 for this 0..255 image.
+    colours by hundreds of levels) and the shift is multiplied by 255 for these 0..255 images.
 
     Raises:
-      ValueError: on a grey image: the augmentation needs RGB.
+      ValueError: on grey images: the augmentation needs RGB.
     """
-    channels = image.shape[-1]
+    channels = images.shape[-1]
     if channels != 3:
         raise ValueError(f"PCA colour augmentation needs RGB images (3 channels): it perturbs colours along the "
                          f"principal components of the RGB covariance. Use augment='flip', 'cifar' or "
-                         f"'scale_jitter' for grey data. Received: an image with {channels} channel(s)")
-    alpha = tf.random.stateless_normal([3], seed=seed, stddev=alpha_std, dtype=tf.float32)
-    shift = pca_shift(alpha, eigenvalues, eigenvectors)
-    return tf.cast(image, tf.float32) + 255.0 * shift
+                         f"'scale_jitter' for grey data. Received: images with {channels} channel(s)")
+    images, single = _as_batch(images)
+    alpha = tf.random.stateless_normal([tf.shape(images)[0], 3], seed=seed, stddev=alpha_std, dtype=tf.float32)
+    shift = pca_shift(alpha, eigenvalues, eigenvectors)  # [B, 3]
+    return _unbatch(tf.cast(images, tf.float32) + 255.0 * shift[:, None, None, :], single)
 
 
 def pca_shift(alpha, eigenvalues, eigenvectors):
-    """The RGB shift (in [0, 1] units) for coefficients alpha: eigenvectors @ (alpha * eigenvalues)."""
+    """The RGB shift (in [0, 1] units) for coefficients alpha [..., 3]: eigenvectors @ (alpha * eigenvalues)."""
     eigenvalues = tf.constant(np.asarray(eigenvalues), tf.float32)
     eigenvectors = tf.constant(np.asarray(eigenvectors), tf.float32)
     return tf.linalg.matvec(eigenvectors, alpha * eigenvalues)
@@ -91,8 +105,9 @@ def resize_shorter_side(image, side):
 
 
 def scale_jitter(image, size, seed, min_side=256, max_side=512):
-    """VGG's scale jittering: the shorter side is resized to S ~ U[min_side, max_side] (a new S per image per
-    call), then a random size crop is taken and flipped half the time. The paper uses [256, 512] for 224 crops."""
+    """VGG's scale jittering of one image (H, W, C): the shorter side is resized to S ~ U[min_side, max_side]
+    (a new S per image per call), then a random size crop is taken and flipped half the time. The paper uses
+    [256, 512] for 224 crops."""
     h, w = _pair(size)
     if not min_side <= max_side or min(h, w) > min_side:
         raise ValueError(f"scale_jitter needs size <= min_side <= max_side. Received: size={size!r}, "
@@ -121,6 +136,15 @@ def ten_crop(images, crop_size):
     crops = [images[:, top:top + h, left:left + w, :] for top, left in offsets]
     crops += [tf.reverse(c, axis=[2]) for c in crops]
     return tf.stack(crops, axis=1)
+
+
+def _as_batch(images):
+    images = tf.convert_to_tensor(images)
+    return (images[None], True) if images.shape.rank == 3 else (images, False)
+
+
+def _unbatch(images, single):
+    return images[0] if single else images
 
 
 def _pair(size):

@@ -7,9 +7,9 @@ Training pipeline order (each step only where it applies):
      in batches of 256 when all images share one size]
   -> cache (memory, or a file when ``cache`` is a path): everything before is deterministic
   -> shuffle (seeded, reshuffled every epoch)
-  -> random augmentation with one stateless seed per image per epoch, then normalise  [parallel map]
   -> batch (``drop_remainder`` for distribution strategies)
-  -> (without augmentation: normalise the whole batch)  [parallel map]
+  -> random augmentation, each image its own draws from one stateless seed per batch per epoch, then
+     normalise  [parallel map over batches; scale jittering and custom functions run per image before batch]
   -> prefetch
 
 Validation and test run the same :class:`Preprocessing` without augmentation, are cached, batched and
@@ -143,7 +143,8 @@ def _jitter_range(size):
 
 
 def _train_stages(source, prep, augment):
-    """(deterministic stage run before the cache, random stage run after it) for one augmentation."""
+    """(deterministic stage run before the cache, random stage run after it, whether the random stage takes
+    whole batches) for one augmentation."""
     size = prep.size
 
     def to_model_size(image):
@@ -163,7 +164,7 @@ def _train_stages(source, prep, augment):
             image = aug.random_crop_flip(image, size, seeds[0])
             return aug.pca_colour(image, eigenvalues, eigenvectors, seeds[1])
 
-        return fixed, random
+        return fixed, random, True
     if augment == "scale_jitter":
         low, high = _jitter_range(size)
 
@@ -173,9 +174,11 @@ def _train_stages(source, prep, augment):
         def random(image, seed):
             return aug.scale_jitter(image, size, seed, min_side=low, max_side=high)
 
-        return fixed, random
+        return fixed, random, False
+    if callable(augment):
+        return to_model_size, augment, False
     randoms = {None: None, "flip": aug.random_flip, "cifar": aug.pad_crop_flip}
-    return to_model_size, (augment if callable(augment) else randoms[augment])
+    return to_model_size, randoms[augment], True
 
 
 def _options():
@@ -219,7 +222,8 @@ def make_datasets(source, preprocessing=None, batch_size=128, augment=None, vali
       preprocessing: raw image -> model input; default :func:`default_preprocessing` for ``input_shape``.
       batch_size: the global batch size.
       augment: one of ``AUGMENTATIONS`` (None, "flip", "cifar", "alexnet", "scale_jitter") or a function
-        ``(image, seed) -> image`` on one float image in the 0..255 scale at the model's size.
+        ``(image, seed) -> image`` on one float image (H, W, C) in the 0..255 scale at the model's size,
+        ``seed`` a shape-[2] tensor for stateless random ops.
       validation_split: the fraction of the training split held out (seeded) for validation; 0 for none.
       seed: seeds the validation split, the shuffle order and the augmentations.
       drop_remainder: drop the last partial training batch (distribution strategies want equal batches).
@@ -242,26 +246,33 @@ def make_datasets(source, preprocessing=None, batch_size=128, augment=None, vali
     _check_augment(augment, source, preprocessing)
     prep = preprocessing
     train_idx, val_idx = split_indices(source.size("train"), validation_split, seed)
-    fixed, random = _train_stages(source, prep, augment)
+    fixed, random, batched = _train_stages(source, prep, augment)
 
     train = _map_fixed(source.examples("train", train_idx), fixed, source.image_size is not None)
     train = _cached(train, cache if cache is True or not cache else f"{cache}-train-{seed}")
     if shuffle_buffer is None:
         shuffle_buffer = len(train_idx) if source.is_in_memory() else 10_000
     train = train.shuffle(max(1, min(shuffle_buffer, len(train_idx))), seed=seed, reshuffle_each_iteration=True)
-    if random is not None:
-        # One stateless seed per image per epoch: the same run seed gives the same augmentations.
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    # One stateless seed per batch (or per image) per epoch, each image its own draws: the same run seed gives
+    # the same augmentations, every epoch new ones.
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    if random is not None and not batched:
         train = tf.data.Dataset.zip((train, seeds)).map(
-            lambda example, image_seed: (prep.normalize(random(example[0], image_seed)), example[1]),
+            lambda example, image_seed: (random(example[0], image_seed), example[1]),
             num_parallel_calls=AUTOTUNE, deterministic=True)
     train = train.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE, deterministic=True)
-    if random is None:  # normalising whole batches is the same arithmetic, many times faster
+    if random is not None and batched:
+        train = tf.data.Dataset.zip((train, seeds)).map(
+            lambda batch, batch_seed: (prep.normalize(random(batch[0], batch_seed)), batch[1]),
+            num_parallel_calls=AUTOTUNE, deterministic=True)
+    else:
         train = train.map(lambda images, labels: (prep.normalize(images), labels),
                           num_parallel_calls=AUTOTUNE, deterministic=True)
     train = train.prefetch(AUTOTUNE).with_options(_options())
 
-    validation = (_eval_pipeline(source, "train", val_idx, prep, batch_size, cache, f"validation-{seed}") if len(val_idx) else None)
+    validation = None
+    if len(val_idx):
+        validation = _eval_pipeline(source, "train", val_idx, prep, batch_size, cache, f"validation-{seed}")
     test = _eval_pipeline(source, "test", None, prep, batch_size, cache, "test")
     return Datasets(train=train, validation=validation, test=test, class_names=tuple(source.class_names),
                     train_size=len(train_idx), validation_size=len(val_idx), test_size=source.size("test"),
