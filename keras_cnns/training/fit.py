@@ -174,8 +174,8 @@ def fit(model, dataset, *, epochs=None, batch_size=None, recipe="paper", precisi
 
     spec = get_spec(model)
     rec = rc.get_recipe(spec, recipe)
-    epochs = int(epochs or rec.epochs)
-    batch_size = int(batch_size or rec.batch_size)
+    epochs = int(rec.epochs if epochs is None else epochs)
+    batch_size = int(rec.batch_size if batch_size is None else batch_size)
     if epochs < 1:
         raise ValueError(f"epochs must be a positive integer. Received: epochs={epochs!r}")
     if batch_size < 1:

@@ -1,0 +1,78 @@
+"""apps/train.py and apps/evaluate.py from the command line: a tiny run end to end, and bad input giving
+one clear line and exit status 2, never a traceback."""
+
+import importlib.util
+import os
+import subprocess
+import sys
+
+import pytest
+from test_training import ROOT, train_cli, write_small_fashion_mnist
+
+
+def evaluate_cli(*args):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
+    return subprocess.run([sys.executable, os.path.join(ROOT, "apps", "evaluate.py"), *map(str, args)],
+                          capture_output=True, text=True, env=env, timeout=240)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    base = tmp_path_factory.mktemp("apps")
+    data_dir = write_small_fashion_mnist(base / "data", n_train=512, n_test=128)
+    out = base / "lenet5"
+    run = train_cli("--model", "lenet5", "--dataset", "fashion_mnist", "--data-dir", data_dir, "--epochs", 1,
+                    "--batch-size", 64, "--recipe", "fast", "--output", out, "--verbose", 0, timeout=240)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return run, out, data_dir
+
+
+def test_train_prints_the_test_accuracy_and_writes_the_directory(trained):
+    run, out, _ = trained
+    assert "test_accuracy=" in run.stdout
+    assert {"model.keras", "metadata.json", "history.csv", "curves.png"} <= set(os.listdir(out))
+
+
+def test_evaluate_reports_per_class_accuracy_and_writes_a_confusion_matrix(trained):
+    _, out, data_dir = trained
+    res = evaluate_cli(out, "--data-dir", data_dir)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "accuracy" in res.stdout and "Ankle boot" in res.stdout and "top-5" in res.stdout
+    assert os.path.getsize(os.path.join(out, "confusion_matrix.png")) > 0
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--model", "lenet6"], "Unknown model 'lenet6'"),
+    (["--model", "lenet5", "--dataset", "no_such_dataset"], "Unknown data source"),
+    (["--model", "lenet5", "--epochs", "0"], "epochs must be a positive integer"),
+    (["--model", "lenet5", "--cpu-replicas", "-1"], "--cpu-replicas must be 0 or more"),
+    (["--model", "lenet5", "--strategy", "multiworker"], "TF_CONFIG"),
+])
+def test_train_bad_input_is_one_line_and_exit_2(args, words, capsys, monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        _app("train").main(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert words in err and len(err.strip().splitlines()) == 1 and err.startswith("train.py: error")
+
+
+def test_train_bad_input_in_a_real_process_has_no_traceback():
+    res = train_cli("--model", "lenet6", timeout=120)
+    assert res.returncode == 2 and "Unknown model" in res.stderr and "Traceback" not in res.stderr
+
+
+def _app(name):
+    spec = importlib.util.spec_from_file_location(f"apps_{name}", os.path.join(ROOT, "apps", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_evaluate_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
+    evaluate = _app("evaluate")
+    assert evaluate.main([str(tmp_path / "nothing_here")]) == 2
+    assert "no model directory" in capsys.readouterr().err
+    assert evaluate.main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "metadata.json" in err and len(err.strip().splitlines()) == 1
