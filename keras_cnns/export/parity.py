@@ -24,7 +24,10 @@ def measure(reference, candidate_predict, images, labels=None, *, quantize="none
     ref_raw = np.concatenate([reference.predict(images[i:i + 64]) for i in range(0, len(images), 64)])
     cand_raw = np.concatenate([np.asarray(candidate_predict(images[i:i + 64])).reshape(
         min(64, len(images) - i), -1) for i in range(0, len(images), 64)])
-    ref_p, cand_p = reference.probabilities(ref_raw), reference.probabilities(cand_raw)
+    if reference.output == "probabilities" and _is_distribution(ref_raw):
+        ref_p, cand_p = ref_raw, cand_raw  # a softmax head: compare its outputs as they are
+    else:
+        ref_p, cand_p = reference.probabilities(ref_raw), reference.probabilities(cand_raw)
     ref_top, cand_top = ref_p.argmax(-1), cand_p.argmax(-1)
     report = {
         "n_images": int(len(images)),
@@ -49,6 +52,10 @@ def measure(reference, candidate_predict, images, labels=None, *, quantize="none
     report["target"] = ", ".join(target)
     report["meets_target"] = bool(met)
     return report
+
+
+def _is_distribution(x):
+    return bool(np.all(x >= -1e-6) and np.allclose(x.sum(axis=-1), 1.0, atol=1e-3))
 
 
 def size_bytes(path):
