@@ -253,7 +253,7 @@ def format_rows(model, rows, fmt="text"):
               f"{total_params - trainable:,} fixed; BatchNorm moving statistics not counted), "
               f"{total_connections:,} connections")
     if fmt == "markdown":
-        return _markdown(header, table, right=(3, 4)) + "\n" + footer + "\n"
+        return _markdown(header, table, right=(3, 4)) + "\n\n" + footer + "\n"
     widths = [max(len(str(row[i])) for row in [header] + table) for i in range(len(header))]
 
     def line(cells):

@@ -7,7 +7,7 @@ spec.output == "rbf_distances"): the smallest distance is the predicted class.
 
   y_D is the distance to the correct class's prototype. The first term pulls the F6 vector onto the
   right prototype; the second pushes it away from the others, and the constant j (a "rubbish" class)
-  stops the push once every wrong distance is well above j. The paper does not give j; we use 1.0.
+  stops the push once every wrong distance is well above j. We use j = 1.0 (our choice).
   **The training recipe for lenet5 should use this loss** (it is the paper's, and it trains: see
   tests/test_lenet.py).
 * :class:`RBFCrossEntropy` is the common stand-in: softmax cross-entropy over the negated distances

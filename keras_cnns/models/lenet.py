@@ -199,6 +199,23 @@ def digit_bitmaps():
                      for d in range(10)], dtype="float32")
 
 
+def plot_digit_bitmaps(path):
+    """Draws the ten bitmaps side by side (+1 black, -1 white, as in the paper's figure) into `path`."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 10, figsize=(10, 2.2))
+    for digit, (ax, bitmap) in enumerate(zip(axes, digit_bitmaps())):
+        ax.imshow(bitmap, cmap="gray_r", vmin=-1, vmax=1, interpolation="nearest")
+        ax.set_title(str(digit))
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle("LeNet-5 RBF prototypes: 7x12 bitmaps, +1 black, -1 white")
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
 def digit_prototypes(num_classes=10):
     """(num_classes, 84) +/-1 prototypes for the RBF output.
 
