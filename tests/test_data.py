@@ -143,7 +143,7 @@ def _image_bytes(array, fmt):
 
 @pytest.fixture
 def image_folder(tmp_path):
-    """Two classes, every common format, grey and RGB mixed, one corrupt and one truncated file."""
+    """Two classes, every common format, grey and RGB mixed, one corrupt and two truncated files."""
     rng = np.random.default_rng(0)
     files = {
         "cat/a.png": _image_bytes(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8), "PNG"),
@@ -159,6 +159,8 @@ def image_folder(tmp_path):
     files["dog/corrupt.jpg"] = b"\xff\xd8\xff" + rng.bytes(500)
     whole = _image_bytes(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), "PNG")
     files["cat/truncated.png"] = whole[: len(whole) // 2]
+    photo = _image_bytes(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), "JPEG")
+    files["dog/cut.jpg"] = photo[: len(photo) * 2 // 3]
     for name, content in files.items():
         path = tmp_path / "images" / name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -170,9 +172,10 @@ def test_image_folder_skips_corrupt_and_truncated_files_with_their_paths(image_f
     with caplog.at_level(logging.WARNING, logger="keras_cnns.data.sources"):
         source = data.load_source(str(image_folder), test_split=0.25)
     skipped = sorted(os.path.relpath(path, image_folder) for path, _ in source.skipped)
-    assert skipped == ["cat/truncated.png", "dog/corrupt.jpg"]
+    assert skipped == ["cat/truncated.png", "dog/corrupt.jpg", "dog/cut.jpg"]
     assert str(image_folder / "dog" / "corrupt.jpg") in caplog.text
-    assert "Skipped 1 unreadable image(s)" in caplog.text or "Skipped 2 unreadable image(s)" in caplog.text
+    counts = [int(line.split("Skipped ")[1].split()[0]) for line in caplog.text.splitlines() if "Skipped " in line]
+    assert sum(counts) == 3  # a count per split
     assert source.class_names == ("cat", "dog")
     assert source.size("train") + source.size("test") == 8
     assert source.channels == 3 and source.image_size is None  # grey and colour mixed, sizes vary
@@ -189,16 +192,19 @@ def test_image_folder_trains_two_epochs_on_mixed_grey_and_rgb(image_folder):
     assert x.shape[1:] == (16, 16, 3) and x.dtype == tf.float32 and y.dtype == tf.int32
 
 
-def test_image_folder_with_train_and_test_sub_folders(tmp_path):
+def test_image_folder_with_train_and_test_sub_folders_all_grey(tmp_path):
+    formats = ("PNG", "GIF", "BMP")  # TensorFlow decodes GIF and BMP only as RGB: they must come back grey
     for split, n in (("train", 3), ("test", 2)):
         for cls in ("x", "y"):
             for i in range(n):
-                path = tmp_path / split / cls / f"{i}.png"
+                path = tmp_path / split / cls / f"{i}.{formats[i].lower()}"
                 path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(_image_bytes(np.full((8, 8), 40 * i, np.uint8), "PNG"))
+                path.write_bytes(_image_bytes(np.full((8, 8), 40 * i + 1, np.uint8), formats[i]))
     source = data.load_source(str(tmp_path))
     assert source.class_names == ("x", "y") and source.channels == 1 and source.image_size == (8, 8)
     assert (source.size("train"), source.size("test")) == (6, 4)
+    values = sorted(int(image[0, 0, 0]) for image, _ in source.examples("train"))
+    assert values == [1, 1, 41, 41, 81, 81]  # every file decoded, grey values kept exactly
 
 
 # -- TFDS ------------------------------------------------------------------------------------------------

@@ -368,7 +368,11 @@ def _check_image(path):
             image.verify()
         with Image.open(path) as image:
             image.load()
-            return True, image.mode in _GREY_MODES, (image.height, image.width), ""
+            grey = image.mode in _GREY_MODES
+            if image.mode in ("P", "PA"):  # a palette (GIF): grey when every colour has R == G == B
+                rgb = np.asarray(image.convert("RGB"))
+                grey = bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
+            return True, grey, (image.height, image.width), ""
     except Exception as err:  # PIL raises many types for bad files: all mean "skip it"
         return False, False, (0, 0), f"{type(err).__name__}: {err}"
 
@@ -416,7 +420,7 @@ class FolderSource(Source):
     out (``skipped`` lists them, ``len(skipped)`` counts them), so no epoch meets them. When no test folder
     exists, a seeded ``test_split`` fraction of the files is held out as the test split. Grey and colour
     files may be mixed: the source is RGB as soon as one file is colour, and every file is decoded with that
-    explicit channel count.
+    explicit channel count (decoded as RGB, then made grey when every file is grey).
     """
 
     def __init__(self, root, test_split=0.2, seed=0, name=None):
@@ -469,10 +473,10 @@ class FolderSource(Source):
         channels = self.channels
 
         def decode(path, label):
-            image = tf.io.decode_image(tf.io.read_file(path), channels=channels, dtype=tf.uint8,
-                                       expand_animations=False)
-            image.set_shape([None, None, channels])
-            return image, label
+            # Always 3 channels first: TensorFlow decodes GIF, BMP and WebP only to 3 (or 4), never to 1.
+            image = tf.io.decode_image(tf.io.read_file(path), channels=3, dtype=tf.uint8, expand_animations=False)
+            image.set_shape([None, None, 3])
+            return _to_channels(image, channels), label
 
         ds = tf.data.Dataset.from_tensor_slices((paths.astype(str), labels))
         ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
