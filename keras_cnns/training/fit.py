@@ -283,7 +283,7 @@ def fit(model, dataset, *, epochs=None, batch_size=None, recipe="paper", precisi
         "model": spec.name, "dataset": source.name, "class_names": list(source.class_names),
         "input_shape": list(shape), "output": spec.output, "preprocessing": prep.to_dict(),
         "recipe": rec.name, "recipe_details": rec.to_dict(), "epochs": epochs, "batch_size": batch_size,
-        "precision": precision, "strategy": type(dist).__name__, "replicas": replicas,
+        "precision": precision, "strategy": st.strategy_name(dist), "replicas": replicas,
         "test_accuracy": evaluation["accuracy"], "test_top5": evaluation["top5"],
         "test_examples": evaluation["examples"], "best_validation": state.best,
         "training_seconds_this_run": round(seconds, 1), "seed": seed, "limit": limit,

@@ -70,13 +70,22 @@ def is_chief(strategy):
                                                          .get("cluster", {}))
 
 
+def strategy_name(strategy):
+    """The public name of a strategy (MultiWorkerMirroredStrategy's class is CollectiveAllReduceStrategy)."""
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return "MultiWorkerMirroredStrategy"
+    if isinstance(strategy, tf.distribute.MirroredStrategy):
+        return "MirroredStrategy"
+    return "default"
+
+
 def describe(strategy):
     """One line: the strategy and its devices."""
     n = strategy.num_replicas_in_sync
-    kind = type(strategy).__name__
+    kind = strategy_name(strategy)
     if isinstance(strategy, tf.distribute.MirroredStrategy):
         return f"{kind} over {n} replicas ({', '.join(strategy.extended.worker_devices)})"
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         r = strategy.cluster_resolver
         return f"{kind} with {n} replicas in sync (this process: {r.task_type} {r.task_id})"
-    return f"{kind} (one device)"
+    return "Default strategy (one device)"
