@@ -39,7 +39,7 @@ def main(argv=None):
     source = data.load_source(args.dataset, data_dir=args.data_dir)
     input_shape = tuple(int(v) for v in args.input_shape.split(","))
     print(f"{source!r}; input {input_shape}, batch {args.batch_size}")
-    print(f"| augment | images/s | batches | seconds |\n|---|---:|---:|---:|")
+    print("| augment | images/s | batches | seconds |\n|---|---:|---:|---:|")
     for name in args.augment.split(","):
         augment = None if name == "none" else name
         result = pipeline_throughput(source, input_shape, args.batch_size, args.batches, augment)

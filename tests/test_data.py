@@ -1,7 +1,6 @@
 """Sources and pipelines: Fashion-MNIST from the Debian package, MNIST from IDX files, image folders with
 broken files, TFDS when it cannot work, and the seeded validation split."""
 
-import gzip
 import io
 import logging
 import os
@@ -100,6 +99,20 @@ def test_data_dir_comes_before_the_environment_variable_which_comes_before_the_r
     monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path / "env"))
     assert data.load_source("mnist", download=False).size("train") == 9
     assert data.load_source("mnist", data_dir=str(tmp_path / "arg"), download=False).size("train") == 7
+
+
+def test_the_environment_variable_comes_before_the_debian_package_which_comes_before_the_keras_cache(
+        tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    _write_mnist(str(tmp_path / "home" / ".keras" / "datasets" / "fashion-mnist"), n_train=5)
+    monkeypatch.setitem(sources._IDX_DATASETS["fashion_mnist"], "debian", str(tmp_path / "no-package"))
+    assert data.load_source("fashion_mnist", download=False).size("train") == 5  # the Keras cache
+    _write_mnist(str(tmp_path / "package"), n_train=6)
+    monkeypatch.setitem(sources._IDX_DATASETS["fashion_mnist"], "debian", str(tmp_path / "package"))
+    assert data.load_source("fashion_mnist", download=False).size("train") == 6
+    _write_mnist(str(tmp_path / "env"), n_train=8)
+    monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path / "env"))
+    assert data.load_source("fashion_mnist", download=False).size("train") == 8
 
 
 def test_a_truncated_idx_file_is_an_error_naming_it(tmp_path):

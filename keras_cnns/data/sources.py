@@ -22,7 +22,7 @@ import logging
 import os
 import struct
 from concurrent.futures import ThreadPoolExecutor
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -37,13 +37,13 @@ FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 MNIST_CLASSES = tuple(str(d) for d in range(10))
 
-# name -> (class names, Debian package path, sub-folder names tried under a data dir and the Keras cache,
-#          the keras.datasets module, the Keras cache's .npz file if it keeps one, the Debian package)
+# name -> class names, Debian package path, sub-folder names tried under a data dir and the Keras cache,
+#         the keras.datasets module, the Keras cache's .npz file if it keeps one, the Debian package
 _IDX_DATASETS = {
     "fashion_mnist": dict(classes=FASHION_MNIST_CLASSES, debian="/usr/share/datasets/fashion-mnist",
                           subdirs=("fashion-mnist", "fashion_mnist"), keras="fashion_mnist", npz=None,
                           package="dataset-fashion-mnist"),
-    "mnist": dict(classes=MNIST_CLASSES, debian="/usr/share/datasets/mnist",
+    "mnist": dict(classes=MNIST_CLASSES, debian=None,  # Debian packages no MNIST
                   subdirs=("mnist",), keras="mnist", npz="mnist.npz", package=None),
 }
 _IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
