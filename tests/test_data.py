@@ -275,7 +275,7 @@ def test_training_order_is_seeded_and_reshuffled_every_epoch():
 def test_drop_remainder_gives_full_static_batches_and_the_shard_policy_is_explicit():
     ds = data.make_datasets(_id_source(), _raw_prep(), batch_size=32, validation_split=0.1, drop_remainder=True)
     assert ds.train.element_spec[0].shape == (32, 4, 4, 1)
-    assert sum(1 for _ in ds.train) == ds.steps_per_epoch == 180 // 32
+    assert sum(1 for _ in ds.train) == ds.steps_per_epoch == int(ds.train.cardinality()) == 180 // 32
     assert sum(int(x.shape[0]) for x, _ in ds.validation) == 20  # evaluation keeps every example
     policy = ds.train.options().experimental_distribute.auto_shard_policy
     assert policy == tf.data.experimental.AutoShardPolicy.DATA

@@ -200,9 +200,11 @@ def _cached(ds, cache):
 def _map_fixed(ds, fn, same_size):
     """ds.map(fn) on the images; in batches of 256 (the same ops, far fewer calls) when all share one size."""
     if same_size:
+        count = int(ds.cardinality())
         ds = ds.batch(256).map(lambda images, labels: (fn(images), labels), num_parallel_calls=AUTOTUNE,
-                               deterministic=True)
-        return ds.unbatch()
+                               deterministic=True).unbatch()
+        # unbatch() forgets the count; Keras wants it for its progress bar and steps per epoch
+        return ds.apply(tf.data.experimental.assert_cardinality(count)) if count >= 0 else ds
     return ds.map(lambda image, label: (fn(image), label), num_parallel_calls=AUTOTUNE, deterministic=True)
 
 
