@@ -7,8 +7,11 @@ import numpy as np
 
 
 def _pyplot():
+    import sys
+
     import matplotlib
-    matplotlib.use("Agg", force=False)
+    if "matplotlib.pyplot" not in sys.modules:   # a notebook has already chosen its (inline) backend
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
 

@@ -185,7 +185,9 @@ def learning_rate_schedule(recipe, steps_per_epoch, epochs):
     if recipe.schedule in ("constant", "plateau"):
         return lr
     if recipe.schedule == "step":
-        bounds = [b * steps_per_epoch for b in recipe.boundaries if b < epochs]
+        # PiecewiseConstantDecay switches after a boundary step: the first step of epoch b (0-based) is
+        # step b * steps_per_epoch, so the boundary is the step before it.
+        bounds = [b * steps_per_epoch - 1 for b in recipe.boundaries if b < epochs]
         values = [lr * recipe.factor ** i for i in range(len(bounds) + 1)]
         return keras.optimizers.schedules.PiecewiseConstantDecay(bounds, values) if bounds else lr
     if recipe.schedule == "exponential":
