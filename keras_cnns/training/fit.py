@@ -95,13 +95,18 @@ def _losses_and_metrics(spec, num_classes, aux_weight):
     loss, accuracy = loss_and_metric(spec.output)
     metrics = [accuracy]
     if spec.output == "probabilities" and num_classes > 5:
-        metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5"))
+        metrics.append(keras.metrics.MeanMetricWrapper(_top5, name="top5"))
     if not aux_weight:
         return loss, None, metrics
     names = ("predictions",) + AUX_OUTPUTS
     losses = {n: loss_and_metric(spec.output)[0] for n in names}
     weights = {n: (1.0 if n == "predictions" else aux_weight) for n in names}
     return losses, weights, {"predictions": metrics}
+
+
+def _top5(y_true, y_pred):
+    """Top-5 accuracy that also takes bfloat16/float16 outputs (tf.math.in_top_k wants float32)."""
+    return keras.metrics.sparse_top_k_categorical_accuracy(y_true, keras.ops.cast(y_pred, "float32"), k=5)
 
 
 def _supports_aux(spec):

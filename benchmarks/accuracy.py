@@ -1,0 +1,113 @@
+"""Fashion-MNIST accuracy and CPU speed of the zoo's small models (a benchmark, not a test).
+
+    python benchmarks/accuracy.py            # the full thing: tens of minutes on 2 CPU cores
+    python benchmarks/accuracy.py --smoke    # 1 epoch on 512 images per run: checks the script works
+
+Writes benchmarks/results/accuracy.csv and accuracy.md with, per run: model, recipe, epochs, test accuracy,
+wall time, training images/s and the input pipeline's images/s (keras_cnns.data.measure_pipeline), then
+float32 vs mixed_bfloat16 and XLA (jit) on vs off training throughput. Targets from issue 3:
+lenet5 >= 0.89, lenet5_modern >= 0.91, resnet20 >= 0.935.
+"""
+
+import os
+import sys
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:] = [_ROOT] + [p for p in sys.path if os.path.abspath(p or ".") != os.path.join(_ROOT, "benchmarks")]
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import argparse  # noqa: E402
+import csv  # noqa: E402
+import time  # noqa: E402
+
+ACCURACY_RUNS = [  # (model, recipe, target test accuracy)
+    ("lenet5", "paper", 0.89),
+    ("lenet5_modern", "fast", 0.91),
+    ("resnet20", "fast", 0.935),
+]
+SPEED_MODELS = ("lenet5_modern", "resnet20")
+SPEED_SETTINGS = [("float32", False), ("float32", True), ("mixed_bfloat16", False), ("mixed_bfloat16", True)]
+
+
+def pipeline_images_per_second(model, dataset, batch_size, batches):
+    from keras_cnns import data, get_spec
+    from keras_cnns.training.recipes import get_recipe
+    spec = get_spec(model)
+    source = data.load_source(dataset)
+    prep = data.default_preprocessing(source, spec.input_shape)
+    augment = get_recipe(spec, "fast").augment
+    splits = data.make_datasets(source, preprocessing=prep, batch_size=batch_size, augment=augment, seed=0)
+    return data.measure_pipeline(splits.train, batches=batches, warmup=5)["images_per_second"]
+
+
+def run_accuracy(model, recipe, target, args, work):
+    from keras_cnns import training
+    epochs = 1 if args.smoke else None
+    start = time.time()
+    result = training.fit(model, args.dataset, recipe=recipe, epochs=epochs, output_dir=os.path.join(work, model),
+                          resume=False, limit=args.limit, verbose=args.verbose, tensorboard=False)
+    wall = time.time() - start
+    rows = result.history
+    train_seconds = sum(r.get("seconds", 0) for r in rows)
+    meta = result.metadata
+    per_epoch = (args.limit or 54000) // meta["batch_size"] * meta["batch_size"]
+    return {
+        "kind": "accuracy", "model": model, "recipe": recipe, "precision": "float32", "jit": "auto",
+        "epochs": meta["epochs"], "test_accuracy": round(meta["test_accuracy"], 4), "target": target,
+        "wall_seconds": round(wall, 1),
+        "train_images_per_second": round(per_epoch * len(rows) / max(train_seconds, 1e-9), 1),
+        "pipeline_images_per_second": round(pipeline_images_per_second(model, args.dataset, meta["batch_size"],
+                                                                       20 if args.smoke else 200), 1),
+    }
+
+
+def run_speed(model, precision, jit, args, work):
+    """Training images/s for one epoch over `limit` images (tracing and compilation included)."""
+    from keras_cnns import training
+    limit = args.limit or 8192
+    start = time.time()
+    result = training.fit(model, args.dataset, recipe="fast", epochs=1, batch_size=128, precision=precision,
+                          jit=jit, limit=limit, output_dir=os.path.join(work, f"{model}-{precision}-{jit}"),
+                          resume=False, verbose=0, tensorboard=False, log=lambda *_: None)
+    seconds = result.history[0]["seconds"]
+    return {"kind": "speed", "model": model, "recipe": "fast", "precision": precision, "jit": jit, "epochs": 1,
+            "test_accuracy": round(result.metadata["test_accuracy"], 4), "target": "",
+            "wall_seconds": round(time.time() - start, 1),
+            "train_images_per_second": round(limit // 128 * 128 / seconds, 1), "pipeline_images_per_second": ""}
+
+
+def write(rows, out_dir):
+    os.makedirs(out_dir, exist_ok=True)
+    columns = list(rows[0])
+    with open(os.path.join(out_dir, "accuracy.csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(r[c]) for c in columns) + " |" for r in rows]
+    with open(os.path.join(out_dir, "accuracy.md"), "w") as f:
+        f.write("# Fashion-MNIST accuracy and CPU speed (benchmarks/accuracy.py)\n\n" + "\n".join(lines) + "\n")
+    return os.path.join(out_dir, "accuracy.md")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dataset", default="fashion_mnist")
+    p.add_argument("--smoke", action="store_true", help="1 epoch on 512 images per run")
+    p.add_argument("--limit", type=int, default=None, help="images per run (default: all; --smoke: 512)")
+    p.add_argument("--out", default=os.path.join(_ROOT, "benchmarks", "results"))
+    p.add_argument("--skip-speed", action="store_true")
+    p.add_argument("--verbose", type=int, default=2)
+    args = p.parse_args(argv)
+    if args.smoke and args.limit is None:
+        args.limit = 512
+    work = os.path.join(args.out, "tmp")           # git-ignored
+    rows = [run_accuracy(m, r, t, args, work) for m, r, t in ACCURACY_RUNS]
+    if not args.skip_speed:
+        rows += [run_speed(m, prec, jit, args, work) for m in SPEED_MODELS for prec, jit in SPEED_SETTINGS]
+    print(open(write(rows, args.out)).read())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
