@@ -178,3 +178,16 @@ def test_every_registered_model_has_both_recipes():
         spec = keras_cnns.get_spec(name)
         for recipe in ("paper", "fast"):
             assert training.get_recipe(spec, recipe).epochs > 0
+
+
+def test_googlenet_trains_with_aux_losses_weighted_03_and_saves_without_aux_heads(tmp_path):
+    rng = np.random.default_rng(0)
+    source = data.from_arrays((rng.integers(0, 255, (64, 40, 40, 3)), rng.integers(0, 10, 64)),
+                              (rng.integers(0, 255, (32, 40, 40, 3)), rng.integers(0, 10, 32)), name="noise")
+    result = training.fit("googlenet", source, recipe="fast", epochs=1, batch_size=32, input_shape=(96, 96, 3),
+                          augment=None, output_dir=str(tmp_path), verbose=0, log=lambda *_: None)
+    row = result.history[0]
+    assert row["loss"] == pytest.approx(row["predictions_loss"] + 0.3 * (row["aux1_loss"] + row["aux2_loss"]),
+                                        rel=1e-3)
+    model, _ = training.evaluate.load_model_dir(str(tmp_path))
+    assert model.output_names == ["predictions"] and not any("aux" in layer.name for layer in model.layers)
