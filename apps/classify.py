@@ -18,10 +18,8 @@ A thin door over keras_cnns.inference.
 import os
 import sys
 
-# Run as a script, apps/ heads sys.path and apps/inspect.py would shadow the standard library's inspect.
-_APPS = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [os.path.dirname(_APPS)] + [p for p in sys.path if os.path.abspath(p or os.getcwd()) != _APPS]
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _bootstrap  # noqa: E402,F401  (repository root on sys.path, apps/ off it)
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -54,18 +52,6 @@ def parse_args(argv):
     return args
 
 
-def _quiet_native_logs():
-    """Native TensorFlow/LiteRT start-up chatter goes to file descriptor 2; point that at /dev/null and
-    keep Python's sys.stderr (our one-line messages) on the original stream."""
-    try:
-        original = os.dup(2)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
-        os.close(devnull)
-        sys.stderr = os.fdopen(original, "w", buffering=1)
-    except OSError:
-        pass
-
 
 def format_text(path, entries, output):
     lines = [path]
@@ -80,7 +66,7 @@ def format_text(path, entries, output):
 
 def main(argv=None):
     args = parse_args(argv)
-    _quiet_native_logs()
+    _bootstrap.quiet_native_logs()
     from keras_cnns import inference
 
     def fail(message):

@@ -8,10 +8,8 @@ mirror images). Bad arguments print one line and exit with status 2.
 import os
 import sys
 
-# Run as a script, apps/ heads sys.path and apps/inspect.py would shadow the standard library's inspect.
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:] = [_ROOT] + [p for p in sys.path if os.path.abspath(p or ".") != os.path.join(_ROOT, "apps")]
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _bootstrap  # noqa: E402,F401  (repository root on sys.path, apps/ off it)
 
 import argparse  # noqa: E402
 import json  # noqa: E402

@@ -16,10 +16,8 @@ A thin door over keras_cnns.export; a bad argument prints one line on stderr and
 import os
 import sys
 
-# Run as a script, apps/ heads sys.path and apps/inspect.py would shadow the standard library's inspect.
-_APPS = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [os.path.dirname(_APPS)] + [p for p in sys.path if os.path.abspath(p or os.getcwd()) != _APPS]
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _bootstrap  # noqa: E402,F401  (repository root on sys.path, apps/ off it)
 
 import argparse  # noqa: E402
 

@@ -12,28 +12,11 @@ A thin door over keras_cnns.inspect. Bad input prints one line on stderr and exi
 import os
 import sys
 
-# This file is named like the standard library's `inspect`, which TensorFlow imports: keep its folder
-# off the import path and put the repository root on it.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.getcwd()) != _HERE]
-sys.path.insert(0, os.path.dirname(_HERE))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _bootstrap  # noqa: E402,F401  (repository root on sys.path, apps/ off it)
 
 import argparse  # noqa: E402
 
-
-def _quiet_native_logs():
-    """TensorFlow's C++ start-up lines go to file descriptor 2 whatever TF_CPP_MIN_LOG_LEVEL says: send
-    that descriptor to /dev/null and keep Python's sys.stderr (our messages, warnings, tracebacks of
-    real bugs) on the original stream."""
-    try:
-        saved = os.dup(2)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
-        os.close(devnull)
-        sys.stderr = os.fdopen(saved, "w", buffering=1)
-    except OSError:
-        pass
 
 
 class _Parser(argparse.ArgumentParser):
@@ -62,7 +45,7 @@ def main(argv=None):
     if args.all and args.input_shape:
         _fail("--input-shape applies to one MODEL, not to --all")
 
-    _quiet_native_logs()
+    _bootstrap.quiet_native_logs()
     from keras_cnns import inspect as anatomy
 
     try:

@@ -7,10 +7,8 @@ command resumes from its last finished epoch. Bad arguments print one line and e
 import os
 import sys
 
-# Run as a script, apps/ heads sys.path and apps/inspect.py would shadow the standard library's inspect:
-# import from the repository root instead.
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:] = [_ROOT] + [p for p in sys.path if os.path.abspath(p or ".") != os.path.join(_ROOT, "apps")]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _bootstrap  # noqa: E402,F401  (repository root on sys.path, apps/ off it)
 
 import argparse  # noqa: E402
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
