@@ -16,6 +16,7 @@ orientation applied) under a pixel limit that stops decompression bombs; every f
 :class:`ImageError` that says what was wrong and what to do.
 """
 
+import abc
 import glob
 import os
 import time
@@ -136,7 +137,7 @@ def list_images(paths):
 
 # ------------------------------------------------------------------------------------------- backends
 
-class Predictor:
+class Predictor(abc.ABC):
     """A loaded model with its class names and preprocessing, whatever format it came from.
 
     Attributes:
@@ -154,9 +155,9 @@ class Predictor:
         self.output = self.metadata.get("output", "probabilities")
         self.class_names = list(self.metadata["class_names"])
 
+    @abc.abstractmethod
     def predict(self, inputs):
         """Preprocessed float32 [B, H, W, C] -> the model's raw output [B, classes] (numpy)."""
-        raise NotImplementedError
 
     def preprocess(self, images):
         """uint8 images (each (H, W, C), any size) -> float32 [B, H, W, C] model inputs."""

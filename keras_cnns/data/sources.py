@@ -14,6 +14,7 @@ Where MNIST-style files are looked for, in order:
 and otherwise a FileNotFoundError says how to get them.
 """
 
+import abc
 import dataclasses
 import gzip
 import hashlib
@@ -52,7 +53,7 @@ _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dt
                0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 
 
-class Source:
+class Source(abc.ABC):
     """A labelled image collection with a train and a test split.
 
     Attributes:
@@ -73,18 +74,18 @@ class Source:
     def num_classes(self):
         return len(self.class_names)
 
+    @abc.abstractmethod
     def size(self, split):
         """Number of examples in split ("train" or "test")."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def examples(self, split, indices=None):
         """tf.data.Dataset of (uint8 image (H, W, channels), int32 label), in the split's fixed order,
         restricted to ``indices`` (positions in the split, kept in the given order) when given."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def fingerprint(self):
         """A short string that changes when the examples change (keys the stored statistics)."""
-        raise NotImplementedError
 
     def is_in_memory(self):
         return False
