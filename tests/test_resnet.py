@@ -157,10 +157,10 @@ def test_layer_names_follow_keras_applications():
 # keras.applications ImageNet import --------------------------------------------------------------
 
 
-def _randomised_reference(input_shape, **kwargs):
-    """keras.applications.ResNet50(weights=None) with random conv biases and BN statistics, so that a
+def _randomised_reference(input_shape, application=keras.applications.ResNet50, **kwargs):
+    """A keras.applications ResNet (weights=None) with random conv biases and BN statistics, so that a
     wrong or missing bias folding (or a skipped layer) shows in the outputs."""
-    reference = keras.applications.ResNet50(weights=None, input_shape=input_shape, **kwargs)
+    reference = application(weights=None, input_shape=input_shape, **kwargs)
     rng = np.random.default_rng(0)
     for layer in reference.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
@@ -197,6 +197,14 @@ def test_keras_applications_resnet50_instance_gives_identical_logits(reference, 
     bias = reference.get_layer("conv3_block2_1_conv").bias.numpy()
     np.testing.assert_allclose(ours.get_layer("conv3_block2_1_bn").moving_mean.numpy(),
                                reference.get_layer("conv3_block2_1_bn").moving_mean.numpy() - bias)
+
+
+@pytest.mark.parametrize("name, application", [("resnet101", keras.applications.ResNet101),
+                                               ("resnet152", keras.applications.ResNet152)])
+def test_keras_applications_resnet101_and_152_instances_give_identical_logits(name, application, images):
+    theirs = _randomised_reference((64, 64, 3), application, classifier_activation=None)
+    ours = keras_cnns.get_model(name, input_shape=(64, 64, 3), classifier_activation=None, weights=theirs)
+    _assert_same_outputs(ours(images), theirs(images))
 
 
 def test_keras_applications_trunk_imports_into_include_top_false(reference, images):

@@ -120,6 +120,15 @@ def test_vgg19_likewise_matches_keras_applications():
     np.testing.assert_allclose(imported(x), theirs(x), rtol=0, atol=1e-6)
 
 
+def test_vgg19_with_its_classifier_imports_from_keras_applications():
+    theirs = keras.applications.VGG19(weights=None)
+    imported = keras_cnns.get_model("vgg19", weights=theirs)
+    x = _images((224, 224, 3), n=1, seed=6, scale=50.0)
+    np.testing.assert_allclose(imported(x), theirs(x), rtol=0, atol=1e-6)
+    del imported, theirs
+    gc.collect()
+
+
 def test_importing_a_keras_applications_h5_file_gives_identical_outputs(tmp_path):
     # The published notop file has the same layout; its trunk works at any input size.
     theirs = keras.applications.VGG16(weights=None, include_top=False)
