@@ -154,16 +154,16 @@ def test_lrn_and_grouped_convolutions_export_to_tflite(tmp_path):
     assert int8["report"]["max_abs_diff"] < 0.05
 
 
-@pytest.mark.skipif("alexnet" not in registry.list_models(), reason="alexnet not registered yet")
-def test_alexnet_runs_in_litert_at_a_small_input(tmp_path):
+@pytest.mark.parametrize("name", ["alexnet", "googlenet", "vgg11_lrn"])
+def test_models_with_lrn_and_grouped_convolutions_run_in_litert_at_a_small_input(tmp_path, name):
     from keras_cnns import metadata
     from keras_cnns.data.preprocessing import Preprocessing
 
-    shape = registry.get_spec("alexnet").test_input_shape
-    model = registry.get_model("alexnet", input_shape=shape, num_classes=5)
+    shape = registry.get_spec(name).test_input_shape
+    model = registry.get_model(name, input_shape=shape, num_classes=5)
     model.save(str(tmp_path / "model.keras"))
     prep = Preprocessing(size=shape[:2], channels=3)
-    metadata.write(str(tmp_path), {"model": "alexnet", "dataset": "random", "class_names": list("abcde"),
+    metadata.write(str(tmp_path), {"model": name, "dataset": "random", "class_names": list("abcde"),
                                    "input_shape": list(shape), "output": "probabilities",
                                    "preprocessing": prep.to_dict()})
     images = np.random.default_rng(0).uniform(size=(8,) + tuple(shape)).astype(np.float32)
