@@ -102,10 +102,14 @@ def main(argv=None):
     if args.smoke and args.limit is None:
         args.limit = 512
     work = os.path.join(args.out, "tmp")           # git-ignored
-    rows = [run_accuracy(m, r, t, args, work) for m, r, t in ACCURACY_RUNS]
+    runs = [(run_accuracy, run) for run in ACCURACY_RUNS]
     if not args.skip_speed:
-        rows += [run_speed(m, prec, jit, args, work) for m in SPEED_MODELS for prec, jit in SPEED_SETTINGS]
-    print(open(write(rows, args.out)).read())
+        runs += [(run_speed, (m, prec, jit)) for m in SPEED_MODELS for prec, jit in SPEED_SETTINGS]
+    rows = []
+    for run, run_args in runs:
+        rows.append(run(*run_args, args, work))
+        report = write(rows, args.out)  # after every run: a long benchmark that is stopped keeps its rows
+    print(open(report).read())
     return 0
 
 

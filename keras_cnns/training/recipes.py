@@ -93,8 +93,8 @@ RECIPES = {(r.family, r.name): r for r in [
        source="LeCun et al. 1998 sec. II-B and III-C: SDLM replaced by Adam on the paper's staircase "
               "(20 passes, steps after passes 2, 5, 8, 12; x0.4 each instead of the paper's uneven ratios); "
               "mini-batches of 64 instead of single examples."),
-    _r("lenet", "fast", optimizer="adam", learning_rate=2e-3, epochs=5, batch_size=128, schedule="cosine",
-       source="Adam with cosine decay: a few epochs on a CPU."),
+    _r("lenet", "fast", optimizer="adam", learning_rate=2e-3, epochs=15, batch_size=128, schedule="cosine",
+       augment="flip", source="Adam with cosine decay and horizontal flips: a few minutes on a CPU."),
     # AlexNet (Krizhevsky et al. 2012, sec. 5).
     _r("alexnet", "paper", optimizer="sgd", learning_rate=0.01, momentum=0.9, weight_decay=5e-4,
        epochs=90, batch_size=128, schedule="plateau", factor=0.1, patience=5, max_drops=3, augment="alexnet",
