@@ -49,11 +49,7 @@ def plot_history(history, path=None, title=None):
         ax.legend()
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    if path:
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-    return fig
+    return _finish(plt, fig, path)
 
 
 def plot_confusion_matrix(matrix, class_names, path=None, title="Confusion matrix"):
@@ -77,6 +73,11 @@ def plot_confusion_matrix(matrix, class_names, path=None, title="Confusion matri
                 ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7,
                         color="white" if norm[i, j] > 0.5 else "black")
     ax.set_title(title)
+    return _finish(plt, fig, path)
+
+
+def _finish(plt, fig, path):
+    """Lays the figure out and, given a path, writes it as a PNG and closes it."""
     fig.tight_layout()
     if path:
         fig.savefig(path, dpi=100)
