@@ -25,6 +25,9 @@ def parse_args(argv=None):
     p.add_argument("--dataset", default="fashion_mnist",
                    help="fashion_mnist, mnist, an image folder (one sub-folder per class), or tfds:NAME")
     p.add_argument("--data-dir", default=None, help="where the dataset's files are")
+    p.add_argument("--input-size", default=None, metavar="N|HxW",
+                   help="train at this image size (channels from the data), e.g. 32 for googlenet on a CPU; "
+                        "default: the model's own")
     p.add_argument("--epochs", type=int, default=None, help="default: the recipe's")
     p.add_argument("--batch-size", type=int, default=None, help="global batch size; default: the recipe's")
     p.add_argument("--recipe", default="paper", choices=("paper", "fast"))
@@ -44,6 +47,17 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def parse_size(text):
+    """'32' -> (32, 32); '48x64' -> (48, 64); None -> None. Anything else: one line and exit 2."""
+    if text is None:
+        return None
+    parts = text.lower().split("x")
+    if len(parts) in (1, 2) and all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        h = int(parts[0])
+        return (h, int(parts[-1]))
+    fail(f"--input-size takes N or HxW in pixels (e.g. 32 or 48x64). Received: {text!r}")
+
+
 def fail(message, code=2):
     print(f"train.py: error: {message}", file=sys.stderr)
     sys.exit(code)
@@ -51,6 +65,7 @@ def fail(message, code=2):
 
 def main(argv=None):
     args = parse_args(argv)
+    input_size = parse_size(args.input_size)
     if args.cpu_replicas < 0:
         fail(f"--cpu-replicas must be 0 or more. Received: {args.cpu_replicas}")
     if args.cpu_replicas > 1:
@@ -65,7 +80,7 @@ def main(argv=None):
         result = fit(args.model, args.dataset, epochs=args.epochs, batch_size=args.batch_size,
                      recipe=args.recipe, precision=args.precision, jit=args.jit, strategy=args.strategy,
                      cpu_replicas=args.cpu_replicas, output_dir=args.output, seed=args.seed,
-                     data_dir=args.data_dir, augment=augment, limit=args.limit, resume=not args.no_resume,
+                     data_dir=args.data_dir, input_shape=input_size, augment=augment, limit=args.limit, resume=not args.no_resume,
                      verbose=args.verbose)
     except TrainingDiverged as err:
         fail(str(err), code=1)

@@ -26,6 +26,8 @@ class ModelSpec:
       deviations: what differs from the paper, in one sentence (shown in the README table).
       output: "probabilities" (softmax head) or "rbf_distances" (LeNet-5's Euclidean RBF units:
         smallest wins).
+      aux_min_input_size: for a model with auxiliary training heads (GoogLeNet's, built with
+        aux_heads=True), the smallest H (= W) at which they fit; None for a model without them.
     """
 
     name: str
@@ -37,6 +39,7 @@ class ModelSpec:
     test_input_shape: Tuple[int, int, int]
     deviations: str = "none"
     output: str = "probabilities"
+    aux_min_input_size: Optional[int] = None
 
 
 _REGISTRY = {}
@@ -44,7 +47,7 @@ _ALIASES = {}
 
 
 def register_model(name, *, family, paper, input_shape, min_input_size, test_input_shape=None,
-                   deviations="none", output="probabilities"):
+                   deviations="none", output="probabilities", aux_min_input_size=None):
     """Decorator: registers a builder under `name`. Refuses a name that is already taken."""
 
     def decorate(builder):
@@ -53,7 +56,7 @@ def register_model(name, *, family, paper, input_shape, min_input_size, test_inp
             name=name, builder=builder, family=family, paper=paper,
             input_shape=tuple(input_shape), min_input_size=int(min_input_size),
             test_input_shape=tuple(test_input_shape or input_shape), deviations=deviations,
-            output=output)
+            output=output, aux_min_input_size=aux_min_input_size)
         return builder
 
     return decorate

@@ -197,7 +197,7 @@ def inference_model(training_model):
 
 @register_model(
     "googlenet", family="googlenet", paper=PAPER, input_shape=(224, 224, 3),
-    min_input_size=MIN_INPUT_SIZE, test_input_shape=(96, 96, 3),
+    min_input_size=MIN_INPUT_SIZE, test_input_shape=(96, 96, 3), aux_min_input_size=AUX_MIN_INPUT_SIZE,
     deviations=("7x7 average pool written as a global average pool (same at 224); 'same' padding; "
                 "AlexNet's LRN constants and Glorot init (the paper gives neither); auxiliary heads only "
                 "in the training model (aux_heads=True)"))

@@ -109,9 +109,9 @@ def _top5(y_true, y_pred):
     return keras.metrics.sparse_top_k_categorical_accuracy(y_true, keras.ops.cast(y_pred, "float32"), k=5)
 
 
-def _supports_aux(spec):
-    import inspect
-    return "aux_heads" in inspect.signature(spec.builder).parameters
+def _aux_heads_fit(spec, shape):
+    """Whether the model has auxiliary training heads and they fit an input of `shape` (H, W, C)."""
+    return spec.aux_min_input_size is not None and min(shape[:2]) >= spec.aux_min_input_size
 
 
 def _with_aux_labels(ds):
@@ -224,7 +224,10 @@ def fit(model, dataset, *, epochs=None, batch_size=None, recipe="paper", precisi
         log(f"Data: {source.name}: {splits.train_size} training, {splits.validation_size} validation, "
             f"{splits.test_size} test images; {steps} steps per epoch; augment={augment}")
 
-        aux_weight = rec.aux_weight if _supports_aux(spec) else 0.0
+        aux_weight = rec.aux_weight if _aux_heads_fit(spec, shape) else 0.0
+        if spec.aux_min_input_size is not None and not aux_weight:
+            log(f"Auxiliary heads off: they need inputs of at least {spec.aux_min_input_size}x"
+                f"{spec.aux_min_input_size}; training at {shape[0]}x{shape[1]}")
         build_kwargs = {"input_shape": shape, "num_classes": source.num_classes}
         loss, loss_weights, metrics = _losses_and_metrics(spec, source.num_classes, aux_weight)
         if aux_weight:
