@@ -151,6 +151,14 @@ RECIPES = {(r.family, r.name): r for r in [
     _r("googlenet", "fast", optimizer="sgd", learning_rate=0.05, momentum=0.9, nesterov=True,
        weight_decay=1e-4, epochs=10, batch_size=128, schedule="cosine", warmup=1, augment="flip",
        aux_weight=0.3, source="SGD + cosine decay, aux losses x0.3."),
+    # FCN (Long et al. 2015, sec. 4.3): SGD momentum 0.9, minibatch 20, fixed lr 1e-4 for FCN-VGG16,
+    # weight decay 5e-4 (Caffe summed the per-pixel losses; we average them, so a larger rate serves).
+    _r("fcn", "paper", optimizer="sgd", learning_rate=1e-2, momentum=0.9, weight_decay=5e-4, epochs=50,
+       batch_size=20, schedule="constant", augment=None,
+       source="Long et al. 2015 sec. 4.3: SGD momentum 0.9, batch 20, fixed lr, wd 5e-4; lr 1e-2 for the "
+              "per-pixel mean loss (the paper's 1e-4 is for Caffe's summed loss); 50 epochs (our choice)."),
+    _r("fcn", "fast", optimizer="adam", learning_rate=2e-3, weight_decay=0.0, epochs=12, batch_size=32,
+       schedule="cosine", warmup=1, augment=None, source="Adam + cosine decay, for the slim FCNs on a CPU."),
 ]}
 
 
