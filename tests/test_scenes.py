@@ -3,6 +3,8 @@ recorded items, sides and corners and must equal the generator's pixels, labels 
 back the same scenes; image/mask folder pairs load in the same form and fail clearly on bad pairs."""
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ from PIL import Image
 from keras_cnns import data
 from keras_cnns.data import scenes, segmentation
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 pytestmark = pytest.mark.skipif(not os.path.isdir(FASHION_DIR), reason="apt-get install dataset-fashion-mnist")
 
@@ -155,9 +158,10 @@ def test_tf_data_for_segmentation_and_detection(fashion):
 def test_tfds_builder_round_trip(tmp_path, fashion):
     import tensorflow_datasets as tfds
 
+    subprocess.run([sys.executable, "-m", "keras_cnns.data.tfds_scenes", "--data-dir", str(tmp_path), "--config",
+                    "mini"], check=True, cwd=ROOT, capture_output=True)
     from keras_cnns.data import tfds_scenes
 
-    tfds_scenes.prepare(str(tmp_path), "mini")
     for split, count in tfds_scenes.MINI_COUNTS.items():
         made = scenes.generate(split, count, source=fashion)
         loaded = list(tfds.as_numpy(tfds.load("fashion_mnist_scenes/mini", split=split, data_dir=str(tmp_path),

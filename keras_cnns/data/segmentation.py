@@ -264,6 +264,8 @@ def load_segmentation(name, data_dir=None, class_names=None, **kwargs):
     if name == SCENES:
         return SceneSegmentationSource(**kwargs)
     if name.startswith("tfds:"):
+        if name[len("tfds:"):].split("/")[0] == SCENES:
+            import keras_cnns.data.tfds_scenes  # noqa: F401  registers the builder with TFDS
         return TfdsSegmentationSource(name[len("tfds:"):], data_dir=data_dir, class_names=class_names)
     if os.path.isdir(os.path.expanduser(name)):
         return FolderPairSource(name, class_names=class_names)
