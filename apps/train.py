@@ -22,8 +22,10 @@ def parse_args(argv=None):
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", required=True, help="registry name (python -c 'import keras_cnns; "
                                                   "print(keras_cnns.list_models())')")
-    p.add_argument("--dataset", default="fashion_mnist",
-                   help="fashion_mnist, mnist, an image folder (one sub-folder per class), or tfds:NAME")
+    p.add_argument("--dataset", default=None,
+                   help="classifiers: fashion_mnist (default), mnist, an image folder (one sub-folder per class) "
+                        "or tfds:NAME; segmentation models (fcn*): fashion_mnist_scenes (default), a folder of "
+                        "images/ and masks/, or tfds:NAME")
     p.add_argument("--data-dir", default=None, help="where the dataset's files are")
     p.add_argument("--input-size", default=None, metavar="N|HxW",
                    help="train at this image size (channels from the data), e.g. 32 for googlenet on a CPU; "
@@ -87,8 +89,12 @@ def main(argv=None):
     except (ValueError, FileNotFoundError, NotADirectoryError) as err:
         fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
     ev = result.evaluation
-    print(f"test_accuracy={ev['accuracy']:.4f} test_top5={ev['top5'] if ev['top5'] is None else round(ev['top5'], 4)} "
-          f"output={result.output_dir}")
+    if "mean_iou" in ev:
+        print(f"test_mean_iou={ev['mean_iou']:.4f} test_pixel_accuracy={ev['pixel_accuracy']:.4f} "
+              f"output={result.output_dir}")
+    else:
+        print(f"test_accuracy={ev['accuracy']:.4f} "
+              f"test_top5={ev['top5'] if ev['top5'] is None else round(ev['top5'], 4)} output={result.output_dir}")
     return 0
 
 

@@ -295,7 +295,8 @@ def resize_mask(mask, preprocessing):
     return tf.cast(m[..., 0], tf.uint8)
 
 
-def segmentation_batches(examples, preprocessing, batch_size=32, shuffle=False, seed=0, size=None):
+def segmentation_batches(examples, preprocessing, batch_size=32, shuffle=False, seed=0, size=None,
+                         drop_remainder=False):
     """(uint8 image, uint8 mask) examples -> batches of (float32 image, int32 mask) at the Preprocessing's size.
 
     Order: resize image (the Preprocessing's way) and mask (nearest) -> cache -> shuffle (seeded, each epoch) ->
@@ -309,28 +310,31 @@ def segmentation_batches(examples, preprocessing, batch_size=32, shuffle=False, 
     ds = examples.map(fixed, num_parallel_calls=AUTOTUNE, deterministic=True).cache()
     if shuffle:
         ds = ds.shuffle(size or 10_000, seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size).map(lambda images, masks: (prep.normalize(images), tf.cast(masks, tf.int32)),
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder).map(lambda images, masks: (prep.normalize(images), tf.cast(masks, tf.int32)),
                                   num_parallel_calls=AUTOTUNE, deterministic=True)
     return ds.prefetch(AUTOTUNE)
 
 
-def segmentation_dataset(source, split, preprocessing=None, batch_size=32, shuffle=False, seed=0):
-    """Batches of (float32 image (B, H, W, C), int32 mask (B, H, W)) of one split of a :class:`SegmentationSource`.
+def default_preprocessing(source, size=None):
+    """The :class:`Preprocessing` of a :class:`SegmentationSource`: the scenes' own
+    (:func:`keras_cnns.data.scenes.scene_preprocessing`) for the scenes, otherwise the images' size (or
+    ``size`` (H, W), which sources whose image sizes vary need) scaled to [0, 1] (mean 0, std 255)."""
+    if isinstance(source, SceneSegmentationSource) and size is None:
+        from keras_cnns.data.scenes import scene_preprocessing
 
-    ``preprocessing`` defaults to the scenes' own (:func:`keras_cnns.data.scenes.scene_preprocessing`) for the
-    scenes, and otherwise to the images' size scaled to [0, 1] (mean 0, std 255); sources whose image sizes vary
-    need one.
-    """
+        return scene_preprocessing(source=source._source)
+    size = size or source.image_size
+    if size is None:
+        raise ValueError(f"{source.name} has images of several sizes: pass the size to train at (e.g. "
+                         f"--input-size 256, or preprocessing= a Preprocessing). Received: no size")
+    return Preprocessing(size=tuple(size), channels=source.channels, resize="resize", mean=0.0, std=255.0)
+
+
+def segmentation_dataset(source, split, preprocessing=None, batch_size=32, shuffle=False, seed=0,
+                         drop_remainder=False):
+    """Batches of (float32 image (B, H, W, C), int32 mask (B, H, W)) of one split of a :class:`SegmentationSource`
+    (``preprocessing`` defaults to :func:`default_preprocessing`)."""
     if preprocessing is None:
-        if isinstance(source, SceneSegmentationSource):
-            from keras_cnns.data.scenes import scene_preprocessing
-
-            preprocessing = scene_preprocessing(source=source._source)
-        elif source.image_size is None:
-            raise ValueError(f"{source.name} has images of several sizes: pass preprocessing= (a Preprocessing "
-                             f"with the model's input size). Received: preprocessing=None")
-        else:
-            preprocessing = Preprocessing(size=source.image_size, channels=source.channels, resize="resize",
-                                          mean=0.0, std=255.0)
+        preprocessing = default_preprocessing(source)
     return segmentation_batches(source.examples(split), preprocessing, batch_size, shuffle=shuffle, seed=seed,
-                                size=source.size(split))
+                                size=source.size(split), drop_remainder=drop_remainder)
