@@ -14,4 +14,4 @@ if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
   fi
 fi
 python3 -m pip install -q -r requirements.txt
-python3 -m pip install -q --no-deps --no-build-isolation -e .
+python3 -m pip install -q --no-deps -e .
