@@ -15,14 +15,30 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def quiet_native_logs():
-    """TensorFlow's and LiteRT's C++ start-up lines go to file descriptor 2 whatever TF_CPP_MIN_LOG_LEVEL
-    says: point that descriptor at /dev/null and keep Python's sys.stderr (our one-line messages,
-    warnings, tracebacks of real bugs) on the original stream."""
-    try:
-        saved = os.dup(2)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
-        os.close(devnull)
-        sys.stderr = os.fdopen(saved, "w", buffering=1)
-    except OSError:
-        pass
+    """keras_cnns/cli/stderr.py's quiet_native_logs, loaded by path so that TensorFlow is not imported yet."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("keras_cnns_cli_stderr",
+                                                  os.path.join(ROOT, "keras_cnns", "cli", "stderr.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.quiet_native_logs()
+
+
+def door(app, namespace, quiet=False):
+    """The whole of apps/<app>.py: puts keras_cnns.cli.<app>'s names (main, parse_args, ...) into the
+    script's namespace (tests load the scripts as modules) and, run as a script, calls its main().
+
+    quiet: silence TensorFlow's C++ start-up lines before it is imported (classify, inspect)."""
+    import importlib
+
+    as_script = namespace.get("__name__") == "__main__"
+    if as_script and quiet:
+        quiet_native_logs()
+    module = importlib.import_module(f"keras_cnns.cli.{app}")
+    namespace.update({k: v for k, v in vars(module).items() if not k.startswith("__")})
+    if as_script:
+        try:
+            sys.exit(module.main())
+        except KeyboardInterrupt:
+            sys.exit(130)

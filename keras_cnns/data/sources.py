@@ -496,7 +496,7 @@ class FolderSource(Source):
 # -- TensorFlow Datasets --------------------------------------------------------------------------------
 _TFDS_HELP = ("To prepare it: pip install tensorflow-datasets; then, on a machine with internet access, "
               "run `tfds.builder({name!r}, data_dir=DIR).download_and_prepare()` and copy DIR here; "
-              "then pass data_dir=DIR (--data-dir DIR).")
+              "then pass data_dir=DIR (--data-dir DIR; default $TFDS_DATA_DIR or ~/tensorflow_datasets).")
 
 
 def open_tfds_builder(name, data_dir=None, help_text=_TFDS_HELP):
@@ -510,9 +510,10 @@ def open_tfds_builder(name, data_dir=None, help_text=_TFDS_HELP):
     try:
         builder = tfds.builder(name, data_dir=data_dir)
         prepared = builder.is_prepared()
-    except Exception as err:  # unknown name, unreadable data_dir, ...
+    except Exception as err:  # unknown name, unreadable data_dir, ...: one line, the help after it
+        reason = (str(err).strip().splitlines() or [""])[0]
         raise FileNotFoundError(f"TFDS dataset {name!r} is not available under data_dir={data_dir!r} "
-                                f"({type(err).__name__}: {err}). " + help_text.format(name=name)) from err
+                                f"({type(err).__name__}: {reason}) " + help_text.format(name=name)) from err
     if not prepared:
         raise FileNotFoundError(f"TFDS dataset {name!r} is not prepared under data_dir={data_dir!r}. "
                                 + help_text.format(name=name))

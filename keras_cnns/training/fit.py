@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_cnns import metadata as md
+from keras_cnns.paths import saved_models_dir
 from keras_cnns.registry import get_model, get_spec
 from keras_cnns.training import callbacks as cb
 from keras_cnns.training import recipes as rc
@@ -99,7 +100,9 @@ def _segmentation_data(dataset, data_dir, input_shape, batch_size, seed, drop_re
 
 
 def default_output_dir(model_name, dataset_name):
-    return os.path.join("saved_models", f"{model_name}-{_dataset_label(dataset_name)}")
+    """<saved-models home>/<model>-<dataset>/: the home is keras_cnns.paths.saved_models_dir(), the folder
+    inference looks in, whatever the working directory."""
+    return os.path.join(saved_models_dir(), f"{model_name}-{_dataset_label(dataset_name)}")
 
 
 def _dataset_label(name):
@@ -213,7 +216,7 @@ def fit(model, dataset=None, *, epochs=None, batch_size=None, recipe="paper", pr
         TF_CONFIG) or "default" (one device).
       cpu_replicas: with strategy "mirrored"/"auto", split the CPU into this many logical devices (only in
         a process where TensorFlow has not initialised yet).
-      output_dir: default saved_models/<model>-<dataset>/.
+      output_dir: default <saved-models home>/<model>-<dataset>/ (see keras_cnns.paths).
       seed: seeds weights, validation split, shuffling and augmentation; with deterministic=True the same
         seed gives the same weights on CPU.
       data_dir: where the dataset's files are (see keras_cnns.data.load_source).

@@ -174,6 +174,22 @@ def recipe_family(spec):
     return family
 
 
+CPU_MIN_SIZE = 32   # below this the 224x224 models lose most of their stages to 1x1 maps
+
+
+def cpu_input_size(spec):
+    """The input size at which a model trains on a CPU in minutes, not days: its own when that is already
+    small (LeNet-5 32, lenet5_modern 28, the CIFAR nets 32), else the smallest size its architecture
+    accepts but no less than 32 (GoogLeNet, ResNet-50, VGG-16: 32; AlexNet and NIN: 67)."""
+    return min(spec.input_shape[0], max(CPU_MIN_SIZE, spec.min_input_size))
+
+
+def cpu_train_command(spec, dataset="fashion_mnist"):
+    """The apps/train.py command that trains `spec` with the fast recipe at :func:`cpu_input_size`."""
+    return (f"python apps/train.py --model {spec.name} --dataset {dataset} --recipe fast "
+            f"--input-size {cpu_input_size(spec)}")
+
+
 def get_recipe(spec, name="paper"):
     """The :class:`Recipe` for a model (a ModelSpec) and a recipe name; a Recipe passes through."""
     if isinstance(name, Recipe):
