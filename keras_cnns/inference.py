@@ -361,7 +361,7 @@ def untrained_message(spec):
     from keras_cnns.training.recipes import cpu_train_command
 
     return (f"{spec.name} has no trained weights (no {os.path.join(saved_models_dir(), spec.name)}-*/): "
-            f"train it on a CPU with `{cpu_train_command(spec, TRAIN_DATASET)}`"
+            f"train it on a CPU with `{cpu_train_command(spec)}`"
             + (", or use ImageNet weights with --weights imagenet" if _has_imagenet(spec.name) else "") + ".")
 
 

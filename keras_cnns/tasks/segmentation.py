@@ -129,6 +129,17 @@ def overlay(image, mask, class_names, path, title=None):
     return path
 
 
+def write_mask(mask, path):
+    """Writes a mask as an 8-bit single-channel PNG whose pixel values are the class indices."""
+    from PIL import Image
+
+    mask = np.asarray(mask)
+    if mask.max(initial=0) > 255:
+        raise ValueError(f"an 8-bit mask holds class indices up to 255. Received: a mask with {mask.max()}")
+    Image.fromarray(mask.astype(np.uint8), mode="L").save(path)
+    return path
+
+
 def pixel_counts(mask, class_names):
     """{class name: pixel count} of the classes present in a mask."""
     counts = np.bincount(np.asarray(mask).reshape(-1), minlength=len(class_names))

@@ -52,10 +52,6 @@ class FitResult:
     resumed_from: int = 0
 
 
-DEFAULT_DATASETS = {"classification": "fashion_mnist", "segmentation": "fashion_mnist_scenes"}
-"""What fit() trains on when no dataset is given, per task."""
-
-
 def _classification_data(spec, dataset, data_dir, input_shape, batch_size, augment, validation_split, seed,
                          drop_remainder):
     """(source, preprocessing, input shape, Datasets) of a classification run."""
@@ -252,7 +248,7 @@ def fit(model, dataset=None, *, epochs=None, batch_size=None, recipe="paper", pr
 
     segmentation = spec.task == "segmentation"
     if dataset is None:
-        dataset = DEFAULT_DATASETS[spec.task]
+        dataset = rc.DEFAULT_DATASETS[spec.task]
     with _reproducible(seed, deterministic):
         if segmentation:
             run = _segmentation_data(dataset, data_dir, input_shape, batch_size, seed, replicas > 1, limit)

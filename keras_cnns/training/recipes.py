@@ -177,6 +177,10 @@ def recipe_family(spec):
 CPU_MIN_SIZE = 32   # below this the 224x224 models lose most of their stages to 1x1 maps
 
 
+DEFAULT_DATASETS = {"classification": "fashion_mnist", "segmentation": "fashion_mnist_scenes"}
+"""What a model of each task trains on when no dataset is given (the built-in data)."""
+
+
 def cpu_input_size(spec):
     """The input size at which a model trains on a CPU in minutes, not days: its own when that is already
     small (LeNet-5 32, lenet5_modern 28, the CIFAR nets 32), else the smallest size its architecture
@@ -184,10 +188,12 @@ def cpu_input_size(spec):
     return min(spec.input_shape[0], max(CPU_MIN_SIZE, spec.min_input_size))
 
 
-def cpu_train_command(spec, dataset="fashion_mnist"):
-    """The apps/train.py command that trains `spec` with the fast recipe at :func:`cpu_input_size`."""
-    return (f"python apps/train.py --model {spec.name} --dataset {dataset} --recipe fast "
-            f"--input-size {cpu_input_size(spec)}")
+def cpu_train_command(spec, dataset=None):
+    """The apps/train.py command that trains `spec` with the fast recipe at :func:`cpu_input_size` (a fully
+    convolutional model trains at its data's own size)."""
+    dataset = dataset or DEFAULT_DATASETS[spec.task]
+    size = "" if spec.input_shape[0] is None else f" --input-size {cpu_input_size(spec)}"
+    return f"python apps/train.py --model {spec.name} --dataset {dataset} --recipe fast{size}"
 
 
 def get_recipe(spec, name="paper"):

@@ -1,0 +1,100 @@
+"""Segment images with a trained FCN: a mask and a colour overlay per image.
+
+    python apps/segment.py scene.png                                 # the shipped FCN-8s (Fashion-MNIST scenes)
+    python apps/segment.py photos/ --output masks/ --json            # every image of a folder, JSON records
+    python apps/segment.py scene.png --model saved_models/fcn32s_vgg16_slim-fashion_mnist_scenes
+    python apps/segment.py scene.png --model build/exports/fcn8s_vgg16_slim-fashion_mnist_scenes/tflite/model.tflite
+
+For each image it writes <stem>.mask.png (8-bit, the image's width and height, pixel value = class index,
+0 = background) and <stem>.overlay.png (the image with the classes' colours and a legend) into --output.
+--model takes a registry NAME (a model trained into the saved-models home, e.g. fcn8s_vgg16_slim), a model
+DIR, or a FILE (.keras, a SavedModel directory, .tflite from apps/export.py); class names and preprocessing
+come from its metadata.json. Images of any size and mode are converted the way the model was trained (its
+channels, its normalisation) and keep their size. An input that can't be read prints one line on stderr; the
+other images are still segmented and the exit status is 2.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+from keras_cnns.cli import USER_ERRORS, first_line, quiet_native_logs
+
+EXIT_BAD_INPUT = 2
+DEFAULT_MODEL = "fcn8s_vgg16_slim"
+DEFAULT_OUTPUT = "segment-out"
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("\n\n")[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or directories of images")
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help=f"registry NAME, model DIR, or FILE (.keras, SavedModel dir, .tflite) (default: "
+                        f"{DEFAULT_MODEL}, the shipped FCN-8s)")
+    p.add_argument("--output", default=DEFAULT_OUTPUT, help=f"folder for the PNGs (default: {DEFAULT_OUTPUT}/)")
+    p.add_argument("--json", action="store_true", help="one JSON record per image instead of text")
+    p.add_argument("--max-pixels", type=int, default=None,
+                   help="refuse images with more pixels than this (default: keras_cnns.inference.MAX_PIXELS)")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    quiet_native_logs()
+    from keras_cnns import inference
+    from keras_cnns.tasks import segmentation
+
+    def fail(message):
+        print(f"segment.py: {message}", file=sys.stderr)
+
+    try:
+        predictor = inference.load(args.model)
+    except USER_ERRORS as err:
+        fail(first_line(err))
+        return EXIT_BAD_INPUT
+    if predictor.metadata.get("task") != "segmentation":
+        fail(f"{predictor.source} is a {predictor.metadata.get('task', 'classification')} model, not a "
+             f"segmentation model; pass an FCN (e.g. --model {DEFAULT_MODEL}). For classifiers use classify.py.")
+        return EXIT_BAD_INPUT
+    try:
+        os.makedirs(args.output, exist_ok=True)
+    except OSError as err:
+        fail(f"cannot create the output folder {args.output!r} ({err.strerror}); choose another with --output.")
+        return EXIT_BAD_INPUT
+    limit = args.max_pixels or inference.MAX_PIXELS
+    paths = inference.list_images(args.images)
+    names = predictor.class_names
+    failed, records = 0, []
+    for path in paths:
+        try:
+            image = inference.read_image(path, max_pixels=limit)
+        except inference.ImageError as err:
+            fail(str(err))
+            failed += 1
+            continue
+        mask, _ = segmentation.segment(predictor, image)
+        stem = os.path.join(args.output, os.path.splitext(os.path.basename(path))[0])
+        mask_path, overlay_path = f"{stem}.mask.png", f"{stem}.overlay.png"
+        segmentation.write_mask(mask, mask_path)
+        segmentation.overlay(image, mask, names, overlay_path, title=predictor.metadata.get("model"))
+        pixels = segmentation.pixel_counts(mask, names)
+        if args.json:
+            records.append({"path": path, "mask": mask_path, "overlay": overlay_path, "pixels": pixels})
+        else:
+            found = ", ".join(f"{k} {v}" for k, v in sorted(pixels.items(), key=lambda kv: -kv[1]) if k != names[0])
+            print(f"{path}: {mask_path}, {overlay_path}; {found or 'nothing but ' + names[0]}", flush=True)
+    if args.json:
+        print(json.dumps(records, indent=2))
+    if failed:
+        fail(f"{failed} of {len(paths)} input(s) could not be segmented (see above).")
+        return EXIT_BAD_INPUT
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,114 @@
+"""Segmentation: FCN training on the scenes through fit(), its metrics against NumPy, and apps/segment.py."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from keras_cnns import training
+from keras_cnns.data import scenes
+from keras_cnns.data.segmentation import load_segmentation
+from keras_cnns.tasks import segmentation as seg
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SEGMENT = os.path.join(ROOT, "apps", "segment.py")
+
+
+def test_iou_of_a_hand_counted_example():
+    labels = np.array([[0, 0, 1, 1], [0, 2, 2, 1]])
+    predicted = np.array([[0, 1, 1, 1], [0, 2, 0, 1]])
+    matrix = seg.confusion_matrix(labels, predicted, 3)
+    assert matrix.tolist() == [[2, 1, 0], [0, 3, 0], [1, 0, 1]]
+    result = seg.summarize(matrix, ["background", "a", "b"])
+    # IoU: background 2/(3+3-2)=0.5, a 3/(4+3-3)=0.75, b 1/(1+2-1)=0.5
+    assert result["per_class_iou"] == {"background": 0.5, "a": 0.75, "b": 0.5}
+    assert result["mean_iou"] == pytest.approx((0.5 + 0.75 + 0.5) / 3)
+    assert result["pixel_accuracy"] == pytest.approx(6 / 8)
+
+
+def test_a_class_in_neither_labels_nor_predictions_is_left_out_of_the_mean():
+    result = seg.summarize(seg.confusion_matrix([0, 1], [0, 1], 3), ["bg", "a", "b"])
+    assert result["per_class_iou"]["b"] is None and result["mean_iou"] == 1.0
+
+
+def test_the_keras_mean_iou_metric_agrees_with_the_confusion_matrix():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 5, (2, 9, 7))
+    probabilities = rng.random((2, 9, 7, 5)).astype("float32")
+    metric = seg.compile_metrics(5)[1]
+    metric.update_state(labels, probabilities)
+    expected = seg.summarize(seg.confusion_matrix(labels, probabilities.argmax(-1), 5), list("abcde"))
+    assert float(metric.result()) == pytest.approx(expected["mean_iou"], abs=1e-6)
+
+
+def test_masks_are_written_as_8_bit_class_indices(tmp_path):
+    mask = np.array([[0, 3], [10, 1]], np.uint8)
+    seg.write_mask(mask, tmp_path / "m.png")
+    with Image.open(tmp_path / "m.png") as image:
+        assert image.mode == "L"
+        np.testing.assert_array_equal(np.asarray(image), mask)
+
+
+@pytest.fixture(scope="module")
+def trained_fcn(tmp_path_factory):
+    """FCN-8s (slim) trained for three short epochs on 48 scenes: enough to see the loss fall."""
+    out = tmp_path_factory.mktemp("fcn")
+    source = load_segmentation("fashion_mnist_scenes", counts={"train": 48, "validation": 16, "test": 16})
+    result = training.fit("fcn8s_vgg16_slim", source, recipe="fast", epochs=3, batch_size=16, output_dir=str(out),
+                          verbose=0, log=lambda *_: None)
+    return result
+
+
+@pytest.mark.slow
+def test_a_short_fcn_training_lowers_the_loss_and_writes_a_segmentation_model(trained_fcn):
+    losses = [row["loss"] for row in trained_fcn.history]
+    assert losses[-1] < losses[0]
+    meta = trained_fcn.metadata
+    assert meta["task"] == "segmentation" and meta["class_names"] == list(scenes.SCENE_CLASSES)
+    assert meta["input_shape"] == [None, None, 1]
+    assert 0.0 <= meta["test_mean_iou"] <= 1.0 and meta["test_pixel_accuracy"] > 0.5  # background dominates
+    for name in ("model.keras", "metadata.json", "history.csv", "curves.png"):
+        assert os.path.isfile(os.path.join(trained_fcn.output_dir, name))
+    assert trained_fcn.model.input_shape == (None, None, None, 1)
+
+
+def _segment(*args, cwd):
+    return subprocess.run([sys.executable, SEGMENT, *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+@pytest.mark.slow
+def test_segment_app_writes_masks_of_each_images_size_and_reports_bad_inputs(trained_fcn, tmp_path):
+    scene = scenes.generate("test", 1)[0]
+    Image.fromarray(scene.image[..., 0]).save(tmp_path / "scene.png")
+    Image.fromarray(scene.image[..., 0]).resize((75, 51)).convert("RGBA").save(tmp_path / "odd.png")
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    proc = _segment(str(tmp_path / "scene.png"), str(tmp_path / "broken.jpg"), str(tmp_path / "odd.png"),
+                    "--model", trained_fcn.output_dir, "--output", str(tmp_path / "out"), "--json", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "broken.jpg" in proc.stderr and "Traceback" not in proc.stderr
+    records = {os.path.basename(r["path"]): r for r in json.loads(proc.stdout)}
+    assert set(records) == {"scene.png", "odd.png"}
+    for name, size in (("scene.png", (128, 128)), ("odd.png", (51, 75))):
+        record = records[name]
+        with Image.open(record["mask"]) as mask:
+            assert mask.mode == "L" and mask.size == size[::-1]
+            assert np.asarray(mask).max() < len(scenes.SCENE_CLASSES)
+        assert os.path.isfile(record["overlay"])
+        assert sum(record["pixels"].values()) == size[0] * size[1]
+        assert set(record["pixels"]) <= set(scenes.SCENE_CLASSES)
+
+
+@pytest.mark.slow
+def test_segment_app_refuses_a_classifier_and_a_missing_model_in_one_line(tmp_path):
+    lenet = os.path.join(ROOT, "saved_models", "lenet5-fashion_mnist")
+    Image.fromarray(np.zeros((20, 20), np.uint8)).save(tmp_path / "a.png")
+    for model, words in ((lenet, "not a segmentation model"), (str(tmp_path / "nothing.keras"), "no such")):
+        proc = _segment(str(tmp_path / "a.png"), "--model", model, cwd=tmp_path)
+        assert proc.returncode == 2, proc.stderr
+        assert words in proc.stderr and "Traceback" not in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
