@@ -26,3 +26,24 @@ def quiet_native_logs():
         sys.stderr = os.fdopen(saved, "w", buffering=1)
     except OSError:
         pass
+
+
+def finish(records, as_json, failed, total, verb, fail, exit_bad_input=2):
+    """The end of an app that maps images to records: prints the records as one JSON list when asked,
+    says how many inputs failed (each already reported by `fail`), and returns the exit status."""
+    if as_json:
+        import json
+
+        print(json.dumps(records, indent=2))
+    if failed:
+        fail(f"{failed} of {total} input(s) could not be {verb} (see above).")
+        return exit_bad_input
+    return 0
+
+
+def run(main):
+    """Runs an app's main() as the script: its return value is the exit status; Ctrl-C exits with 130."""
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -22,7 +22,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _bootstrap  # noqa: E402,F401  (repository root on sys.path, apps/ off it)
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 
 EXIT_BAD_INPUT = 2
 
@@ -98,16 +97,8 @@ def main(argv=None):
                 records.append({"path": path, "top": entries})
             else:
                 print(format_text(path, entries, predictor.output), flush=True)
-    if args.json:
-        print(json.dumps(records, indent=2))
-    if failed:
-        fail(f"{failed} of {len(paths)} input(s) could not be classified (see above).")
-        return EXIT_BAD_INPUT
-    return 0
+    return _bootstrap.finish(records, args.json, failed, len(paths), "classified", fail, EXIT_BAD_INPUT)
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        sys.exit(130)
+    _bootstrap.run(main)
