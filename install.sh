@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything keras_cnns needs on a fresh Debian/Ubuntu machine:
-# the pinned Python packages and Debian's Fashion-MNIST package (the built-in default dataset).
+# the pinned Python packages (tensorflow[and-cuda] on Linux x86-64: the GPU when there is one, else the CPU),
+# keras_cnns itself in editable mode (its console scripts: keras-cnns-classify, ...) and Debian's Fashion-MNIST
+# package (the built-in default dataset).
 set -euo pipefail
 cd "$(dirname "$0")"
 SUDO=""
@@ -12,3 +14,4 @@ if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
   fi
 fi
 python3 -m pip install -q -r requirements.txt
+python3 -m pip install -q --no-deps -e .

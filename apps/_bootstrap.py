@@ -15,35 +15,30 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def quiet_native_logs():
-    """TensorFlow's and LiteRT's C++ start-up lines go to file descriptor 2 whatever TF_CPP_MIN_LOG_LEVEL
-    says: point that descriptor at /dev/null and keep Python's sys.stderr (our one-line messages,
-    warnings, tracebacks of real bugs) on the original stream."""
-    try:
-        saved = os.dup(2)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
-        os.close(devnull)
-        sys.stderr = os.fdopen(saved, "w", buffering=1)
-    except OSError:
-        pass
+    """keras_cnns/cli/stderr.py's quiet_native_logs, loaded by path so that TensorFlow is not imported yet."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("keras_cnns_cli_stderr",
+                                                  os.path.join(ROOT, "keras_cnns", "cli", "stderr.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.quiet_native_logs()
 
 
-def finish(records, as_json, failed, total, verb, fail, exit_bad_input=2):
-    """The end of an app that maps images to records: prints the records as one JSON list when asked,
-    says how many inputs failed (each already reported by `fail`), and returns the exit status."""
-    if as_json:
-        import json
+def door(app, namespace, quiet=False):
+    """The whole of apps/<app>.py: puts keras_cnns.cli.<app>'s names (main, parse_args, ...) into the
+    script's namespace (tests load the scripts as modules) and, run as a script, calls its main().
 
-        print(json.dumps(records, indent=2))
-    if failed:
-        fail(f"{failed} of {total} input(s) could not be {verb} (see above).")
-        return exit_bad_input
-    return 0
+    quiet: silence TensorFlow's C++ start-up lines before it is imported (classify, inspect)."""
+    import importlib
 
-
-def run(main):
-    """Runs an app's main() as the script: its return value is the exit status; Ctrl-C exits with 130."""
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        sys.exit(130)
+    as_script = namespace.get("__name__") == "__main__"
+    if as_script and quiet:
+        quiet_native_logs()
+    module = importlib.import_module(f"keras_cnns.cli.{app}")
+    namespace.update({k: v for k, v in vars(module).items() if not k.startswith("__")})
+    if as_script:
+        try:
+            sys.exit(module.main())
+        except KeyboardInterrupt:
+            sys.exit(130)

@@ -1,63 +1,9 @@
-"""Evaluate a saved model directory: python apps/evaluate.py saved_models/lenet5-fashion_mnist
-
-Prints test accuracy, top-5 and per-class accuracy, and writes a confusion-matrix PNG (default
-<model dir>/confusion_matrix.png). --ten-crop averages the scores of 10 crops (corners, centre and their
-mirror images). Bad arguments print one line and exit with status 2.
-"""
+"""python apps/evaluate.py ...: the checkout's door to keras_cnns.cli.evaluate (installed: keras-cnns-evaluate)."""
 
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _bootstrap  # noqa: E402,F401  (repository root on sys.path, apps/ off it)
+import _bootstrap  # noqa: E402  (repository root on sys.path, apps/ off it)
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-
-
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("model_dir", nargs="?", default=os.path.join("saved_models", "lenet5-fashion_mnist"),
-                   help="a directory written by apps/train.py (model.keras + metadata.json)")
-    p.add_argument("--dataset", default=None, help="default: the dataset the model was trained on")
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--ten-crop", action="store_true", help="10-crop evaluation")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--limit", type=int, default=None, help="evaluate on at most N test images")
-    p.add_argument("--confusion-png", default=None, help="default: <model_dir>/confusion_matrix.png")
-    p.add_argument("--json", action="store_true", help="print the full result as JSON")
-    return p.parse_args(argv)
-
-
-def main(argv=None):
-    args = parse_args(argv)
-    if not os.path.isdir(args.model_dir):
-        print(f"evaluate.py: error: no model directory at {args.model_dir!r} (train one with apps/train.py)",
-              file=sys.stderr)
-        return 2
-    if args.batch_size < 1:
-        print(f"evaluate.py: error: --batch-size must be positive. Received: {args.batch_size}", file=sys.stderr)
-        return 2
-    from keras_cnns.training.evaluate import evaluate_dir
-    png = args.confusion_png or os.path.join(args.model_dir, "confusion_matrix.png")
-    try:
-        result = evaluate_dir(args.model_dir, args.dataset, data_dir=args.data_dir, ten_crop=args.ten_crop,
-                              batch_size=args.batch_size, limit=args.limit, confusion_png=png)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"evaluate.py: error: {str(err).splitlines()[0]}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps(result, indent=1))
-        return 0
-    top5 = "n/a" if result["top5"] is None else f"{result['top5']:.4f}"
-    print(f"{result['model']} on {result['dataset']} ({result['examples']} test images"
-          f"{', 10-crop' if result['ten_crop'] else ''}): accuracy {result['accuracy']:.4f}, top-5 {top5}")
-    width = max(len(n) for n in result["per_class_accuracy"])
-    for name, acc in result["per_class_accuracy"].items():
-        print(f"  {name:<{width}}  {acc:.4f}")
-    print(f"confusion matrix: {png}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+_bootstrap.door("evaluate", globals())

@@ -1,67 +1,9 @@
-"""Per-layer table of a model in the zoo (layer, output shape, parameters, connections, receptive field),
-or the README's table of every model.
-
-    python apps/inspect.py lenet5
-    python apps/inspect.py resnet50 --input-shape 128,128,3 --format markdown
-    python apps/inspect.py --all --format markdown
-    python apps/inspect.py --all --write-readme README.md
-
-A thin door over keras_cnns.inspect. Bad input prints one line on stderr and exits with status 2.
-"""
+"""python apps/inspect.py ...: the checkout's door to keras_cnns.cli.inspect (installed: keras-cnns-inspect)."""
 
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _bootstrap  # noqa: E402,F401  (repository root on sys.path, apps/ off it)
+import _bootstrap  # noqa: E402  (repository root on sys.path, apps/ off it)
 
-import argparse  # noqa: E402
-
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def _fail(message):
-    sys.stderr.write(f"inspect.py: error: {message}\n")
-    sys.exit(2)
-
-
-def main(argv=None):
-    parser = _Parser(prog="inspect.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("model", nargs="?", help="registry name (see keras_cnns.list_models())")
-    parser.add_argument("--input-shape", help="H,W,C to build with instead of the model's default")
-    parser.add_argument("--format", choices=("text", "csv", "markdown"), default="text")
-    parser.add_argument("--all", action="store_true", help="the table of every registered model")
-    parser.add_argument("--write-readme", metavar="README",
-                        help="with --all: replace the text between the zoo markers of this file")
-    args = parser.parse_args(argv)
-    if args.all == bool(args.model):
-        _fail("give either a MODEL name or --all")
-    if args.write_readme and not args.all:
-        _fail("--write-readme needs --all")
-    if args.all and args.input_shape:
-        _fail("--input-shape applies to one MODEL, not to --all")
-
-    _bootstrap.quiet_native_logs()
-    from keras_cnns import inspect as anatomy
-
-    try:
-        if args.all:
-            if args.write_readme:
-                anatomy.write_readme(args.write_readme)
-                print(f"wrote the zoo table into {args.write_readme}")
-            else:
-                sys.stdout.write(anatomy.zoo_table(args.format))
-            return 0
-        shape = None if args.input_shape is None else anatomy.parse_input_shape(args.input_shape)
-        sys.stdout.write(anatomy.model_table(args.model, shape, args.format))
-    except (ValueError, OSError) as err:
-        _fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+_bootstrap.door("inspect", globals(), quiet=True)

@@ -1,96 +1,9 @@
-"""Train a model of the zoo: python apps/train.py --model lenet5 --dataset fashion_mnist
-
-A thin command-line door over keras_cnns.training.fit (see docs/training.md). Rerunning an interrupted
-command resumes from its last finished epoch. Bad arguments print one line and exit with status 2.
-"""
+"""python apps/train.py ...: the checkout's door to keras_cnns.cli.train (installed: keras-cnns-train)."""
 
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _bootstrap  # noqa: E402,F401  (repository root on sys.path, apps/ off it)
+import _bootstrap  # noqa: E402  (repository root on sys.path, apps/ off it)
 
-import argparse  # noqa: E402
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
-STRATEGIES = ("auto", "mirrored", "multiworker", "default")
-
-
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model", required=True, help="registry name (python -c 'import keras_cnns; "
-                                                  "print(keras_cnns.list_models())')")
-    p.add_argument("--dataset", default="fashion_mnist",
-                   help="fashion_mnist, mnist, an image folder (one sub-folder per class), or tfds:NAME")
-    p.add_argument("--data-dir", default=None, help="where the dataset's files are")
-    p.add_argument("--input-size", default=None, metavar="N|HxW",
-                   help="train at this image size (channels from the data), e.g. 32 for googlenet on a CPU; "
-                        "default: the model's own")
-    p.add_argument("--epochs", type=int, default=None, help="default: the recipe's")
-    p.add_argument("--batch-size", type=int, default=None, help="global batch size; default: the recipe's")
-    p.add_argument("--recipe", default="paper", choices=("paper", "fast"))
-    p.add_argument("--precision", default="float32", choices=PRECISIONS)
-    p.add_argument("--jit", action=argparse.BooleanOptionalAction, default=None,
-                   help="XLA-compile the train step (default: Keras' auto)")
-    p.add_argument("--strategy", default="auto", choices=STRATEGIES)
-    p.add_argument("--cpu-replicas", type=int, default=0,
-                   help="split the CPU into N logical devices for --strategy mirrored (no GPU needed)")
-    p.add_argument("--output", default=None, help="output directory (default saved_models/<model>-<dataset>)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--limit", type=int, default=None,
-                   help="train on about N training images and test on at most N (quick checks)")
-    p.add_argument("--augment", default="recipe", help="recipe, none, or an augmentation name")
-    p.add_argument("--no-resume", action="store_true", help="start again even if checkpoints exist")
-    p.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras progress: 0, 1 (bar), 2 (line)")
-    return p.parse_args(argv)
-
-
-def parse_size(text):
-    """'32' -> (32, 32); '48x64' -> (48, 64); None -> None. Anything else: one line and exit 2."""
-    if text is None:
-        return None
-    parts = text.lower().split("x")
-    if len(parts) in (1, 2) and all(p.strip().isdigit() and int(p) > 0 for p in parts):
-        h = int(parts[0])
-        return (h, int(parts[-1]))
-    fail(f"--input-size takes N or HxW in pixels (e.g. 32 or 48x64). Received: {text!r}")
-
-
-def fail(message, code=2):
-    print(f"train.py: error: {message}", file=sys.stderr)
-    sys.exit(code)
-
-
-def main(argv=None):
-    args = parse_args(argv)
-    input_size = parse_size(args.input_size)
-    if args.cpu_replicas < 0:
-        fail(f"--cpu-replicas must be 0 or more. Received: {args.cpu_replicas}")
-    if args.cpu_replicas > 1:
-        # Logical CPU devices must exist before TensorFlow initialises: first thing, before any model.
-        from keras_cnns.training.strategy import configure_cpu_replicas
-        configure_cpu_replicas(args.cpu_replicas)
-    import keras_cnns
-    from keras_cnns.training import TrainingDiverged, fit
-    augment = None if args.augment.lower() == "none" else args.augment
-    try:
-        keras_cnns.get_spec(args.model)
-        result = fit(args.model, args.dataset, epochs=args.epochs, batch_size=args.batch_size,
-                     recipe=args.recipe, precision=args.precision, jit=args.jit, strategy=args.strategy,
-                     cpu_replicas=args.cpu_replicas, output_dir=args.output, seed=args.seed,
-                     data_dir=args.data_dir, input_shape=input_size, augment=augment, limit=args.limit, resume=not args.no_resume,
-                     verbose=args.verbose)
-    except TrainingDiverged as err:
-        fail(str(err), code=1)
-    except (ValueError, FileNotFoundError, NotADirectoryError) as err:
-        fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
-    ev = result.evaluation
-    print(f"test_accuracy={ev['accuracy']:.4f} test_top5={ev['top5'] if ev['top5'] is None else round(ev['top5'], 4)} "
-          f"output={result.output_dir}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+_bootstrap.door("train", globals())

@@ -17,7 +17,6 @@ sys.path[:] = [_ROOT] + [p for p in sys.path if os.path.abspath(p or ".") != os.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse  # noqa: E402
-import csv  # noqa: E402
 import time  # noqa: E402
 
 ACCURACY_RUNS = [  # (model, recipe, target test accuracy)
@@ -77,14 +76,13 @@ def run_speed(model, precision, jit, args, work):
 
 
 def write(rows, out_dir):
+    import pandas as pd
+
     os.makedirs(out_dir, exist_ok=True)
-    columns = list(rows[0])
-    with open(os.path.join(out_dir, "accuracy.csv"), "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(str(r[c]) for c in columns) + " |" for r in rows]
+    table = pd.DataFrame(rows).fillna("")
+    table.to_csv(os.path.join(out_dir, "accuracy.csv"), index=False)
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in table.itertuples(index=False)]
     with open(os.path.join(out_dir, "accuracy.md"), "w") as f:
         f.write("# Fashion-MNIST accuracy and CPU speed (benchmarks/accuracy.py)\n\n" + "\n".join(lines) + "\n")
     return os.path.join(out_dir, "accuracy.md")

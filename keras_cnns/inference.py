@@ -2,7 +2,8 @@
 
 One door, :func:`load`, takes any model source and returns a :class:`Predictor` with one interface:
 
-- a registry name ("lenet5", "inception"): the newest ``saved_models/<name>-*/`` trained by apps/train.py;
+- a registry name ("lenet5", "inception"): the newest ``<name>-*/`` trained by apps/train.py in the saved-models
+  home (keras_cnns.paths: $KERAS_CNNS_HOME, the checkout's saved_models/, or a per-user data directory);
   with ``weights=`` ("imagenet", a keras.applications weights file or model) the model is built with
   those weights instead, with the 1000 ImageNet class names and the weights' preprocessing;
 - a model directory (model.keras + metadata.json), a ``.keras`` file, a SavedModel directory or a
@@ -25,12 +26,13 @@ import warnings
 import numpy as np
 
 from keras_cnns import metadata as metadata_lib
+from keras_cnns import paths
 from keras_cnns.data.preprocessing import Preprocessing
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
 MAX_PIXELS = 50_000_000  # ~7000x7000: larger images are refused (a decompression bomb is far larger)
-SAVED_MODELS_ENV = "KERAS_CNNS_SAVED_MODELS"
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SAVED_MODELS_ENV = paths.HOME_ENV
+REPO_ROOT = paths.REPO_ROOT
 TRAIN_DATASET = "fashion_mnist"
 
 
@@ -42,14 +44,12 @@ class ModelSourceError(ValueError):
     """A model source that cannot be loaded; the message says why and what to do."""
 
 
-def saved_models_dir():
-    """Where trained models live: $KERAS_CNNS_SAVED_MODELS, else saved_models/ at the repository root."""
-    return os.environ.get(SAVED_MODELS_ENV) or os.path.join(REPO_ROOT, "saved_models")
+saved_models_dir = paths.saved_models_dir
 
 
 def default_model_dir():
-    """The shipped default: LeNet-5 trained on Fashion-MNIST."""
-    return os.path.join(saved_models_dir(), "lenet5-fashion_mnist")
+    """The shipped default: LeNet-5 trained on Fashion-MNIST (in the home, else the installed copy's)."""
+    return paths.find_model_dir("lenet5-fashion_mnist")
 
 
 # --------------------------------------------------------------------------------------------- images
@@ -347,15 +347,22 @@ def _load_name(name):
     except ValueError as err:
         raise ModelSourceError(f"{err} (or give a model directory, a .keras, SavedModel or .tflite "
                                "path).") from None
-    candidates = sorted(
-        glob.glob(os.path.join(saved_models_dir(), f"{spec.name}-*", metadata_lib.MODEL_FILENAME)),
-        key=os.path.getmtime, reverse=True)
-    if not candidates:
-        raise ModelSourceError(
-            f"{spec.name} has no trained weights (no {os.path.join(saved_models_dir(), spec.name)}-*/): "
-            f"train it with `python apps/train.py --model {spec.name} --dataset {TRAIN_DATASET}`"
+    for base in paths.model_search_path():  # the home first; the newest of the first folder that has one
+        candidates = sorted(glob.glob(os.path.join(base, f"{spec.name}-*", metadata_lib.MODEL_FILENAME)),
+                            key=os.path.getmtime, reverse=True)
+        if candidates:
+            return _load_path(os.path.dirname(candidates[0]))
+    raise ModelSourceError(untrained_message(spec))
+
+
+def untrained_message(spec):
+    """What to do about a registry model with no trained copy: a training command that finishes on a CPU
+    (the fast recipe at a small input size), and ImageNet weights where the model has them."""
+    from keras_cnns.training.recipes import cpu_train_command
+
+    return (f"{spec.name} has no trained weights (no {os.path.join(saved_models_dir(), spec.name)}-*/): "
+            f"train it on a CPU with `{cpu_train_command(spec, TRAIN_DATASET)}`"
             + (", or use ImageNet weights with --weights imagenet" if _has_imagenet(spec.name) else "") + ".")
-    return _load_path(os.path.dirname(candidates[0]))
 
 
 def _has_imagenet(name):
@@ -374,8 +381,9 @@ def _load_with_weights(name, weights):
         raise ModelSourceError(f"--weights needs a registry name as the model: {err}") from None
     if spec.name not in imagenet.MODELS:
         raise ModelSourceError(
-            f"{spec.name} has no ImageNet weights to import; models that do: {', '.join(imagenet.MODELS)}. "
-            f"Without --weights, {spec.name} is loaded from saved_models/.")
+            f"{spec.name} has no ImageNet weights to import; the models that have them: "
+            f"{', '.join(imagenet.MODELS)}. Without --weights, {spec.name} is loaded from "
+            f"{saved_models_dir()}/{spec.name}-*/.")
     if isinstance(weights, (str, os.PathLike)) and weights != "imagenet" and not os.path.exists(weights):
         raise ModelSourceError(f"{weights}: no such weights file; give 'imagenet' or the path of a "
                                "keras.applications weights file.")

@@ -286,7 +286,8 @@ def zoo_rows():
     for name in list_models():
         spec = get_spec(name)
         model = get_model(name)
-        rows.append((name, spec.paper, "x".join(str(d) for d in spec.input_shape), count_params(model),
+        rows.append((name, spec.paper, "x".join("any" if d is None else str(d) for d in spec.input_shape),
+                     count_params(model),
                      spec.deviations))
         del model
         keras.backend.clear_session()

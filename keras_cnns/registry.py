@@ -26,6 +26,8 @@ class ModelSpec:
       deviations: what differs from the paper, in one sentence (shown in the README table).
       output: "probabilities" (softmax head) or "rbf_distances" (LeNet-5's Euclidean RBF units:
         smallest wins).
+      task: "classification" (one vector of class scores per image), "segmentation" (a map of class
+        probabilities per pixel, the input's size) or "detection".
       aux_min_input_size: for a model with auxiliary training heads (GoogLeNet's, built with
         aux_heads=True), the smallest H (= W) at which they fit; None for a model without them.
     """
@@ -40,6 +42,7 @@ class ModelSpec:
     deviations: str = "none"
     output: str = "probabilities"
     aux_min_input_size: Optional[int] = None
+    task: str = "classification"
 
 
 _REGISTRY = {}
@@ -47,7 +50,8 @@ _ALIASES = {}
 
 
 def register_model(name, *, family, paper, input_shape, min_input_size, test_input_shape=None,
-                   deviations="none", output="probabilities", aux_min_input_size=None):
+                   deviations="none", output="probabilities", aux_min_input_size=None,
+                   task="classification"):
     """Decorator: registers a builder under `name`. Refuses a name that is already taken."""
 
     def decorate(builder):
@@ -56,7 +60,7 @@ def register_model(name, *, family, paper, input_shape, min_input_size, test_inp
             name=name, builder=builder, family=family, paper=paper,
             input_shape=tuple(input_shape), min_input_size=int(min_input_size),
             test_input_shape=tuple(test_input_shape or input_shape), deviations=deviations,
-            output=output, aux_min_input_size=aux_min_input_size)
+            output=output, aux_min_input_size=aux_min_input_size, task=task)
         return builder
 
     return decorate
@@ -96,9 +100,12 @@ def get_spec(name) -> ModelSpec:
     return _REGISTRY[resolve_name(name)]
 
 
-def list_models(pattern: Optional[str] = None):
-    """Sorted registry names, optionally filtered by a shell-style pattern ("resnet*", "vgg1?")."""
+def list_models(pattern: Optional[str] = None, task: Optional[str] = None):
+    """Sorted registry names, optionally filtered by a shell-style pattern ("resnet*", "vgg1?", "fcn*")
+    and by task ("classification", "segmentation", "detection")."""
     names = sorted(_REGISTRY)
+    if task is not None:
+        names = [n for n in names if _REGISTRY[n].task == task]
     if pattern is not None:
         names = [n for n in names if fnmatch.fnmatch(n, pattern)]
     return names

@@ -13,7 +13,7 @@ import tensorflow as tf
 import keras_cnns
 from keras_cnns.registry import get_spec
 
-MODELS = keras_cnns.list_models()
+MODELS = keras_cnns.list_models(task="classification")
 NUM_CLASSES = 7
 
 

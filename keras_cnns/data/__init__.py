@@ -8,3 +8,6 @@ from keras_cnns.data.pipeline import (Datasets, default_preprocessing, make_data
 from keras_cnns.data.preprocessing import Preprocessing  # noqa: F401
 from keras_cnns.data.sources import (DATA_DIR_ENV, FASHION_MNIST_CLASSES, MNIST_CLASSES, Source,  # noqa: F401
                                      from_arrays, load_source, read_idx, write_idx)
+from keras_cnns.data.scenes import SCENE_CLASSES, Scene, SceneSet, scene_dataset, scene_datasets  # noqa: F401
+from keras_cnns.data.segmentation import (FolderPairSource, SegmentationSource, load_segmentation,  # noqa: F401
+                                          segmentation_dataset)

@@ -496,7 +496,28 @@ class FolderSource(Source):
 # -- TensorFlow Datasets --------------------------------------------------------------------------------
 _TFDS_HELP = ("To prepare it: pip install tensorflow-datasets; then, on a machine with internet access, "
               "run `tfds.builder({name!r}, data_dir=DIR).download_and_prepare()` and copy DIR here; "
-              "then pass data_dir=DIR (--data-dir DIR).")
+              "then pass data_dir=DIR (--data-dir DIR; default $TFDS_DATA_DIR or ~/tensorflow_datasets).")
+
+
+def open_tfds_builder(name, data_dir=None, help_text=_TFDS_HELP):
+    """The TFDS builder of a dataset already prepared under data_dir; nothing is downloaded. Fails at once,
+    saying how to prepare it, when tensorflow_datasets is missing or the dataset is not prepared."""
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError as err:
+        raise ModuleNotFoundError(f"'tfds:{name}' needs the tensorflow_datasets package, which is not "
+                                  f"installed. " + help_text.format(name=name)) from err
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+        prepared = builder.is_prepared()
+    except Exception as err:  # unknown name, unreadable data_dir, ...: one line, the help after it
+        reason = (str(err).strip().splitlines() or [""])[0]
+        raise FileNotFoundError(f"TFDS dataset {name!r} is not available under data_dir={data_dir!r} "
+                                f"({type(err).__name__}: {reason}) " + help_text.format(name=name)) from err
+    if not prepared:
+        raise FileNotFoundError(f"TFDS dataset {name!r} is not prepared under data_dir={data_dir!r}. "
+                                + help_text.format(name=name))
+    return builder
 
 
 class TfdsSource(Source):
@@ -507,22 +528,8 @@ class TfdsSource(Source):
     """
 
     def __init__(self, name, data_dir=None):
-        try:
-            import tensorflow_datasets as tfds
-        except ImportError as err:
-            raise ModuleNotFoundError(f"'tfds:{name}' needs the tensorflow_datasets package, which is not "
-                                      f"installed. " + _TFDS_HELP.format(name=name)) from err
         self.name = f"tfds:{name}"
-        try:
-            builder = tfds.builder(name, data_dir=data_dir)
-            prepared = builder.is_prepared()
-        except Exception as err:  # unknown name, unreadable data_dir, ...
-            raise FileNotFoundError(f"TFDS dataset {name!r} is not available under data_dir={data_dir!r} "
-                                    f"({type(err).__name__}: {err}). " + _TFDS_HELP.format(name=name)) from err
-        if not prepared:
-            raise FileNotFoundError(f"TFDS dataset {name!r} is not prepared under data_dir={data_dir!r}. "
-                                    + _TFDS_HELP.format(name=name))
-        self._builder = builder
+        self._builder = builder = open_tfds_builder(name, data_dir)
         self.origin = f"tfds ({builder.data_dir})"
         info = builder.info
         self._splits = {"train": "train",

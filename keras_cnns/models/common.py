@@ -123,13 +123,18 @@ def _is_foreign_file(path):
     return path.endswith(".h5") and not path.endswith(".weights.h5")
 
 
+def load_keras_file(path):
+    """A .keras file of the zoo as an uncompiled model, loaded with safe_mode on."""
+    from keras_cnns import layers as _  # noqa: F401  (registers the custom layers)
+    return keras.saving.load_model(os.fspath(path), compile=False, safe_mode=True)
+
+
 def load_weights(model, path):
     """Loads our own weights file into `model`: a .weights.h5, or the weights of a .keras file."""
     path = os.fspath(path)
     try:
         if path.endswith(".keras"):
-            from keras_cnns import layers as _  # noqa: F401  (registers the custom layers)
-            source = keras.saving.load_model(path, compile=False, safe_mode=True)
+            source = load_keras_file(path)
             if len(source.weights) != len(model.weights):
                 raise ValueError(f"{path} holds {len(source.weights)} weight arrays, the model has "
                                  f"{len(model.weights)}")

@@ -70,7 +70,12 @@ def imagenet_preprocessing():
                          mean=IMAGENET_MEAN_BGR, std=(1.0, 1.0, 1.0), channel_order="bgr")
 
 
-def _block(x, block, layers, batch_norm):
+def scaled(units, width):
+    """`units` times the width multiplier, at least 1 (width=1.0: the paper's widths)."""
+    return max(1, int(round(units * width)))
+
+
+def _block(x, block, layers, batch_norm, width=1.0):
     """One block of Table 1: its convolutions (+ LRN) then the 2x2/2 max-pool."""
     i = 0
     for layer in layers:
@@ -80,6 +85,7 @@ def _block(x, block, layers, batch_norm):
             continue
         i += 1
         kernel, filters = (int(v) for v in layer[len("conv"):].split("-"))
+        filters = scaled(filters, width)
         conv_name = f"block{block}_conv{i}"
         if batch_norm:
             x = keras.layers.Conv2D(filters, kernel, padding="same", use_bias=False, name=conv_name)(x)
@@ -88,6 +94,19 @@ def _block(x, block, layers, batch_norm):
         else:
             x = keras.layers.Conv2D(filters, kernel, padding="same", activation="relu", name=conv_name)(x)
     return keras.layers.MaxPooling2D(2, strides=2, name=f"block{block}_pool")(x)
+
+
+def trunk(x, config, batch_norm=False, width=1.0):
+    """The five blocks of Table 1's configuration `config` on tensor `x`: [block1_pool, ..., block5_pool].
+
+    width multiplies every convolution's filter count (1.0: the paper's); FCN's small CPU variants use
+    it. Layer names are those of the classifiers, so weights copy between them by name.
+    """
+    pools = []
+    for block, layers in enumerate(CONFIGS[config], start=1):
+        x = _block(x, block, layers, batch_norm, width)
+        pools.append(x)
+    return pools
 
 
 def _vgg(*, spec_name, config, batch_norm, head, default_shape, small_variant, input_shape, num_classes,
@@ -99,9 +118,7 @@ def _vgg(*, spec_name, config, batch_norm, head, default_shape, small_variant, i
         default_shape=default_shape, min_size=MIN_INPUT_SIZE, small_variant=small_variant,
         imagenet=imagenet)
     inputs = keras.Input(input_shape, name="image")
-    x = inputs
-    for block, layers in enumerate(CONFIGS[config], start=1):
-        x = _block(x, block, layers, batch_norm)
+    x = trunk(inputs, config, batch_norm)[-1]
     # block5_pool: 7x7x512 at 224x224, 1x1x512 at 32x32.
     if include_top:
         x = keras.layers.Flatten(name="flatten")(x)

@@ -287,7 +287,7 @@ def geometry_table(names=None, fmt="markdown"):
     from keras_cnns.registry import get_model, get_spec, list_models
 
     rows = []
-    for model_name in names or list_models():
+    for model_name in names or list_models(task="classification"):
         spec = get_spec(model_name)
         size = spec.input_shape[:2]
         converted = convolutionalize(get_model(model_name, input_shape=spec.input_shape))

@@ -77,6 +77,22 @@ def summarize(labels, scores, class_names):
     }
 
 
+def per_class_table(result):
+    """A summarize() result -> a pandas DataFrame, one row per class: test images, accuracy, and the class
+    it is most often mistaken for (with how many), read off the confusion matrix (rows = true classes)."""
+    import pandas as pd
+
+    names = result["class_names"]
+    matrix = pd.DataFrame(result["confusion_matrix"], index=names, columns=names)
+    errors = matrix.where(~np.eye(len(names), dtype=bool), 0)  # off-diagonal counts only
+    table = pd.DataFrame({"images": matrix.sum(axis=1),
+                          "accuracy": pd.Series(result["per_class_accuracy"]).reindex(names),
+                          "confused_with": errors.idxmax(axis=1).where(errors.max(axis=1) > 0, ""),
+                          "times": errors.max(axis=1)})
+    table.index.name = "class"
+    return table
+
+
 def evaluate_model(model, dataset, class_names=None, output="probabilities", ten_crop=False):
     """summarize() of a model on a dataset of (images, labels) batches."""
     labels, scores = predict_scores(model, dataset, output=output, ten_crop=ten_crop)

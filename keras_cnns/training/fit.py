@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_cnns import metadata as md
+from keras_cnns.paths import saved_models_dir
 from keras_cnns.registry import get_model, get_spec
 from keras_cnns.training import callbacks as cb
 from keras_cnns.training import recipes as rc
@@ -51,8 +52,57 @@ class FitResult:
     resumed_from: int = 0
 
 
+DEFAULT_DATASETS = {"classification": "fashion_mnist", "segmentation": "fashion_mnist_scenes"}
+"""What fit() trains on when no dataset is given, per task."""
+
+
+def _classification_data(spec, dataset, data_dir, input_shape, batch_size, augment, validation_split, seed,
+                         drop_remainder):
+    """(source, preprocessing, input shape, Datasets) of a classification run."""
+    from keras_cnns import data
+
+    source = dataset if isinstance(dataset, data.Source) else data.load_source(dataset, data_dir=data_dir)
+    prep = data.default_preprocessing(source, tuple(input_shape or spec.input_shape))
+    splits = data.make_datasets(source, preprocessing=prep, batch_size=batch_size, augment=augment,
+                                validation_split=validation_split, seed=seed, drop_remainder=drop_remainder,
+                                cache=True)
+    return source, prep, (*prep.size, prep.channels), splits
+
+
+def _segmentation_data(dataset, data_dir, input_shape, batch_size, seed, drop_remainder, limit=None):
+    """(source, preprocessing, input shape, Datasets) of a segmentation run: the source's own train, validation
+    and test splits (validation None, test = validation when it lacks them). With `limit`, the scenes
+    generate no more than `limit` scenes per split."""
+    from keras_cnns.data.pipeline import Datasets
+    from keras_cnns.data.segmentation import (SCENES, SegmentationSource, default_preprocessing,
+                                              load_segmentation, segmentation_dataset)
+
+    if isinstance(dataset, SegmentationSource):
+        source = dataset
+    elif dataset == SCENES and limit:
+        source = load_segmentation(dataset, counts={split: int(limit) for split in ("train", "validation", "test")})
+    else:
+        source = load_segmentation(dataset, data_dir=data_dir)
+    if "train" not in source.splits:
+        raise ValueError(f"{source.name} has no train split. Received: splits {source.splits}")
+    prep = default_preprocessing(source, tuple(input_shape[:2]) if input_shape else None)
+    made = {split: segmentation_dataset(source, split, prep, batch_size, shuffle=split == "train", seed=seed,
+                                        drop_remainder=drop_remainder and split == "train")
+            for split in ("train", "validation", "test") if split in source.splits}
+    test_split = "test" if "test" in made else "validation" if "validation" in made else "train"
+    sizes = {split: source.size(split) for split in made}
+    splits = Datasets(train=made["train"], validation=made.get("validation"), test=made[test_split],
+                      class_names=tuple(source.class_names), train_size=sizes["train"],
+                      validation_size=sizes.get("validation", 0), test_size=sizes[test_split], preprocessing=prep,
+                      batch_size=int(batch_size), augment=None, train_indices=np.arange(sizes["train"]),
+                      validation_indices=np.arange(sizes.get("validation", 0)), drop_remainder=drop_remainder)
+    return source, prep, (*prep.size, prep.channels), splits
+
+
 def default_output_dir(model_name, dataset_name):
-    return os.path.join("saved_models", f"{model_name}-{_dataset_label(dataset_name)}")
+    """<saved-models home>/<model>-<dataset>/: the home is keras_cnns.paths.saved_models_dir(), the folder
+    inference looks in, whatever the working directory."""
+    return os.path.join(saved_models_dir(), f"{model_name}-{_dataset_label(dataset_name)}")
 
 
 def _dataset_label(name):
@@ -146,7 +196,7 @@ def _save_model(model, path):
     os.replace(tmp, path)
 
 
-def fit(model, dataset, *, epochs=None, batch_size=None, recipe="paper", precision="float32", jit=None,
+def fit(model, dataset=None, *, epochs=None, batch_size=None, recipe="paper", precision="float32", jit=None,
         strategy="auto", cpu_replicas=0, output_dir=None, seed=0, data_dir=None, input_shape=None,
         augment="recipe", validation_split=0.1, limit=None, deterministic=True, resume=True,
         tensorboard=True, verbose=1, log=print) -> FitResult:
@@ -154,8 +204,10 @@ def fit(model, dataset, *, epochs=None, batch_size=None, recipe="paper", precisi
 
     Args:
       model: registry name ("lenet5", "resnet20", ...).
-      dataset: "fashion_mnist", "mnist", an image folder, "tfds:NAME", or a keras_cnns.data.Source
-        (e.g. ``data.from_arrays(...)``).
+      dataset: for a classifier "fashion_mnist" (the default), "mnist", an image folder, "tfds:NAME", or a
+        keras_cnns.data.Source (e.g. ``data.from_arrays(...)``); for a segmentation model (an FCN)
+        "fashion_mnist_scenes" (the default), a folder of images/ and masks/, "tfds:NAME", or a
+        keras_cnns.data.segmentation.SegmentationSource.
       epochs, batch_size: default from the recipe; batch_size is the *global* batch (all replicas).
       recipe: "paper" or "fast" (see keras_cnns.training.recipes.RECIPES), or a Recipe.
       precision: "float32", "mixed_bfloat16" or "mixed_float16" (the saved model is float32).
@@ -164,7 +216,7 @@ def fit(model, dataset, *, epochs=None, batch_size=None, recipe="paper", precisi
         TF_CONFIG) or "default" (one device).
       cpu_replicas: with strategy "mirrored"/"auto", split the CPU into this many logical devices (only in
         a process where TensorFlow has not initialised yet).
-      output_dir: default saved_models/<model>-<dataset>/.
+      output_dir: default <saved-models home>/<model>-<dataset>/ (see keras_cnns.paths).
       seed: seeds weights, validation split, shuffling and augmentation; with deterministic=True the same
         seed gives the same weights on CPU.
       data_dir: where the dataset's files are (see keras_cnns.data.load_source).
@@ -175,8 +227,6 @@ def fit(model, dataset, *, epochs=None, batch_size=None, recipe="paper", precisi
       resume: continue from checkpoints/ in the output directory if an earlier run left some.
       log: where the one-line messages go (print by default).
     """
-    from keras_cnns import data
-
     spec = get_spec(model)
     rec = rc.get_recipe(spec, recipe)
     epochs = int(rec.epochs if epochs is None else epochs)
@@ -200,18 +250,19 @@ def fit(model, dataset, *, epochs=None, batch_size=None, recipe="paper", precisi
     log(f"Strategy: {st.describe(dist)}; global batch {batch_size} = {batch_size // replicas} per replica "
         f"x {replicas} replica(s)")
 
-    source = dataset if isinstance(dataset, data.Source) else data.load_source(dataset, data_dir=data_dir)
-    output_dir = output_dir or default_output_dir(spec.name, source.name)
-    work_dir = output_dir if chief else tempfile.mkdtemp(prefix="keras_cnns-worker-")
-    os.makedirs(work_dir, exist_ok=True)
-    shape = tuple(input_shape or spec.input_shape)
-    prep = data.default_preprocessing(source, shape)
-    shape = (*prep.size, prep.channels)
-
+    segmentation = spec.task == "segmentation"
+    if dataset is None:
+        dataset = DEFAULT_DATASETS[spec.task]
     with _reproducible(seed, deterministic):
-        splits = data.make_datasets(source, preprocessing=prep, batch_size=batch_size, augment=augment,
-                                    validation_split=validation_split, seed=seed,
-                                    drop_remainder=replicas > 1, cache=True)
+        if segmentation:
+            run = _segmentation_data(dataset, data_dir, input_shape, batch_size, seed, replicas > 1, limit)
+        else:
+            run = _classification_data(spec, dataset, data_dir, input_shape, batch_size, augment, validation_split,
+                                       seed, replicas > 1)
+        source, prep, shape, splits = run
+        output_dir = output_dir or default_output_dir(spec.name, source.name)
+        work_dir = output_dir if chief else tempfile.mkdtemp(prefix="keras_cnns-worker-")
+        os.makedirs(work_dir, exist_ok=True)
         train, val, test = splits.train, splits.validation, splits.test
         steps = splits.steps_per_epoch
         if limit:
@@ -228,12 +279,18 @@ def fit(model, dataset, *, epochs=None, batch_size=None, recipe="paper", precisi
         if spec.aux_min_input_size is not None and not aux_weight:
             log(f"Auxiliary heads off: they need inputs of at least {spec.aux_min_input_size}x"
                 f"{spec.aux_min_input_size}; training at {shape[0]}x{shape[1]}")
-        build_kwargs = {"input_shape": shape, "num_classes": source.num_classes}
-        loss, loss_weights, metrics = _losses_and_metrics(spec, source.num_classes, aux_weight)
+        # A fully convolutional model is saved with a (None, None, C) input: it segments any size.
+        build_shape = (None, None, shape[2]) if spec.input_shape[0] is None else shape
+        build_kwargs = {"input_shape": build_shape, "num_classes": source.num_classes}
+        if segmentation:
+            from keras_cnns.tasks import segmentation as seg
+            loss, loss_weights, metrics = seg.loss(), None, seg.compile_metrics(source.num_classes)
+        else:
+            loss, loss_weights, metrics = _losses_and_metrics(spec, source.num_classes, aux_weight)
         if aux_weight:
             train = _with_aux_labels(train)
             val = _with_aux_labels(val) if val is not None else None
-        monitor = "val_predictions_accuracy" if aux_weight else "val_accuracy"
+        monitor = "val_mean_iou" if segmentation else "val_predictions_accuracy" if aux_weight else "val_accuracy"
         if val is None:
             monitor = monitor[len("val_"):]
 
@@ -281,19 +338,27 @@ def fit(model, dataset, *, epochs=None, batch_size=None, recipe="paper", precisi
         seconds = time.time() - started
 
         final = inference_model(spec, net, build_kwargs)
-        labels, scores = predict_scores(final, test, output=spec.output)
-        evaluation = summarize(labels, scores, source.class_names)
-    log(f"Test accuracy {evaluation['accuracy']:.4f}" +
-        (f", top-5 {evaluation['top5']:.4f}" if evaluation["top5"] is not None else "") +
-        f" on {evaluation['examples']} test images")
+        if segmentation:
+            evaluation = seg.evaluate(final, test, source.class_names)
+            scores = {"test_mean_iou": evaluation["mean_iou"], "test_pixel_accuracy": evaluation["pixel_accuracy"],
+                      "test_per_class_iou": evaluation["per_class_iou"], "test_pixels": evaluation["pixels"]}
+            log(f"Test mean IoU {evaluation['mean_iou']:.4f}, pixel accuracy {evaluation['pixel_accuracy']:.4f} "
+                f"on {splits.test_size} test images")
+        else:
+            labels, outputs = predict_scores(final, test, output=spec.output)
+            evaluation = summarize(labels, outputs, source.class_names)
+            scores = {"test_accuracy": evaluation["accuracy"], "test_top5": evaluation["top5"],
+                      "test_examples": evaluation["examples"]}
+            log(f"Test accuracy {evaluation['accuracy']:.4f}" +
+                (f", top-5 {evaluation['top5']:.4f}" if evaluation["top5"] is not None else "") +
+                f" on {evaluation['examples']} test images")
 
     meta = {
-        "model": spec.name, "dataset": source.name, "class_names": list(source.class_names),
-        "input_shape": list(shape), "output": spec.output, "preprocessing": prep.to_dict(),
+        "model": spec.name, "task": spec.task, "dataset": source.name, "class_names": list(source.class_names),
+        "input_shape": list(build_shape), "output": spec.output, "preprocessing": prep.to_dict(),
         "recipe": rec.name, "recipe_details": rec.to_dict(), "epochs": epochs, "batch_size": batch_size,
         "precision": precision, "strategy": st.strategy_name(dist), "replicas": replicas,
-        "test_accuracy": evaluation["accuracy"], "test_top5": evaluation["top5"],
-        "test_examples": evaluation["examples"], "best_validation": state.best,
+        **scores, "best_validation": state.best,
         "training_seconds_this_run": round(seconds, 1), "seed": seed, "limit": limit,
         "versions": md.versions(), "git_commit": md.git_commit(),
     }

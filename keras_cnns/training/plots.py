@@ -35,7 +35,7 @@ def plot_history(history, path=None, title=None):
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     epochs = [row["epoch"] for row in history]
     keys = sorted({k for row in history for k in row})
-    acc = next((k for k in ("accuracy", "predictions_accuracy") if k in keys), None)
+    acc = next((k for k in ("accuracy", "predictions_accuracy", "mean_iou") if k in keys), None)
     for ax, metric in zip(axes, ("loss", acc)):
         if metric is None:
             ax.set_visible(False)

@@ -151,6 +151,14 @@ RECIPES = {(r.family, r.name): r for r in [
     _r("googlenet", "fast", optimizer="sgd", learning_rate=0.05, momentum=0.9, nesterov=True,
        weight_decay=1e-4, epochs=10, batch_size=128, schedule="cosine", warmup=1, augment="flip",
        aux_weight=0.3, source="SGD + cosine decay, aux losses x0.3."),
+    # FCN (Long et al. 2015, sec. 4.3): SGD momentum 0.9, minibatch 20, fixed lr 1e-4 for FCN-VGG16,
+    # weight decay 5e-4 (Caffe summed the per-pixel losses; we average them, so a larger rate serves).
+    _r("fcn", "paper", optimizer="sgd", learning_rate=1e-2, momentum=0.9, weight_decay=5e-4, epochs=50,
+       batch_size=20, schedule="constant", augment=None,
+       source="Long et al. 2015 sec. 4.3: SGD momentum 0.9, batch 20, fixed lr, wd 5e-4; lr 1e-2 for the "
+              "per-pixel mean loss (the paper's 1e-4 is for Caffe's summed loss); 50 epochs (our choice)."),
+    _r("fcn", "fast", optimizer="adam", learning_rate=2e-3, weight_decay=0.0, epochs=12, batch_size=32,
+       schedule="cosine", warmup=1, augment=None, source="Adam + cosine decay, for the slim FCNs on a CPU."),
 ]}
 
 
@@ -164,6 +172,22 @@ def recipe_family(spec):
     if small and (family + "_cifar", "paper") in RECIPES:
         return family + "_cifar"
     return family
+
+
+CPU_MIN_SIZE = 32   # below this the 224x224 models lose most of their stages to 1x1 maps
+
+
+def cpu_input_size(spec):
+    """The input size at which a model trains on a CPU in minutes, not days: its own when that is already
+    small (LeNet-5 32, lenet5_modern 28, the CIFAR nets 32), else the smallest size its architecture
+    accepts but no less than 32 (GoogLeNet, ResNet-50, VGG-16: 32; AlexNet and NIN: 67)."""
+    return min(spec.input_shape[0], max(CPU_MIN_SIZE, spec.min_input_size))
+
+
+def cpu_train_command(spec, dataset="fashion_mnist"):
+    """The apps/train.py command that trains `spec` with the fast recipe at :func:`cpu_input_size`."""
+    return (f"python apps/train.py --model {spec.name} --dataset {dataset} --recipe fast "
+            f"--input-size {cpu_input_size(spec)}")
 
 
 def get_recipe(spec, name="paper"):

@@ -1,0 +1,104 @@
+"""Classify images with a trained model.
+
+    python apps/classify.py shirt.png                                  # the shipped LeNet-5 (Fashion-MNIST)
+    python apps/classify.py photos/ --model resnet20 --top 3           # saved_models/resnet20-*/
+    python apps/classify.py a.jpg --model build/exports/lenet5-fashion_mnist/tflite/model.tflite
+    python apps/classify.py cat.jpg --model vgg16 --weights imagenet --json
+
+--model takes a registry NAME (a model trained into saved_models/<name>-*/; "inception" = googlenet), a
+model DIR, or a FILE: a .keras file, a SavedModel directory or a .tflite file (an export from
+apps/export.py). The preprocessing and class names come from the model's metadata.json.
+
+Every input that can't be classified (a missing file, not an image, a damaged or empty file, an image over
+the pixel limit) prints one line on stderr saying what is wrong; the other images are still classified and
+the exit status is 2. A model that can't be loaded prints one line and exits with 2 too.
+A thin door over keras_cnns.inference.
+"""
+
+import argparse
+import sys
+
+from keras_cnns.cli import USER_ERRORS, finish_records, first_line, quiet_native_logs
+
+EXIT_BAD_INPUT = 2
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or directories of images")
+    p.add_argument("--model", default=None,
+                   help="registry NAME, model DIR, or FILE (.keras, SavedModel dir, .tflite); "
+                        "default: saved_models/lenet5-fashion_mnist")
+    p.add_argument("--weights", default=None,
+                   help='with --model NAME: "imagenet" or a keras.applications weights file')
+    p.add_argument("--top", type=int, default=5, help="how many classes to show per image")
+    p.add_argument("--json", action="store_true", help="one JSON record per image instead of text")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-pixels", type=int, default=None,
+                   help="refuse images with more pixels than this (decompression bombs); "
+                        "default: keras_cnns.inference.MAX_PIXELS")
+    args = p.parse_args(argv)
+    if args.top < 1:
+        p.error(f"--top must be at least 1. Received: --top {args.top}")
+    if args.batch_size < 1:
+        p.error(f"--batch-size must be at least 1. Received: --batch-size {args.batch_size}")
+    if args.weights is not None and args.model is None:
+        p.error("--weights needs --model NAME (vgg16, vgg19, resnet50, resnet101 or resnet152)")
+    return args
+
+
+
+def format_text(path, entries, output):
+    lines = [path]
+    width = max(len(e["class"]) for e in entries)
+    for rank, e in enumerate(entries, 1):
+        line = f"  {rank}. {e['class']:<{width}}  {100 * e['probability']:6.2f}%"
+        if output == "rbf_distances":
+            line += f"  distance {e['distance']:.4f}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    quiet_native_logs()
+    from keras_cnns import inference
+
+    def fail(message):
+        print(f"classify.py: {message}", file=sys.stderr)
+
+    try:
+        predictor = inference.load(args.model, weights=args.weights)
+    except USER_ERRORS as err:  # ModelSourceError and friends: one line, no traceback
+        fail(first_line(err))
+        return EXIT_BAD_INPUT
+    limit = args.max_pixels or inference.MAX_PIXELS
+    top = min(args.top, len(predictor.class_names))
+    paths = inference.list_images(args.images)
+    failed = 0
+    records = []
+    for start in range(0, len(paths), args.batch_size):
+        good, images = [], []
+        for path in paths[start:start + args.batch_size]:
+            try:
+                images.append(inference.read_image(path, max_pixels=limit))
+                good.append(path)
+            except inference.ImageError as err:
+                fail(str(err))
+                failed += 1
+        if not images:
+            continue
+        for path, entries in zip(good, predictor.classify(images, top=top)):
+            if args.json:
+                records.append({"path": path, "top": entries})
+            else:
+                print(format_text(path, entries, predictor.output), flush=True)
+    return finish_records(records, args.json, failed, len(paths), "classified", fail, EXIT_BAD_INPUT)
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)

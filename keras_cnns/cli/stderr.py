@@ -1,0 +1,22 @@
+"""Native log silencing for the apps. Standard library only: apps/_bootstrap.py loads this file by path
+before TensorFlow is imported (importing it as keras_cnns.cli.stderr would import keras_cnns first)."""
+
+import os
+import sys
+
+
+def quiet_native_logs():
+    """TensorFlow's and LiteRT's C++ start-up lines go to file descriptor 2 whatever TF_CPP_MIN_LOG_LEVEL
+    says: point that descriptor at /dev/null and keep Python's sys.stderr (our one-line messages,
+    warnings, tracebacks of real bugs) on the original stream. A second call does nothing."""
+    if getattr(sys.stderr, "keras_cnns_quiet", False):
+        return
+    try:
+        saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+        sys.stderr = os.fdopen(saved, "w", buffering=1)
+        sys.stderr.keras_cnns_quiet = True
+    except OSError:
+        pass

@@ -1,0 +1,135 @@
+"""Semantic segmentation with the zoo's FCNs (Long, Shelhamer, Darrell 2015): what training compiles with,
+how a model is scored, and how a mask is made from an image and drawn.
+
+* :func:`compile_metrics` -- pixel accuracy and mean IoU over all classes, background included
+  (keras.metrics.MeanIoU on the argmax of the per-pixel probabilities);
+* :func:`confusion_matrix`, :func:`summarize`, :func:`evaluate` -- the same numbers for a whole split, plus
+  the IoU of every class: IoU_c = TP_c / (TP_c + FP_c + FN_c) from one K x K pixel confusion matrix (a
+  class absent from both labels and predictions has no IoU and is left out of the mean);
+* :func:`segment` -- one uint8 image of any size -> a uint8 mask of the same height and width;
+* :func:`overlay` -- the image with the mask's colours blended in, and a legend.
+"""
+
+import numpy as np
+
+PIXEL_ACCURACY = "pixel_accuracy"
+MEAN_IOU = "mean_iou"
+OVERLAY_ALPHA = 0.5
+
+
+def compile_metrics(num_classes):
+    """Keras metrics for model.compile: pixel accuracy and mean IoU (from probabilities)."""
+    import keras
+
+    return [keras.metrics.SparseCategoricalAccuracy(name=PIXEL_ACCURACY),
+            keras.metrics.MeanIoU(num_classes=num_classes, sparse_y_pred=False, name=MEAN_IOU)]
+
+
+def loss():
+    """Per-pixel softmax cross-entropy, averaged over the pixels of the batch (the paper sums them)."""
+    import keras
+
+    return keras.losses.SparseCategoricalCrossentropy()
+
+
+def confusion_matrix(labels, predictions, num_classes):
+    """K x K pixel counts: row = true class, column = predicted class."""
+    labels = np.asarray(labels, np.int64).reshape(-1)
+    predictions = np.asarray(predictions, np.int64).reshape(-1)
+    if labels.size and (labels.max() >= num_classes or predictions.max() >= num_classes):
+        raise ValueError(f"class indices must be below num_classes={num_classes}. Received: labels up to "
+                         f"{labels.max()}, predictions up to {predictions.max()}")
+    return np.bincount(labels * num_classes + predictions, minlength=num_classes ** 2).reshape(
+        num_classes, num_classes)
+
+
+def summarize(matrix, class_names):
+    """{mean_iou, pixel_accuracy, per_class_iou {name: IoU or None}, pixels, confusion_matrix} of a matrix."""
+    matrix = np.asarray(matrix, np.float64)
+    tp = np.diag(matrix)
+    union = matrix.sum(0) + matrix.sum(1) - tp
+    iou = np.where(union > 0, tp / np.maximum(union, 1), np.nan)
+    total = matrix.sum()
+    return {
+        MEAN_IOU: float(np.nanmean(iou)) if np.any(union > 0) else float("nan"),
+        PIXEL_ACCURACY: float(tp.sum() / total) if total else float("nan"),
+        "per_class_iou": {name: (None if np.isnan(v) else float(v)) for name, v in zip(class_names, iou)},
+        "pixels": int(total),
+        "confusion_matrix": matrix.astype(np.int64).tolist(),
+        "class_names": list(class_names),
+    }
+
+
+def evaluate(model, dataset, class_names):
+    """:func:`summarize` of a model over a dataset of (images (B, H, W, C), masks (B, H, W)) batches."""
+    k = len(class_names)
+    matrix = np.zeros((k, k), np.int64)
+    for images, masks in dataset:
+        probabilities = model(images, training=False)
+        if isinstance(probabilities, dict):
+            probabilities = probabilities["predictions"]
+        matrix += confusion_matrix(np.asarray(masks), np.argmax(np.asarray(probabilities), -1), k)
+    return summarize(matrix, class_names)
+
+
+def segment(predictor, image):
+    """A uint8 image (H, W, C) of any size -> (uint8 mask (H, W), float32 probabilities (H, W, K)).
+
+    ``predictor`` is a keras_cnns.inference Predictor of a segmentation model: the image is brought to the
+    model's channels and normalised as in training, but keeps its own size (an FCN takes any size).
+    """
+    prep = predictor.preprocessing
+    x = prep.normalize(prep.convert_channels(np.asarray(image)))
+    probabilities = np.asarray(predictor.predict(np.asarray(x, np.float32)[None]))[0]
+    if probabilities.shape[:2] != np.asarray(image).shape[:2]:
+        raise ValueError(f"{predictor.source}: the model gave a {probabilities.shape[:2]} map for a "
+                         f"{np.asarray(image).shape[:2]} image; is it a segmentation model (an FCN)?")
+    return np.argmax(probabilities, -1).astype(np.uint8), probabilities
+
+
+def palette(num_classes):
+    """(K, 3) uint8 colours: background black, then matplotlib's tab10 / tab20 (the scenes' colours)."""
+    import matplotlib
+
+    name = "tab10" if num_classes <= 11 else "tab20"
+    colours = (np.array(matplotlib.colormaps[name].colors) * 255).round().astype(np.uint8)
+    rest = np.resize(colours, (max(num_classes - 1, 0), 3))
+    return np.concatenate([np.zeros((1, 3), np.uint8), rest], 0)[:num_classes]
+
+
+def overlay(image, mask, class_names, path, title=None):
+    """Writes a PNG: the image beside the image with the mask's colours blended in, and a legend of the
+    classes present (with their pixel share)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    image = np.asarray(image)
+    rgb = np.repeat(image, 3, -1) if image.shape[-1] == 1 else image[..., :3]
+    colours = palette(len(class_names))
+    coloured = colours[mask]
+    blended = np.where(mask[..., None] > 0, (1 - OVERLAY_ALPHA) * rgb + OVERLAY_ALPHA * coloured, rgb)
+    h, w = mask.shape
+    fig, axes = plt.subplots(1, 2, figsize=(8, 4.6 * h / max(w, 1) + 0.8))
+    axes[0].imshow(rgb.astype(np.uint8))
+    axes[0].set_title("image")
+    axes[1].imshow(blended.astype(np.uint8))
+    axes[1].set_title(title or "segmentation")
+    for ax in axes:
+        ax.axis("off")
+    counts = np.bincount(mask.reshape(-1), minlength=len(class_names))
+    present = [i for i in range(len(class_names)) if counts[i]]
+    handles = [Patch(facecolor=colours[i] / 255.0, edgecolor="grey",
+                     label=f"{class_names[i]} {100.0 * counts[i] / mask.size:.1f}%") for i in present]
+    fig.legend(handles=handles, loc="lower center", ncol=min(4, max(len(handles), 1)), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def pixel_counts(mask, class_names):
+    """{class name: pixel count} of the classes present in a mask."""
+    counts = np.bincount(np.asarray(mask).reshape(-1), minlength=len(class_names))
+    return {class_names[i]: int(c) for i, c in enumerate(counts) if c}
