@@ -78,7 +78,7 @@ def _functional(model):
     return getattr(model, "_functional", None) or model
 
 
-def _walk(model, input_fields):
+def _walk(model, input_fields, count=True):
     graph = _functional(model)
     fields = {}
     for i, tensor in enumerate(graph.inputs):
@@ -94,10 +94,11 @@ def _walk(model, input_fields):
             ins, outs = node.input_tensors, node.output_tensors
             in_fields = [fields.get(id(t), _UNIT) for t in ins]
             if isinstance(layer, keras.Model):
-                inner_rows, out_fields = _walk(layer, in_fields)
+                inner_rows, out_fields = _walk(layer, in_fields, count)
                 connections = sum(r.connections for r in inner_rows)
             else:
-                connections = _connections(layer, [tuple(t.shape) for t in ins], [tuple(t.shape) for t in outs])
+                connections = (_connections(layer, [tuple(t.shape) for t in ins], [tuple(t.shape) for t in outs])
+                               if count else 0)
                 field = _propagate(layer, Field.merge(in_fields), ins[0].shape, outs[0].shape)
                 out_fields = [field] * len(outs)
             for tensor, field in zip(outs, out_fields):
@@ -109,6 +110,12 @@ def _walk(model, input_fields):
                 _shapes(outs), count_params(layer) if not uses else 0, int(connections),
                 _side(out_fields[0])))
     return rows, [fields.get(id(t), _UNIT) for t in graph.outputs]
+
+
+def output_fields(model):
+    """The receptive :class:`Field` of each output of `model`: window and jump (stride) in input pixels.
+    Works on (None, None, C) inputs too (connections, which need sizes, are not counted)."""
+    return _walk(model, None, count=False)[1]
 
 
 def count_params(layer_or_model):

@@ -16,10 +16,9 @@ A thin door over keras_cnns.inference.
 """
 
 import argparse
-import json
 import sys
 
-from keras_cnns.cli import USER_ERRORS, first_line, quiet_native_logs
+from keras_cnns.cli import USER_ERRORS, finish_records, first_line, quiet_native_logs
 
 EXIT_BAD_INPUT = 2
 
@@ -95,12 +94,7 @@ def main(argv=None):
                 records.append({"path": path, "top": entries})
             else:
                 print(format_text(path, entries, predictor.output), flush=True)
-    if args.json:
-        print(json.dumps(records, indent=2))
-    if failed:
-        fail(f"{failed} of {len(paths)} input(s) could not be classified (see above).")
-        return EXIT_BAD_INPUT
-    return 0
+    return finish_records(records, args.json, failed, len(paths), "classified", fail, EXIT_BAD_INPUT)
 
 
 if __name__ == "__main__":
