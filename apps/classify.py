@@ -22,7 +22,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _bootstrap  # noqa: E402,F401  (repository root on sys.path, apps/ off it)
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 
 EXIT_BAD_INPUT = 2
 
@@ -54,20 +53,15 @@ def parse_args(argv):
 
 
 def format_text(path, entries, output):
-    lines = [path]
-    width = max(len(e["class"]) for e in entries)
-    for rank, e in enumerate(entries, 1):
-        line = f"  {rank}. {e['class']:<{width}}  {100 * e['probability']:6.2f}%"
-        if output == "rbf_distances":
-            line += f"  distance {e['distance']:.4f}"
-        lines.append(line)
-    return "\n".join(lines)
+    from keras_cnns import results
+
+    return results.format_text(path, entries)  # entries carry "distance" when output == "rbf_distances"
 
 
 def main(argv=None):
     args = parse_args(argv)
     _bootstrap.quiet_native_logs()
-    from keras_cnns import inference
+    from keras_cnns import inference, results
 
     def fail(message):
         print(f"classify.py: {message}", file=sys.stderr)
@@ -98,12 +92,7 @@ def main(argv=None):
                 records.append({"path": path, "top": entries})
             else:
                 print(format_text(path, entries, predictor.output), flush=True)
-    if args.json:
-        print(json.dumps(records, indent=2))
-    if failed:
-        fail(f"{failed} of {len(paths)} input(s) could not be classified (see above).")
-        return EXIT_BAD_INPUT
-    return 0
+    return results.finish(records, args.json, failed, len(paths), fail)
 
 
 if __name__ == "__main__":

@@ -26,11 +26,11 @@ import sys
 
 import numpy as np
 
+from keras_cnns import results as results_lib
 from keras_cnns.images import MAX_PIXELS, ImageError, list_images, read_image, to_model_pixels
 
 LABELS_FILENAME = "labels.txt"
 METADATA_FILENAME = "metadata.json"
-EXIT_BAD_INPUT = 2
 
 
 class LiteClassifier:
@@ -157,7 +157,7 @@ def main(argv=None):
         classifier = LiteClassifier(args.model, labels=args.labels)
     except ValueError as err:
         fail(str(err).splitlines()[0])
-        return EXIT_BAD_INPUT
+        return results_lib.EXIT_BAD_INPUT
     top = min(args.top, len(classifier.class_names))
     paths = list_images(args.images)
     records, failed = [], 0
@@ -171,15 +171,8 @@ def main(argv=None):
         if args.json:
             records.append({"path": path, "top": entries})
         else:
-            width = max(len(e["class"]) for e in entries)
-            print("\n".join([path] + [f"  {rank}. {e['class']:<{width}}  {100 * e['probability']:6.2f}%"
-                                      for rank, e in enumerate(entries, 1)]), flush=True)
-    if args.json:
-        print(json.dumps(records, indent=2))
-    if failed:
-        fail(f"{failed} of {len(paths)} input(s) could not be classified (see above).")
-        return EXIT_BAD_INPUT
-    return 0
+            print(results_lib.format_text(path, entries), flush=True)
+    return results_lib.finish(records, args.json, failed, len(paths), fail)
 
 
 if __name__ == "__main__":
