@@ -4,9 +4,14 @@ GoogLeNet) in Keras 3, faithful to their papers, with training, classification a
 Importing the package is cheap: the names below (and the ``layers`` and ``models`` subpackages) load on
 first use (PEP 562), so ``import keras_cnns.lite`` or ``keras_cnns.images`` never imports TensorFlow or
 Keras. The registry loads every model family the first time it is asked for one.
+
+The custom layers register with Keras (so `.keras` files load with safe_mode on) when keras_cnns.layers is
+imported: by any model builder, by keras_cnns.inference.load, and here at once when Keras is already
+imported in this process (``import keras`` then ``import keras_cnns``, then keras.saving.load_model works).
 """
 
 import importlib
+import sys
 
 __version__ = "0.1.0"
 
@@ -37,3 +42,7 @@ def __getattr__(name):
 
 def __dir__():
     return sorted(set(globals()) | set(_LAZY) | set(_SUBPACKAGES))
+
+
+if "keras" in sys.modules:  # Keras is loaded anyway: register the layers now, as an eager import did
+    from keras_cnns import layers  # noqa: E402,F401
