@@ -12,8 +12,9 @@ One door, :func:`load`, takes any model source and returns a :class:`Predictor` 
 Loading never runs code from a model file: ``.keras`` files load with ``safe_mode=True``, so only Keras'
 own layers and the layers registered by keras_cnns can appear in them.
 
-Images are decoded with Pillow (JPEG, PNG, BMP, GIF, WebP, TIFF; grey, RGBA, palette, CMYK, 16-bit; EXIF
-orientation applied) under a pixel limit that stops decompression bombs; every failure is an
+Images are decoded by :mod:`keras_cnns.images` (Pillow, no TensorFlow; read_image, list_images, ImageError
+and MAX_PIXELS are re-exported here): JPEG, PNG, BMP, GIF, WebP, TIFF; grey, RGBA, palette, CMYK, 16-bit;
+EXIF orientation applied; a pixel limit that stops decompression bombs; every failure is an
 :class:`ImageError` that says what was wrong and what to do.
 """
 
@@ -21,23 +22,18 @@ import abc
 import glob
 import os
 import time
-import warnings
 
 import numpy as np
 
 from keras_cnns import metadata as metadata_lib
 from keras_cnns import paths
 from keras_cnns.data.preprocessing import Preprocessing
+from keras_cnns.images import (IMAGE_EXTENSIONS, MAX_PIXELS, ImageError, list_images,  # noqa: F401
+                               read_image, to_model_pixels)
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
-MAX_PIXELS = 50_000_000  # ~7000x7000: larger images are refused (a decompression bomb is far larger)
 SAVED_MODELS_ENV = paths.HOME_ENV
 REPO_ROOT = paths.REPO_ROOT
 TRAIN_DATASET = "fashion_mnist"
-
-
-class ImageError(ValueError):
-    """An input image that cannot be classified; the message says why and what to do."""
 
 
 class ModelSourceError(ValueError):
@@ -50,89 +46,6 @@ saved_models_dir = paths.saved_models_dir
 def default_model_dir():
     """The shipped default: LeNet-5 trained on Fashion-MNIST (in the home, else the installed copy's)."""
     return paths.find_model_dir("lenet5-fashion_mnist")
-
-
-# --------------------------------------------------------------------------------------------- images
-
-def read_image(path, max_pixels=MAX_PIXELS):
-    """Decodes one image file to a uint8 array (H, W, 1) for grey images or (H, W, 3) for colour ones.
-
-    EXIF orientation is applied; alpha is dropped (composited over black); palette, CMYK, 16-bit and
-    1-bit images are converted; animated GIF/WebP give their first frame. Raises ImageError.
-    """
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise ImageError(f"{path}: no such file; check the path.")
-    if os.path.isdir(path):
-        raise ImageError(f"{path}: is a directory with no images in it.")
-    if os.path.getsize(path) == 0:
-        raise ImageError(f"{path}: the file is empty (0 bytes); give a JPEG, PNG, BMP, GIF or WebP image.")
-    old_limit = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = max_pixels
-    try:
-        with warnings.catch_warnings():
-            # Pillow warns between the limit and twice the limit, and raises above: refuse both.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                image.seek(0)
-                image.load()
-                image = ImageOps.exif_transpose(image)
-                return _to_array(image)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(f"{path}: the image is larger than the limit of {max_pixels:,} pixels (a possible "
-                         "decompression bomb); shrink it or raise the limit (--max-pixels).") from None
-    except UnidentifiedImageError:
-        raise ImageError(f"{path}: not an image Pillow can read; give a JPEG, PNG, BMP, GIF or WebP "
-                         "file.") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as err:
-        raise ImageError(f"{path}: the image is damaged or truncated ({err}); re-save or re-download "
-                         "it.") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = old_limit
-
-
-def _to_array(image):
-    mode = image.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        array = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if mode.startswith("I;16") or array.max() > 255 else 255.0
-        return np.clip(np.round(array * (255.0 / top)), 0, 255).astype(np.uint8)[..., None]
-    if mode == "F":
-        array = np.asarray(image, dtype=np.float64)
-        top = 1.0 if array.max() <= 1.0 else 255.0
-        return np.clip(np.round(array * (255.0 / top)), 0, 255).astype(np.uint8)[..., None]
-    if mode in ("1", "L"):
-        return np.asarray(image.convert("L"), dtype=np.uint8)[..., None]
-    if mode == "LA" or (mode == "P" and "transparency" in image.info) or mode in ("RGBA", "PA", "RGBa", "La"):
-        from PIL import Image
-
-        rgba = image.convert("RGBA")
-        background = Image.new("RGB", rgba.size, (0, 0, 0))
-        background.paste(rgba, mask=rgba.getchannel("A"))
-        return _grey_if_grey(np.asarray(background, dtype=np.uint8), mode)
-    return _grey_if_grey(np.asarray(image.convert("RGB"), dtype=np.uint8), mode)
-
-
-def _grey_if_grey(rgb, mode):
-    if mode in ("LA", "La"):
-        return rgb[..., :1]
-    return rgb
-
-
-def list_images(paths):
-    """Expands directories (their image files, sorted, not recursive); files and missing paths stay."""
-    out = []
-    for path in paths:
-        path = os.fspath(path)
-        if os.path.isdir(path):
-            found = sorted(p for p in glob.glob(os.path.join(path, "*"))
-                           if os.path.isfile(p) and p.lower().endswith(IMAGE_EXTENSIONS))
-            out.extend(found if found else [path])
-        else:
-            out.append(path)
-    return out
 
 
 # ------------------------------------------------------------------------------------------- backends
@@ -256,7 +169,12 @@ class SavedModelPredictor(Predictor):
 
 
 class TFLitePredictor(Predictor):
-    """Runs a .tflite file in LiteRT's interpreter, one image at a time (quantised inputs handled)."""
+    """Runs a .tflite file in LiteRT's interpreter, one image at a time (quantised inputs handled).
+
+    A model whose input is unquantised uint8 (the mobile variant written by keras_cnns.export) takes raw
+    pixels at its input size with the normalisation inside: :meth:`preprocess` then only brings images to
+    that size (keras_cnns.images.to_model_pixels, as keras_cnns.lite does) and :meth:`predict` takes uint8.
+    """
 
     kind = "tflite"
 
@@ -276,16 +194,26 @@ class TFLitePredictor(Predictor):
             self.interpreter.allocate_tensors()
             self._input = self.interpreter.get_input_details()[0]
             self._output = self.interpreter.get_output_details()[0]
+        self.takes_pixels = self._input["dtype"] == np.uint8 and self._input["quantization"][0] == 0.0
+
+    def preprocess(self, images):
+        if not self.takes_pixels:
+            return super().preprocess(images)
+        p = self.preprocessing
+        return np.stack([to_model_pixels(image, p.size, p.channels, p.resize, p.crop_from) for image in images])
 
     def predict(self, inputs):
         outs = []
-        for x in np.asarray(inputs, np.float32):
+        for x in np.asarray(inputs):
             x = x[None]
             dtype = self._input["dtype"]
+            scale, zero = self._input["quantization"]
             if dtype != np.float32:
-                scale, zero = self._input["quantization"]
                 info = np.iinfo(dtype)
-                x = np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
+                x = x if scale == 0.0 else x.astype(np.float32) / scale + zero  # 0: raw pixels, not quantised
+                x = np.clip(np.round(x), info.min, info.max).astype(dtype)
+            else:
+                x = x.astype(np.float32)
             self.interpreter.set_tensor(self._input["index"], x)
             self.interpreter.invoke()
             y = self.interpreter.get_tensor(self._output["index"])

@@ -2,12 +2,14 @@
 
 Builders register themselves with :func:`register_model`; apps, notebooks and tests reach them only
 through :func:`get_model` and :func:`list_models`. A second registration of a name (or of an alias) is
-refused, so two families can never silently shadow each other.
+refused, so two families can never silently shadow each other. The families register when
+keras_cnns.models is imported, which every lookup here does first (the package import is lazy).
 """
 
 import dataclasses
 import difflib
 import fnmatch
+import importlib
 from typing import Callable, Optional, Tuple
 
 
@@ -79,8 +81,14 @@ def _claim(name):
         raise ValueError(f"A model named {name!r} is already registered; registry names must be unique.")
 
 
+def _load_families():
+    """Imports keras_cnns.models, whose modules register every builder (a no-op once done)."""
+    importlib.import_module("keras_cnns.models")
+
+
 def resolve_name(name):
     """Returns the canonical registry name for `name` (aliases followed), or raises ValueError."""
+    _load_families()
     if not isinstance(name, str):
         raise ValueError(f"A model name must be a string. Received: name={name!r}")
     key = name.strip().lower()
@@ -103,6 +111,7 @@ def get_spec(name) -> ModelSpec:
 def list_models(pattern: Optional[str] = None, task: Optional[str] = None):
     """Sorted registry names, optionally filtered by a shell-style pattern ("resnet*", "vgg1?", "fcn*")
     and by task ("classification", "segmentation", "detection")."""
+    _load_families()
     names = sorted(_REGISTRY)
     if task is not None:
         names = [n for n in names if _REGISTRY[n].task == task]
@@ -113,6 +122,7 @@ def list_models(pattern: Optional[str] = None, task: Optional[str] = None):
 
 def list_aliases():
     """{alias: registry name}."""
+    _load_families()
     return dict(_ALIASES)
 
 

@@ -128,7 +128,7 @@ def test_parity_report_is_written_beside_the_artifact(exports):
         assert "top-1 agreement" in f.read()
 
 
-@pytest.mark.parametrize("fmt", ["tflite", "savedmodel"])
+@pytest.mark.parametrize("fmt", ["tflite", "savedmodel", "tflite-mobile"])
 def test_classify_runs_the_export_with_the_keras_top1(exports, model_dir, test_set, tmp_path, fmt):
     raw = test_set[0][:6]
     paths = []
@@ -136,7 +136,8 @@ def test_classify_runs_the_export_with_the_keras_top1(exports, model_dir, test_s
         paths.append(str(tmp_path / f"{i}.png"))
         Image.fromarray(image[..., 0]).save(paths[-1])
     keras_top1 = inference.load(model_dir).predict(test_set[1][:6]).argmax(-1)
-    done = run_app("classify.py", *paths, "--model", exports(fmt)["artifact"], "--json", "--top", "1")
+    artifact = exports("tflite")["mobile"] if fmt == "tflite-mobile" else exports(fmt)["artifact"]
+    done = run_app("classify.py", *paths, "--model", artifact, "--json", "--top", "1")
     assert done.returncode == 0, done.stderr
     assert [r["top"][0]["index"] for r in json.loads(done.stdout)] == list(keras_top1)
 
@@ -176,6 +177,7 @@ def test_export_app_writes_artifact_and_report(model_dir, tmp_path):
                    "--parity-images", "50")
     assert done.returncode == 0, done.stderr
     assert os.path.isfile(tmp_path / "model.tflite") and os.path.isfile(tmp_path / "parity.md")
+    assert os.path.isfile(tmp_path / "mobile" / "model.tflite") and os.path.isfile(tmp_path / "mobile" / "labels.txt")
     assert "top-1 agreement" in done.stdout
 
 

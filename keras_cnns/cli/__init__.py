@@ -20,16 +20,3 @@ def first_line(err):
     """The first line of an exception's message, or its type's name when it has none."""
     text = str(err)
     return text.splitlines()[0] if text.strip() else type(err).__name__
-
-
-def finish_records(records, as_json, failed, total, verb, fail, exit_bad_input=2):
-    """The end of an app that turns images into records (classify, scoremap): the records as one JSON list
-    when asked, how many inputs failed (each already reported by `fail`), and the exit status."""
-    if as_json:
-        import json
-
-        print(json.dumps(records, indent=2))
-    if failed:
-        fail(f"{failed} of {total} input(s) could not be {verb} (see above).")
-        return exit_bad_input
-    return 0

@@ -18,7 +18,8 @@ A thin door over keras_cnns.inference.
 import argparse
 import sys
 
-from keras_cnns.cli import USER_ERRORS, finish_records, first_line, quiet_native_logs
+from keras_cnns import results
+from keras_cnns.cli import USER_ERRORS, first_line, quiet_native_logs
 
 EXIT_BAD_INPUT = 2
 
@@ -49,15 +50,9 @@ def parse_args(argv):
 
 
 
-def format_text(path, entries, output):
-    lines = [path]
-    width = max(len(e["class"]) for e in entries)
-    for rank, e in enumerate(entries, 1):
-        line = f"  {rank}. {e['class']:<{width}}  {100 * e['probability']:6.2f}%"
-        if output == "rbf_distances":
-            line += f"  distance {e['distance']:.4f}"
-        lines.append(line)
-    return "\n".join(lines)
+def format_text(path, entries, output=None):
+    """classify.py's text for one image (entries carry "distance" for RBF outputs)."""
+    return results.format_text(path, entries)
 
 
 def main(argv=None):
@@ -94,7 +89,7 @@ def main(argv=None):
                 records.append({"path": path, "top": entries})
             else:
                 print(format_text(path, entries, predictor.output), flush=True)
-    return finish_records(records, args.json, failed, len(paths), "classified", fail, EXIT_BAD_INPUT)
+    return results.finish(records, args.json, failed, len(paths), fail, "classified")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,10 @@ directory (default build/exports/<model dir>/<format>[-<quantize>]/) gets the ar
 model.tflite or model.onnx), the model's metadata.json, and parity.json + parity.md: top-1 agreement and
 max difference from the Keras model on test images, accuracy, file size and single-image latency.
 Run the artifact with `python apps/classify.py IMAGE --model <artifact>`.
+--format tflite also writes the mobile variant in <output>/mobile/ (model.tflite: uint8 pixels [1, H, W, C]
+at the input size in, normalisation inside, probabilities out; labels.txt; metadata.json), in the same
+--quantize mode (int8: full-integer, input still uint8); run it without TensorFlow with
+`python -m keras_cnns.lite IMAGE --model <output>/mobile/model.tflite`.
 A thin door over keras_cnns.export; a bad argument prints one line on stderr and exits with status 2.
 """
 
@@ -36,6 +40,8 @@ def parse_args(argv):
     p.add_argument("--parity-images", type=int, default=500, help="test images in the parity report")
     p.add_argument("--no-uint8-signature", dest="uint8_endpoint", action="store_false",
                    help="SavedModel: leave out the uint8-in, probabilities-out 'classify_images' signature")
+    p.add_argument("--no-mobile", dest="mobile", action="store_false",
+                   help="TFLite: leave out the mobile variant (mobile/model.tflite + labels.txt)")
     args = p.parse_args(argv)
     if args.quantize != "none" and args.format != "tflite":
         p.error(f"--quantize applies to --format tflite only. Received: --format {args.format} "
@@ -53,12 +59,15 @@ def main(argv=None):
     try:
         result = export.export_model(args.model, args.format, quantize=args.quantize,
                                      calibration=args.calibration, output=args.output, weights=args.weights,
-                                     parity_images=args.parity_images, uint8_endpoint=args.uint8_endpoint)
+                                     parity_images=args.parity_images, uint8_endpoint=args.uint8_endpoint,
+                                     mobile=args.mobile)
     except (*USER_ERRORS, OnnxUnavailable, RuntimeError) as err:
         print(f"export.py: {first_line(err)}", file=sys.stderr)
         return 2
     report = result["report"]
     print(f"wrote {result['artifact']}")
+    if result.get("mobile"):
+        print(f"wrote {result['mobile']} (mobile: uint8 pixels in, probabilities out, labels.txt beside it)")
     print(export.parity.markdown(report), end="")
     print(f"report: {os.path.join(result['output'], 'parity.md')}")
     return 0

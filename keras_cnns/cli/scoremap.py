@@ -20,7 +20,8 @@ import argparse
 import os
 import sys
 
-from keras_cnns.cli import USER_ERRORS, finish_records, first_line, quiet_native_logs
+from keras_cnns import results
+from keras_cnns.cli import USER_ERRORS, first_line, quiet_native_logs
 
 EXIT_BAD_INPUT = 2
 DEFAULT_OUTPUT = "scoremap-out"
@@ -99,5 +100,5 @@ def main(argv=None):
             records.append(record)
         else:
             print(format_text(record), flush=True)
-    return finish_records(records, args.json, failed, len(paths), "mapped", fail, EXIT_BAD_INPUT)
+    return results.finish(records, args.json, failed, len(paths), fail, "mapped")
 

@@ -15,10 +15,10 @@ other images are still segmented and the exit status is 2.
 """
 
 import argparse
-import json
 import os
 import sys
 
+from keras_cnns import results
 from keras_cnns.cli import USER_ERRORS, first_line, quiet_native_logs
 
 EXIT_BAD_INPUT = 2
@@ -85,12 +85,7 @@ def main(argv=None):
         else:
             found = ", ".join(f"{k} {v}" for k, v in sorted(pixels.items(), key=lambda kv: -kv[1]) if k != names[0])
             print(f"{path}: {mask_path}, {overlay_path}; {found or 'nothing but ' + names[0]}", flush=True)
-    if args.json:
-        print(json.dumps(records, indent=2))
-    if failed:
-        fail(f"{failed} of {len(paths)} input(s) could not be segmented (see above).")
-        return EXIT_BAD_INPUT
-    return 0
+    return results.finish(records, args.json, failed, len(paths), fail, "segmented")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,10 @@
 Every export goes through the SavedModel (TFLite and ONNX are converted from it), writes the model's
 metadata.json beside the artifact (so apps/classify.py and keras_cnns.inference.load can run it) and a
 parity report (parity.json, parity.md) measured on the test split of the model's dataset.
+
+A TFLite export also writes the mobile variant in ``mobile/`` (see :mod:`keras_cnns.export.tflite`): uint8
+pixels in, probabilities out, labels.txt beside it, in the same quantisation; the parity report measures it
+too (``report["mobile"]``). :mod:`keras_cnns.lite` runs it without TensorFlow.
 """
 
 import os
@@ -72,7 +76,8 @@ def calibration_images(metadata, preprocessing, n=100, seed=0):
 
 
 def export_model(source, fmt, *, quantize="none", calibration=100, output=None, weights=None,
-                 parity_images=200, uint8_endpoint=True, representative_images=None, test_images=None):
+                 parity_images=200, uint8_endpoint=True, representative_images=None, test_images=None,
+                 mobile=True):
     """Exports `source` (anything :func:`keras_cnns.inference.load` takes) to `fmt`.
 
     Args:
@@ -85,9 +90,11 @@ def export_model(source, fmt, *, quantize="none", calibration=100, output=None, 
       uint8_endpoint: SavedModel: add the uint8-in, probabilities-out signature "classify_images".
       representative_images / test_images: override the data (float32 preprocessed images; test_images
         may be a (images, labels) pair); for models whose dataset is not readable here.
+      mobile: TFLite: also write the mobile variant in <output>/mobile/.
 
     Returns:
-      {"artifact": path, "output": directory, "report": the parity report dict}.
+      {"artifact": path, "output": directory, "report": the parity report dict, "mobile": the mobile
+      variant's .tflite path or None}.
     """
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}. Received: format={fmt!r}")
@@ -114,11 +121,12 @@ def export_model(source, fmt, *, quantize="none", calibration=100, output=None, 
     else:
         images, labels, described = evaluation_images(meta, prep, n=parity_images)
 
-    extra = {}
+    extra, mobile_runner = {}, None
+    mobile = mobile and fmt == "tflite"
     with tempfile.TemporaryDirectory() as tmp:
         saved = artifact if fmt == "savedmodel" else os.path.join(tmp, "savedmodel")
         export_savedmodel(reference.model, saved, preprocessing=prep, output=reference.output,
-                          uint8_endpoint=uint8_endpoint and fmt == "savedmodel")
+                          uint8_endpoint=uint8_endpoint and fmt == "savedmodel", mobile_endpoint=mobile)
         exported_meta = dict(meta, export={"format": fmt, "quantize": quantize,
                                            "artifact": os.path.basename(artifact)})
         metadata_lib.write(out, exported_meta)
@@ -137,6 +145,11 @@ def export_model(source, fmt, *, quantize="none", calibration=100, output=None, 
             runner = inference.TFLitePredictor(artifact, exported_meta)
             extra["float_ops"] = tflite_lib.float_ops(runner) if quantize == "int8" else None
             converter, runtime = "TFLiteConverter.from_saved_model", "LiteRT interpreter"
+            if mobile:
+                mobile_dir = os.path.join(out, tflite_lib.MOBILE_DIR)
+                path = tflite_lib.write_mobile(saved, mobile_dir, exported_meta, quantize=quantize,
+                                               representative_images=rep)
+                mobile_runner = inference.TFLitePredictor(path, metadata_lib.read(mobile_dir))
         else:
             artifact, converter = onnx_lib.convert(reference.model, saved, artifact)
             runner = onnx_lib.OnnxPredictor(artifact)
@@ -151,5 +164,20 @@ def export_model(source, fmt, *, quantize="none", calibration=100, output=None, 
                   size_bytes=parity.size_bytes(artifact),
                   keras_size_bytes=parity.size_bytes(keras_file) if keras_file else 0,
                   latency_ms=latency, keras_latency_ms=reference.latency_ms())
+    if mobile_runner is not None:
+        report["mobile"] = _mobile_parity(reference, mobile_runner, images, labels, quantize, out)
     parity.write(out, report)
-    return {"artifact": artifact, "output": out, "report": report}
+    return {"artifact": artifact, "output": out, "report": report,
+            "mobile": mobile_runner.source if mobile_runner else None}
+
+
+def _mobile_parity(reference, runner, images, labels, quantize, out):
+    """The mobile variant against the Keras model on the same test images, given as the pixels they were
+    normalised from."""
+    prep = reference.preprocessing
+    report = parity.measure(reference, lambda x: runner.predict(tflite_lib.to_pixels(prep, x)), images, labels,
+                            quantize=quantize, candidate_probabilities=True)
+    report.update(artifact=os.path.relpath(runner.source, out), size_bytes=parity.size_bytes(runner.source),
+                  latency_ms=runner.latency_ms(),
+                  float_ops=tflite_lib.float_ops(runner) if quantize == "int8" else None)
+    return report

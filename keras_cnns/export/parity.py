@@ -18,23 +18,28 @@ TARGETS = {
 }
 
 
-def measure(reference, candidate_predict, images, labels=None, *, quantize="none"):
+def measure(reference, candidate_predict, images, labels=None, *, quantize="none", candidate_probabilities=False):
     """Compares `candidate_predict` (preprocessed float32 batch -> raw output) with the Keras `reference`
-    Predictor on `images`; returns the report's numbers (without size and latency)."""
+    Predictor on `images`; returns the report's numbers (without size and latency).
+
+    candidate_probabilities: the candidate returns probabilities whatever the model's raw output is (the
+    mobile variant); its raw difference is then not measured."""
     ref_raw = np.concatenate([reference.predict(images[i:i + 64]) for i in range(0, len(images), 64)])
     cand_raw = np.concatenate([np.asarray(candidate_predict(images[i:i + 64])).reshape(
         min(64, len(images) - i), -1) for i in range(0, len(images), 64)])
     if reference.output == "probabilities" and _is_distribution(ref_raw):
         ref_p, cand_p = ref_raw, cand_raw  # a softmax head: compare its outputs as they are
     else:
-        ref_p, cand_p = reference.probabilities(ref_raw), reference.probabilities(cand_raw)
+        ref_p = reference.probabilities(ref_raw)
+        cand_p = cand_raw if candidate_probabilities else reference.probabilities(cand_raw)
     ref_top, cand_top = ref_p.argmax(-1), cand_p.argmax(-1)
     report = {
         "n_images": int(len(images)),
         "max_abs_diff": float(np.max(np.abs(ref_p - cand_p))),
-        "max_abs_diff_raw": float(np.max(np.abs(ref_raw - cand_raw))),
         "top1_agreement": float(np.mean(ref_top == cand_top)),
     }
+    if not candidate_probabilities:
+        report["max_abs_diff_raw"] = float(np.max(np.abs(ref_raw - cand_raw)))
     if labels is not None:
         labels = np.asarray(labels).reshape(-1)
         report["accuracy_keras"] = float(np.mean(ref_top == labels))
@@ -96,4 +101,10 @@ def markdown(report):
     if r.get("calibration"):
         lines.append(f"| int8 calibration | {r['calibration']} |")
     lines.append(f"| target | {r['target']}: {'met' if r['meets_target'] else '**NOT met**'} |")
+    m = r.get("mobile")
+    if m:
+        lines.append(f"| mobile variant (uint8 pixels in, probabilities out) | `{m['artifact']}`: top-1 agreement "
+                     f"{m['top1_agreement']:.2%}, max abs difference {m['max_abs_diff']:.3g}, "
+                     f"{m['size_bytes'] / 1e6:.3f} MB, {m['latency_ms']:.2f} ms; target "
+                     f"{'met' if m['meets_target'] else '**NOT met**'} |")
     return "\n".join(lines) + "\n"

@@ -6,6 +6,10 @@ Signatures:
   classify_images (with ``uint8_endpoint=True``): uint8 ``images`` [batch, h, w, C] of any size, the
     training preprocessing (resize/pad, normalisation) inside -> ``probabilities`` (softmax of the
     negative distances for RBF models) and ``class_index`` (int32 argmax).
+  classify_mobile (with ``mobile_endpoint=True``): uint8 ``images`` [1, H, W, C] at the model's input
+    size -> ``probabilities``; what the mobile TFLite variant is converted from. A fixed-size input leaves
+    nothing for the resize/pad step to do, so only the pixel half of the preprocessing is inside
+    (channel order, mean/std); the caller brings images to H x W (keras_cnns.images.to_model_pixels).
 """
 
 import keras
@@ -13,9 +17,11 @@ import tensorflow as tf
 
 SERVING = "serving_default"
 RAW_IMAGES = "classify_images"
+MOBILE = "classify_mobile"
 
 
-def export_savedmodel(model, directory, *, preprocessing, output="probabilities", uint8_endpoint=True):
+def export_savedmodel(model, directory, *, preprocessing, output="probabilities", uint8_endpoint=True,
+                      mobile_endpoint=False):
     """Writes `model` as a SavedModel in `directory`; returns the directory."""
     h, w = preprocessing.size
     c = preprocessing.channels
@@ -29,14 +35,27 @@ def export_savedmodel(model, directory, *, preprocessing, output="probabilities"
                          input_signature=[tf.TensorSpec([None, h, w, c], tf.float32, name="images")])
     if uint8_endpoint:
         def classify_images(images):
-            scores = _main_output(model(preprocessing.apply(images), training=False))
-            probs = tf.nn.softmax(-scores) if output == "rbf_distances" else scores
+            probs = _probabilities(model(preprocessing.apply(images), training=False), output)
             return {"probabilities": probs, "class_index": tf.argmax(probs, axis=-1, output_type=tf.int32)}
 
         archive.add_endpoint(RAW_IMAGES, classify_images,
                              input_signature=[tf.TensorSpec([None, None, None, c], tf.uint8, name="images")])
+    if mobile_endpoint:
+        def classify_mobile(images):
+            pixels = tf.cast(images, tf.float32)
+            return {"probabilities": _probabilities(model(preprocessing.normalize(pixels), training=False),
+                                                    output)}
+
+        archive.add_endpoint(MOBILE, classify_mobile,
+                             input_signature=[tf.TensorSpec([1, h, w, c], tf.uint8, name="images")])
     archive.write_out(directory, verbose=False)
     return directory
+
+
+def _probabilities(out, output):
+    """The model's main output as probabilities: softmax of the negative distances for an RBF output."""
+    scores = _main_output(out)
+    return tf.nn.softmax(-scores) if output == "rbf_distances" else scores
 
 
 def _main_output(out):

@@ -1,5 +1,5 @@
 """Custom layers of the zoo. Each is registered with Keras under the package "keras_cnns", serialises
-through get_config, and loads with safe_mode on once keras_cnns is imported."""
+through get_config, and loads with safe_mode on once this package is imported (see keras_cnns/__init__.py)."""
 
 import importlib
 import inspect

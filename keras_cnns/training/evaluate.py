@@ -103,7 +103,7 @@ def load_model_dir(model_dir):
     """(model, metadata) of a directory written by keras_cnns.training.fit / apps/train.py."""
     import keras
 
-    import keras_cnns  # noqa: F401  (registers the custom layers before loading)
+    from keras_cnns import layers as _  # noqa: F401  (registers the custom layers before loading)
     from keras_cnns import metadata as md
     meta = md.read(model_dir)
     path = os.path.join(model_dir, md.MODEL_FILENAME)

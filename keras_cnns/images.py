@@ -1,0 +1,176 @@
+"""Images in, model-sized pixels out, with Pillow and numpy only (no TensorFlow), so that the LiteRT
+runner (:mod:`keras_cnns.lite`) and a phone-side app can share it with :mod:`keras_cnns.inference`.
+
+- :func:`read_image` decodes a file safely: JPEG, PNG, BMP, GIF, WebP, TIFF; grey, RGBA, palette, CMYK,
+  16-bit; EXIF orientation applied; a pixel limit that stops decompression bombs; every failure is an
+  :class:`ImageError` that says what was wrong and what to do.
+- :func:`to_model_pixels` brings a decoded image to a model's input size and channels as uint8, following
+  the same rule as the training preprocessing (keras_cnns.data.Preprocessing: "pad", "resize" or "crop"),
+  for models whose input is raw pixels (the mobile TFLite variant of keras_cnns.export).
+"""
+
+import glob
+import os
+import warnings
+
+import numpy as np
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
+MAX_PIXELS = 50_000_000  # ~7000x7000: larger images are refused (a decompression bomb is far larger)
+
+
+class ImageError(ValueError):
+    """An input image that cannot be classified; the message says why and what to do."""
+
+
+
+def read_image(path, max_pixels=MAX_PIXELS):
+    """Decodes one image file to a uint8 array (H, W, 1) for grey images or (H, W, 3) for colour ones.
+
+    EXIF orientation is applied; alpha is dropped (composited over black); palette, CMYK, 16-bit and
+    1-bit images are converted; animated GIF/WebP give their first frame. Raises ImageError.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ImageError(f"{path}: no such file; check the path.")
+    if os.path.isdir(path):
+        raise ImageError(f"{path}: is a directory with no images in it.")
+    if os.path.getsize(path) == 0:
+        raise ImageError(f"{path}: the file is empty (0 bytes); give a JPEG, PNG, BMP, GIF or WebP image.")
+    old_limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns between the limit and twice the limit, and raises above: refuse both.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.seek(0)
+                image.load()
+                image = ImageOps.exif_transpose(image)
+                return _to_array(image)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"{path}: the image is larger than the limit of {max_pixels:,} pixels (a possible "
+                         "decompression bomb); shrink it or raise the limit (--max-pixels).") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: not an image Pillow can read; give a JPEG, PNG, BMP, GIF or WebP "
+                         "file.") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as err:
+        raise ImageError(f"{path}: the image is damaged or truncated ({err}); re-save or re-download "
+                         "it.") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = old_limit
+
+
+def _to_array(image):
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        array = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if mode.startswith("I;16") or array.max() > 255 else 255.0
+        return np.clip(np.round(array * (255.0 / top)), 0, 255).astype(np.uint8)[..., None]
+    if mode == "F":
+        array = np.asarray(image, dtype=np.float64)
+        top = 1.0 if array.max() <= 1.0 else 255.0
+        return np.clip(np.round(array * (255.0 / top)), 0, 255).astype(np.uint8)[..., None]
+    if mode in ("1", "L"):
+        return np.asarray(image.convert("L"), dtype=np.uint8)[..., None]
+    if mode == "LA" or (mode == "P" and "transparency" in image.info) or mode in ("RGBA", "PA", "RGBa", "La"):
+        from PIL import Image
+
+        rgba = image.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (0, 0, 0))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return _grey_if_grey(np.asarray(background, dtype=np.uint8), mode)
+    return _grey_if_grey(np.asarray(image.convert("RGB"), dtype=np.uint8), mode)
+
+
+def _grey_if_grey(rgb, mode):
+    if mode in ("LA", "La"):
+        return rgb[..., :1]
+    return rgb
+
+
+def list_images(paths):
+    """Expands directories (their image files, sorted, not recursive); files and missing paths stay."""
+    out = []
+    for path in paths:
+        path = os.fspath(path)
+        if os.path.isdir(path):
+            found = sorted(p for p in glob.glob(os.path.join(path, "*"))
+                           if os.path.isfile(p) and p.lower().endswith(IMAGE_EXTENSIONS))
+            out.extend(found if found else [path])
+        else:
+            out.append(path)
+    return out
+
+
+
+
+# --------------------------------------------------------------------------- to a model's input size
+
+GREY_WEIGHTS = (0.2989, 0.5870, 0.1140)  # tf.image.rgb_to_grayscale's, as in training
+
+
+def to_model_pixels(image, size, channels, resize="resize", crop_from=None):
+    """uint8 image (H, W, 1|3|4) -> uint8 (size[0], size[1], channels): the geometric half of the training
+    preprocessing (keras_cnns.data.Preprocessing), done with numpy and Pillow.
+
+    channels: RGB -> grey with TensorFlow's weights, rounded (as training does); grey -> RGB repeats.
+    resize: "pad" centres an image that fits on a black canvas at the offsets
+    tf.image.resize_with_crop_or_pad uses (exact: LeNet-5's 28 -> 32) and shrinks a larger one first, aspect
+    kept, as tf.image.resize_with_pad does; "resize" stretches; "crop" resizes the shorter side to
+    `crop_from` then takes the central crop.
+    Deviation from training: resampling is Pillow's bilinear filter, which smooths when it shrinks, where
+    training used tf.image.resize without antialiasing, and the result is rounded to uint8; images that
+    need no resampling (a pad that fits) come out identical to training's.
+    """
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.ndim != 3 or image.shape[-1] not in (1, 3, 4):
+        raise ImageError(f"an image must be (H, W, 1|3|4). Received: shape={image.shape}")
+    image = _convert_channels(np.asarray(image, np.uint8), channels)
+    h, w = (int(s) for s in size)
+    ih, iw = image.shape[:2]
+    if resize == "pad":
+        if ih > h or iw > w:
+            ratio = max(iw / w, ih / h)
+            rh, rw = int(ih / ratio), int(iw / ratio)  # floor, as tf.image.resize_with_pad
+            image = _resample(image, max(rh, 1), max(rw, 1))
+            top, left = max(0, int((h - ih / ratio) / 2)), max(0, int((w - iw / ratio) / 2))
+        else:
+            top, left = (h - ih) // 2, (w - iw) // 2
+        canvas = np.zeros((h, w, channels), np.uint8)
+        canvas[top:top + image.shape[0], left:left + image.shape[1]] = image[:h - top, :w - left]
+        return canvas
+    if resize == "resize":
+        return _resample(image, h, w)
+    if resize == "crop":
+        scale = (crop_from or max(h, w)) / min(ih, iw)
+        nh, nw = max(int(round(ih * scale)), h), max(int(round(iw * scale)), w)
+        image = _resample(image, nh, nw)
+        top, left = (nh - h) // 2, (nw - w) // 2
+        return image[top:top + h, left:left + w]
+    raise ValueError(f"resize must be 'pad', 'resize' or 'crop'. Received: resize={resize!r}")
+
+
+def _convert_channels(image, channels):
+    if image.shape[-1] == 4:
+        image = image[..., :3]
+    if image.shape[-1] == channels:
+        return image
+    if channels == 1:
+        grey = image.astype(np.float32) @ np.asarray(GREY_WEIGHTS, np.float32)
+        return np.clip(np.round(grey), 0, 255).astype(np.uint8)[..., None]
+    return np.repeat(image, 3, axis=-1)
+
+
+def _resample(image, h, w):
+    from PIL import Image
+
+    if image.shape[:2] == (h, w):
+        return image
+    mode_input = image[..., 0] if image.shape[-1] == 1 else image
+    resized = np.asarray(Image.fromarray(mode_input).resize((w, h), Image.BILINEAR), np.uint8)
+    return resized.reshape(h, w, image.shape[-1])
