@@ -214,13 +214,19 @@ class TFLitePredictor(Predictor):
                 x = np.clip(np.round(x), info.min, info.max).astype(dtype)
             else:
                 x = x.astype(np.float32)
+            if tuple(x.shape) != tuple(self._input["shape"]):
+                # A fully convolutional model (an FCN) takes each image at its own size.
+                self.interpreter.resize_tensor_input(self._input["index"], list(x.shape))
+                self.interpreter.allocate_tensors()
+                self._input = self.interpreter.get_input_details()[0]
+                self._output = self.interpreter.get_output_details()[0]
             self.interpreter.set_tensor(self._input["index"], x)
             self.interpreter.invoke()
             y = self.interpreter.get_tensor(self._output["index"])
             if self._output["dtype"] != np.float32:
                 scale, zero = self._output["quantization"]
                 y = (y.astype(np.float32) - zero) * scale
-            outs.append(np.asarray(y, np.float32).reshape(-1))
+            outs.append(np.asarray(y, np.float32)[0])
         return np.stack(outs)
 
     def ops(self):

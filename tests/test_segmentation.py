@@ -112,3 +112,39 @@ def test_segment_app_refuses_a_classifier_and_a_missing_model_in_one_line(tmp_pa
         assert proc.returncode == 2, proc.stderr
         assert words in proc.stderr and "Traceback" not in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_the_fcn_exports_with_a_dynamic_size_and_its_tflite_gives_the_keras_masks(trained_fcn, tmp_path):
+    from keras_cnns import export, inference
+
+    keras_model = inference.load(trained_fcn.output_dir)
+    for layer in keras_model.model.layers:  # scores that vary over the image, so masks are not all background
+        if layer.name.startswith("score"):
+            layer.set_weights([np.random.default_rng(2).normal(0, 0.3, w.shape) for w in layer.get_weights()])
+    keras_model.model.save(tmp_path / "model.keras")
+    (tmp_path / "metadata.json").write_text(json.dumps(trained_fcn.metadata))
+    saved = export.export_model(str(tmp_path), "savedmodel", output=str(tmp_path / "sm"), parity_images=8)
+    lite = export.export_model(str(tmp_path), "tflite", output=str(tmp_path / "tfl"), parity_images=8)
+    int8 = export.export_model(str(tmp_path), "tflite", quantize="int8", calibration=8,
+                               output=str(tmp_path / "int8"), parity_images=8)
+    assert lite["mobile"] is None  # an FCN's .tflite already takes any size
+    assert saved["report"]["top1_agreement"] == 1.0 and lite["report"]["top1_agreement"] >= 0.99
+    assert int8["report"]["top1_agreement"] >= 0.9
+    reference = inference.load(str(tmp_path))
+    runners = [inference.load(saved["artifact"]), inference.load(lite["artifact"])]
+    image = scenes.generate("test", 1).images[0]
+    for size in ((128, 128), (77, 101)):
+        pixels = np.asarray(Image.fromarray(image[..., 0]).resize(size[::-1]))[..., None]
+        expected, _ = seg.segment(reference, pixels)
+        assert expected.shape == size and len(np.unique(expected)) > 1
+        for runner in runners:
+            mask, _ = seg.segment(runner, pixels)
+            assert mask.shape == size
+            assert np.mean(mask == expected) >= 0.99, runner.kind
+    Image.fromarray(image[..., 0]).save(tmp_path / "scene.png")
+    proc = _segment(str(tmp_path / "scene.png"), "--model", lite["artifact"], "--output", str(tmp_path / "o"),
+                    "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    with Image.open(json.loads(proc.stdout)[0]["mask"]) as mask:
+        np.testing.assert_array_equal(np.asarray(mask), seg.segment(reference, image)[0])

@@ -51,6 +51,8 @@ def evaluation_images(metadata, preprocessing, n=200, seed=0):
     try:
         from keras_cnns import data
 
+        if metadata.get("task") == "segmentation":
+            return _scene_images(metadata, preprocessing, "test", n)
         source = data.load_source(metadata["dataset"])
         ds = data.make_datasets(source, preprocessing=preprocessing, batch_size=n, cache=False)
         images, labels = next(iter(ds.test))
@@ -67,12 +69,25 @@ def calibration_images(metadata, preprocessing, n=100, seed=0):
     """(float32 [n, H, W, C] training images preprocessed as in training, description) for int8."""
     from keras_cnns import data
 
+    if metadata.get("task") == "segmentation":
+        images, _, described = _scene_images(metadata, preprocessing, "train", n)
+        return images, described
     if not hasattr(data, "representative_images"):
         raise RuntimeError("int8 calibration needs keras_cnns.data.representative_images, which is not "
                            "available in this checkout.")
     source = data.load_source(metadata["dataset"])
     images = np.asarray(data.representative_images(source, preprocessing, n=n, seed=seed), np.float32)
     return images, f"{len(images)} {source.name} training images"
+
+
+def _scene_images(metadata, preprocessing, split, n):
+    """(images, masks, description) of a segmentation model's dataset split, preprocessed as in training."""
+    from keras_cnns.data.segmentation import load_segmentation, segmentation_dataset
+
+    source = load_segmentation(metadata["dataset"], counts={split: n}) if metadata["dataset"] == "fashion_mnist_scenes" \
+        else load_segmentation(metadata["dataset"])
+    images, masks = next(iter(segmentation_dataset(source, split, preprocessing, batch_size=n)))
+    return np.asarray(images, np.float32), np.asarray(masks), f"{source.name} {split} split"
 
 
 def export_model(source, fmt, *, quantize="none", calibration=100, output=None, weights=None,
@@ -122,7 +137,9 @@ def export_model(source, fmt, *, quantize="none", calibration=100, output=None, 
         images, labels, described = evaluation_images(meta, prep, n=parity_images)
 
     extra, mobile_runner = {}, None
-    mobile = mobile and fmt == "tflite"
+    # The mobile variant is a classifier's (fixed-size pixels in, probabilities out); an FCN's .tflite
+    # already takes any size.
+    mobile = mobile and fmt == "tflite" and meta.get("task", "classification") == "classification"
     with tempfile.TemporaryDirectory() as tmp:
         saved = artifact if fmt == "savedmodel" else os.path.join(tmp, "savedmodel")
         export_savedmodel(reference.model, saved, preprocessing=prep, output=reference.output,

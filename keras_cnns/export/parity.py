@@ -20,19 +20,20 @@ TARGETS = {
 
 def measure(reference, candidate_predict, images, labels=None, *, quantize="none", candidate_probabilities=False):
     """Compares `candidate_predict` (preprocessed float32 batch -> raw output) with the Keras `reference`
-    Predictor on `images`; returns the report's numbers (without size and latency).
+    Predictor on `images`; returns the report's numbers (without size and latency). For a segmentation
+    model the top-1 agreement and accuracy are per pixel (labels are masks).
 
     candidate_probabilities: the candidate returns probabilities whatever the model's raw output is (the
     mobile variant); its raw difference is then not measured."""
     ref_raw = np.concatenate([reference.predict(images[i:i + 64]) for i in range(0, len(images), 64)])
     cand_raw = np.concatenate([np.asarray(candidate_predict(images[i:i + 64])).reshape(
-        min(64, len(images) - i), -1) for i in range(0, len(images), 64)])
+        (min(64, len(images) - i),) + ref_raw.shape[1:]) for i in range(0, len(images), 64)])
     if reference.output == "probabilities" and _is_distribution(ref_raw):
         ref_p, cand_p = ref_raw, cand_raw  # a softmax head: compare its outputs as they are
     else:
         ref_p = reference.probabilities(ref_raw)
         cand_p = cand_raw if candidate_probabilities else reference.probabilities(cand_raw)
-    ref_top, cand_top = ref_p.argmax(-1), cand_p.argmax(-1)
+    ref_top, cand_top = ref_p.argmax(-1).reshape(-1), cand_p.argmax(-1).reshape(-1)  # per image or per pixel
     report = {
         "n_images": int(len(images)),
         "max_abs_diff": float(np.max(np.abs(ref_p - cand_p))),

@@ -2,10 +2,12 @@
 
 Signatures:
   serving_default: float32 ``images`` [batch, H, W, C], preprocessed as in training -> ``probabilities``
-    (or ``rbf_distances`` for LeNet-5's RBF output): the model's own output, named.
+    (or ``rbf_distances`` for LeNet-5's RBF output, ``pixel_probabilities`` for an FCN): the model's own
+    output, named. A fully convolutional model (an FCN) keeps H and W dynamic.
   classify_images (with ``uint8_endpoint=True``): uint8 ``images`` [batch, h, w, C] of any size, the
     training preprocessing (resize/pad, normalisation) inside -> ``probabilities`` (softmax of the
-    negative distances for RBF models) and ``class_index`` (int32 argmax).
+    negative distances for RBF models) and ``class_index`` (int32 argmax). For an FCN: uint8 images of any
+    size, normalised inside and kept at their size -> ``probabilities`` [batch, h, w, K] and ``mask``.
   classify_mobile (with ``mobile_endpoint=True``): uint8 ``images`` [1, H, W, C] at the model's input
     size -> ``probabilities``; what the mobile TFLite variant is converted from. A fixed-size input leaves
     nothing for the resize/pad step to do, so only the pixel half of the preprocessing is inside
@@ -25,6 +27,8 @@ def export_savedmodel(model, directory, *, preprocessing, output="probabilities"
     """Writes `model` as a SavedModel in `directory`; returns the directory."""
     h, w = preprocessing.size
     c = preprocessing.channels
+    if model.input_shape[1] is None:  # fully convolutional (an FCN): any height and width
+        h = w = None
     archive = keras.export.ExportArchive()
     archive.track(model)
 
@@ -33,7 +37,15 @@ def export_savedmodel(model, directory, *, preprocessing, output="probabilities"
 
     archive.add_endpoint(SERVING, serve,
                          input_signature=[tf.TensorSpec([None, h, w, c], tf.float32, name="images")])
-    if uint8_endpoint:
+    if uint8_endpoint and output == "pixel_probabilities":
+        def segment_images(images):
+            pixels = preprocessing.convert_channels(tf.cast(images, tf.float32))
+            probs = _main_output(model(preprocessing.normalize(pixels), training=False))
+            return {"probabilities": probs, "mask": tf.argmax(probs, axis=-1, output_type=tf.int32)}
+
+        archive.add_endpoint(RAW_IMAGES, segment_images,
+                             input_signature=[tf.TensorSpec([None, None, None, c], tf.uint8, name="images")])
+    elif uint8_endpoint:
         def classify_images(images):
             probs = _probabilities(model(preprocessing.apply(images), training=False), output)
             return {"probabilities": probs, "class_index": tf.argmax(probs, axis=-1, output_type=tf.int32)}

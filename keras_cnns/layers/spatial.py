@@ -27,11 +27,15 @@ class PadToMultiple(keras.layers.Layer):
         self.multiple = int(multiple)
 
     def call(self, inputs):
-        shape = ops.shape(inputs)
+        # Zeros concatenated below and to the right, rather than a pad with computed amounts: the result
+        # keeps its static channel count, which TFLite's convolutions need on a dynamic-size input.
+        n, h, w = ops.shape(inputs)[0], ops.shape(inputs)[1], ops.shape(inputs)[2]
+        c = inputs.shape[-1]
         m = self.multiple
-        pad_h = (m - shape[1] % m) % m
-        pad_w = (m - shape[2] % m) % m
-        return ops.pad(inputs, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]])
+        pad_h = (m - h % m) % m
+        pad_w = (m - w % m) % m
+        x = ops.concatenate([inputs, ops.zeros((n, pad_h, w, c), dtype=inputs.dtype)], axis=1)
+        return ops.concatenate([x, ops.zeros((n, h + pad_h, pad_w, c), dtype=inputs.dtype)], axis=2)
 
     def compute_output_shape(self, input_shape):
         n, h, w, c = input_shape
