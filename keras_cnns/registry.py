@@ -28,6 +28,8 @@ class ModelSpec:
         smallest wins).
       aux_min_input_size: for a model with auxiliary training heads (GoogLeNet's, built with
         aux_heads=True), the smallest H (= W) at which they fit; None for a model without them.
+      kind: "classifier" (the zoo: images in, class scores out) or "autoencoder" (vectors in, the same
+        vectors out through a binary code, for retrieval). list_models() lists classifiers by default.
     """
 
     name: str
@@ -40,15 +42,19 @@ class ModelSpec:
     deviations: str = "none"
     output: str = "probabilities"
     aux_min_input_size: Optional[int] = None
+    kind: str = "classifier"
 
 
+KINDS = ("classifier", "autoencoder")
 _REGISTRY = {}
 _ALIASES = {}
 
 
 def register_model(name, *, family, paper, input_shape, min_input_size, test_input_shape=None,
-                   deviations="none", output="probabilities", aux_min_input_size=None):
+                   deviations="none", output="probabilities", aux_min_input_size=None, kind="classifier"):
     """Decorator: registers a builder under `name`. Refuses a name that is already taken."""
+    if kind not in KINDS:
+        raise ValueError(f"register_model: kind must be one of {KINDS}. Received: kind={kind!r}")
 
     def decorate(builder):
         _claim(name)
@@ -56,7 +62,7 @@ def register_model(name, *, family, paper, input_shape, min_input_size, test_inp
             name=name, builder=builder, family=family, paper=paper,
             input_shape=tuple(input_shape), min_input_size=int(min_input_size),
             test_input_shape=tuple(test_input_shape or input_shape), deviations=deviations,
-            output=output, aux_min_input_size=aux_min_input_size)
+            output=output, aux_min_input_size=aux_min_input_size, kind=kind)
         return builder
 
     return decorate
@@ -96,9 +102,13 @@ def get_spec(name) -> ModelSpec:
     return _REGISTRY[resolve_name(name)]
 
 
-def list_models(pattern: Optional[str] = None):
-    """Sorted registry names, optionally filtered by a shell-style pattern ("resnet*", "vgg1?")."""
-    names = sorted(_REGISTRY)
+def list_models(pattern: Optional[str] = None, kind: Optional[str] = "classifier"):
+    """Sorted registry names, optionally filtered by a shell-style pattern ("resnet*", "vgg1?").
+
+    By default only the classifiers (the zoo); kind="autoencoder" lists the retrieval autoencoders and
+    kind=None every registered model.
+    """
+    names = sorted(n for n, spec in _REGISTRY.items() if kind is None or spec.kind == kind)
     if pattern is not None:
         names = [n for n in names if fnmatch.fnmatch(n, pattern)]
     return names
