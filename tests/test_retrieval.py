@@ -243,3 +243,9 @@ def test_query_refuses_another_model_and_a_missing_index(tiny_index, tmp_path):
     done = _run("query", str(folder / "q0.png"), "--index", str(tmp_path / "nowhere"), "--no-grid")
     assert done.returncode == 2 and "not a retrieval index" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_float_rankings_put_equal_distances_in_database_order():
+    block = RNG.random((6, 500)).astype(np.float32)
+    block[2, [300, 10, 450]] = 0.5                 # a three-way tie in row 2
+    np.testing.assert_array_equal(rt._stable_argsort(block), np.argsort(block, axis=1, kind="stable"))
