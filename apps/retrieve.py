@@ -127,14 +127,7 @@ def query(args):
     prep = Preprocessing.from_dict(meta["preprocessing"])
     limit = args.max_pixels or inference.MAX_PIXELS
     paths = inference.list_images(args.images)
-    good, images, failed = [], [], 0
-    for path in paths:
-        try:
-            images.append(inference.read_image(path, max_pixels=limit))
-            good.append(path)
-        except inference.ImageError as err:
-            fail(str(err))
-            failed += 1
+    good, images, failed = inference.read_images(paths, limit, on_error=lambda err: fail(str(err)))
     records = []
     if images:
         features = retrieval.extract_features(model, images, prep, progress=False)

@@ -180,8 +180,8 @@ def _size(n):
 
 
 def grid(rt, folder, train_x, train_y, test_x, test_y, class_names, features, codes, label):
-    """Five test queries (one per class 0, 2, 5, 7, 9... the first of each) and their 8 nearest by
-    64-bit codes."""
+    """Five test queries (the first test image of classes 0, 2, 3, 6 and 8) and their 8 nearest training
+    images by the Hamming distance of 64-bit codes."""
     picks = [int(np.flatnonzero(test_y == c)[0]) for c in (0, 2, 3, 6, 8)]
     idx, dist = rt.knn_hamming(codes[1][picks], codes[0], 8)
     rows = [(test_x[q], f"query: {class_names[test_y[q]]}",
