@@ -53,7 +53,9 @@ def cached(name, compute):
         with np.load(path) as f:
             return [f[k] for k in sorted(f.files)]
     arrays = compute()
-    np.savez(path, **{f"a{i}": a for i, a in enumerate(arrays)})
+    tmp = path + ".tmp.npz"
+    np.savez(tmp, **{f"a{i}": a for i, a in enumerate(arrays)})
+    os.replace(tmp, path)  # whole or absent, for a second run reading the same cache
     return arrays
 
 
