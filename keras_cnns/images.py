@@ -91,6 +91,23 @@ def _grey_if_grey(rgb, mode):
     return rgb
 
 
+def read_images(paths, max_pixels=MAX_PIXELS, on_error=None):
+    """Decodes each path with :func:`read_image`: (paths read, their images, number that failed).
+
+    A path that fails is skipped and its ImageError passed to ``on_error`` (e.g. a one-line report).
+    """
+    good, images, failed = [], [], 0
+    for path in paths:
+        try:
+            images.append(read_image(path, max_pixels=max_pixels))
+            good.append(path)
+        except ImageError as err:
+            failed += 1
+            if on_error is not None:
+                on_error(err)
+    return good, images, failed
+
+
 def list_images(paths):
     """Expands directories (their image files, sorted, not recursive); files and missing paths stay."""
     out = []

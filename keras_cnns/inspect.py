@@ -279,12 +279,18 @@ def _markdown(header, table, right=()):
     return "\n".join(lines)
 
 
+ZOO_TASKS = ("classification", "segmentation", "detection")
+"""The image models the README's zoo table lists (not the retrieval autoencoders, which take vectors)."""
+
+
 def zoo_rows():
     """(name, paper, input size, parameters, deviations) of every registered model, built with its
     defaults (full size, the builder's default number of classes)."""
     rows = []
     for name in list_models():
         spec = get_spec(name)
+        if spec.task not in ZOO_TASKS:
+            continue
         model = get_model(name)
         rows.append((name, spec.paper, "x".join("any" if d is None else str(d) for d in spec.input_shape),
                      count_params(model),

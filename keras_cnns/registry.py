@@ -29,7 +29,8 @@ class ModelSpec:
       output: "probabilities" (softmax head) or "rbf_distances" (LeNet-5's Euclidean RBF units:
         smallest wins).
       task: "classification" (one vector of class scores per image), "segmentation" (a map of class
-        probabilities per pixel, the input's size) or "detection".
+        probabilities per pixel, the input's size), "detection", or "retrieval" (the autoencoders that
+        turn feature vectors into binary codes).
       aux_min_input_size: for a model with auxiliary training heads (GoogLeNet's, built with
         aux_heads=True), the smallest H (= W) at which they fit; None for a model without them.
     """
@@ -47,6 +48,7 @@ class ModelSpec:
     task: str = "classification"
 
 
+TASKS = ("classification", "segmentation", "detection", "retrieval")
 _REGISTRY = {}
 _ALIASES = {}
 
@@ -55,6 +57,8 @@ def register_model(name, *, family, paper, input_shape, min_input_size, test_inp
                    deviations="none", output="probabilities", aux_min_input_size=None,
                    task="classification"):
     """Decorator: registers a builder under `name`. Refuses a name that is already taken."""
+    if task not in TASKS:
+        raise ValueError(f"register_model: task must be one of {TASKS}. Received: task={task!r}")
 
     def decorate(builder):
         _claim(name)
