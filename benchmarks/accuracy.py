@@ -14,6 +14,7 @@ import sys
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:] = [_ROOT] + [p for p in sys.path if os.path.abspath(p or ".") != os.path.join(_ROOT, "benchmarks")]
+sys.path.append(os.path.join(_ROOT, "benchmarks"))  # report.py
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse  # noqa: E402
@@ -77,14 +78,13 @@ def run_speed(model, precision, jit, args, work):
 
 def write(rows, out_dir):
     import pandas as pd
+    from report import markdown_table
 
     os.makedirs(out_dir, exist_ok=True)
     table = pd.DataFrame(rows).fillna("")
     table.to_csv(os.path.join(out_dir, "accuracy.csv"), index=False)
-    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
-    lines += ["| " + " | ".join(map(str, row)) + " |" for row in table.itertuples(index=False)]
     with open(os.path.join(out_dir, "accuracy.md"), "w") as f:
-        f.write("# Fashion-MNIST accuracy and CPU speed (benchmarks/accuracy.py)\n\n" + "\n".join(lines) + "\n")
+        f.write("# Fashion-MNIST accuracy and CPU speed (benchmarks/accuracy.py)\n\n" + markdown_table(table) + "\n")
     return os.path.join(out_dir, "accuracy.md")
 
 

@@ -167,14 +167,9 @@ BEGIN, END = "<!-- retrieval-table: written by benchmarks/retrieval.py -->", "<!
 
 def write_readme(path, text):
     """Replaces what lies between the README's retrieval-table markers with `text`."""
-    with open(path) as f:
-        readme = f.read()
-    if BEGIN not in readme or END not in readme:
-        raise SystemExit(f"{path} has no {BEGIN} ... {END} markers")
-    head, rest = readme.split(BEGIN, 1)
-    tail = rest.split(END, 1)[1]
-    with open(path, "w") as f:
-        f.write(head + BEGIN + "\n" + text + END + tail)
+    from report import write_readme_section
+
+    write_readme_section(path, BEGIN, END, text)
 
 
 def _size(n):

@@ -2,6 +2,7 @@
 
 import importlib.util
 import os
+import sys
 
 import numpy as np
 
@@ -31,3 +32,30 @@ def test_accuracy_benchmark_writes_csv_and_markdown_with_mixed_rows(tmp_path):
     assert csv_lines == ["kind,model,test_accuracy,target", "accuracy,lenet5,0.8924,0.89", "speed,resnet20,0.51,"]
     md = (tmp_path / "accuracy.md").read_text().splitlines()
     assert md[2] == "| kind | model | test_accuracy | target |" and md[4] == "| accuracy | lenet5 | 0.8924 | 0.89 |"
+
+
+def _bench(name):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", os.path.join(ROOT, "benchmarks", f"{name}.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench
+
+
+def test_segmentation_benchmark_tables_say_whether_the_papers_order_and_the_target_hold(tmp_path):
+    bench = _bench("segmentation")
+    rows = [{"model": m, "epochs": 12, "test_scenes": 2000, "mean_iou": iou, "pixel_accuracy": 0.9,
+             "train_minutes": 1.0, "inference_images_per_second": 10.0, "parameters": 1, "output": "x",
+             "iou_background": 0.99, "iou_Bag": None}
+            for m, iou in zip(bench.MODELS, (0.61, 0.7, 0.76))]
+    text = bench.write(rows, str(tmp_path))
+    assert "FCN-32s < FCN-16s < FCN-8s: holds (0.61 < 0.7 < 0.76)" in text
+    assert "FCN-8s mean IoU 0.76 against the target 0.75: met" in text
+    assert "| background | 0.99 | 0.99 | 0.99 |" in text and "| Bag |  |  |  |" in text
+    rows[1]["mean_iou"] = 0.5
+    assert "does not hold" in bench.write(rows, str(tmp_path))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"a\n{bench.BEGIN}\nold\n{bench.END}\nb\n")
+    sys.path.append(os.path.join(ROOT, "benchmarks"))
+    from report import write_readme_section
+    write_readme_section(str(readme), bench.BEGIN, bench.END, "new table\n")
+    assert readme.read_text() == f"a\n{bench.BEGIN}\nnew table\n{bench.END}\nb\n"

@@ -1,0 +1,22 @@
+"""What every benchmark shares: a pandas table as markdown, and the README section it is written into."""
+
+
+def write_readme_section(path, begin, end, text):
+    """Replaces what lies between the `begin` and `end` marker lines of the README at `path` with `text`."""
+    with open(path) as f:
+        readme = f.read()
+    if begin not in readme or end not in readme:
+        raise SystemExit(f"{path} has no {begin} ... {end} markers")
+    head, rest = readme.split(begin, 1)
+    tail = rest.split(end, 1)[1]
+    with open(path, "w") as f:
+        f.write(head + begin + "\n" + text.rstrip("\n") + "\n" + end + tail)
+
+
+def markdown_table(frame, index=False):
+    """A pandas DataFrame as a markdown table (empty cells for missing values)."""
+    frame = frame.reset_index() if index else frame
+    frame = frame.astype(object).where(frame.notna(), "")
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)

@@ -1,0 +1,127 @@
+"""FCN-32s, FCN-16s and FCN-8s (slim VGG-16) on the Fashion-MNIST scenes: mean IoU, per-class IoU, pixel
+accuracy, CPU training time and inference images/s (a benchmark, not a test).
+
+    python benchmarks/segmentation.py                 # trains all three with the fast recipe: hours on 2 cores
+    python benchmarks/segmentation.py --ship          # ... and FCN-8s into saved_models/ (segment.py's default)
+    python benchmarks/segmentation.py --smoke         # 1 epoch on 64 scenes each: checks the script works
+    python benchmarks/segmentation.py --write-readme README.md
+
+Each model is trained by keras_cnns.training.fit (= `python apps/train.py --model fcn8s_vgg16_slim --recipe fast`)
+on the 10,000 training scenes and evaluated on the 2,000 test scenes (docs/data.md, "Scenes"; the specification
+is fixed, not tuned to the models). Writes benchmarks/results/segmentation.{csv,md}. Targets (issue 7): FCN-8s
+mean IoU (11 classes, background included) >= 0.75, and the paper's order 32s < 16s < 8s.
+"""
+
+import os
+import sys
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:] = [_ROOT] + [p for p in sys.path if os.path.abspath(p or ".") != os.path.join(_ROOT, "benchmarks")]
+sys.path.append(os.path.join(_ROOT, "benchmarks"))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import argparse  # noqa: E402
+import time  # noqa: E402
+
+MODELS = ("fcn32s_vgg16_slim", "fcn16s_vgg16_slim", "fcn8s_vgg16_slim")
+SHIPPED = "fcn8s_vgg16_slim"
+TARGET_MEAN_IOU = 0.75
+BEGIN, END = "<!-- segmentation-table: written by benchmarks/segmentation.py -->", "<!-- /segmentation-table -->"
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("\n\n")[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    p.add_argument("--epochs", type=int, default=None, help="default: the fast recipe's")
+    p.add_argument("--smoke", action="store_true", help="1 epoch on 64 scenes per split")
+    p.add_argument("--ship", action="store_true",
+                   help=f"write {SHIPPED} into the saved-models home (the model segment.py uses by default)")
+    p.add_argument("--work", default=os.path.join(_ROOT, "build", "benchmarks", "segmentation"))
+    p.add_argument("--results", default=os.path.join(_ROOT, "benchmarks", "results"))
+    p.add_argument("--write-readme", default=None, metavar="README")
+    p.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
+    return p.parse_args(argv)
+
+
+def inference_images_per_second(model, dataset, batches=10):
+    """Test-split images per second through model.predict_on_batch, after one warm-up batch."""
+    seen, seconds = 0, 0.0
+    for i, (images, _) in enumerate(dataset.take(batches + 1)):
+        start = time.perf_counter()
+        model.predict_on_batch(images)
+        if i:
+            seconds += time.perf_counter() - start
+            seen += int(images.shape[0])
+    return seen / max(seconds, 1e-9)
+
+
+def run(name, args):
+    from keras_cnns import training
+    from keras_cnns.data.segmentation import load_segmentation, segmentation_dataset
+    from keras_cnns.paths import saved_models_dir
+
+    counts = {"train": 64, "validation": 64, "test": 64} if args.smoke else None
+    source = load_segmentation("fashion_mnist_scenes", counts=counts)
+    ship = args.ship and name == SHIPPED and not args.smoke
+    out = (os.path.join(saved_models_dir(), f"{name}-{source.name}") if ship
+           else os.path.join(args.work, name))
+    result = training.fit(name, source, recipe="fast", epochs=1 if args.smoke else args.epochs, output_dir=out,
+                          resume=True, verbose=args.verbose, tensorboard=False)
+    meta = result.metadata
+    train_seconds = sum(row.get("seconds", 0.0) for row in result.history)
+    test = segmentation_dataset(source, "test", batch_size=32)
+    row = {"model": name, "epochs": meta["epochs"], "test_scenes": source.size("test"),
+           "mean_iou": round(meta["test_mean_iou"], 4), "pixel_accuracy": round(meta["test_pixel_accuracy"], 4),
+           "train_minutes": round(train_seconds / 60, 1),
+           "inference_images_per_second": round(inference_images_per_second(result.model, test), 1),
+           "parameters": result.model.count_params(), "output": out}
+    row.update({f"iou_{k}": (None if v is None else round(v, 4)) for k, v in meta["test_per_class_iou"].items()})
+    return row
+
+
+def write(rows, folder):
+    import pandas as pd
+    from report import markdown_table
+
+    os.makedirs(folder, exist_ok=True)
+    table = pd.DataFrame(rows)
+    table.to_csv(os.path.join(folder, "segmentation.csv"), index=False)
+    main_cols = ["model", "epochs", "test_scenes", "mean_iou", "pixel_accuracy", "train_minutes",
+                 "inference_images_per_second", "parameters"]
+    iou_cols = [c for c in table.columns if c.startswith("iou_")]
+    by_model = table.set_index("model")[iou_cols].T
+    by_model.index = [c[len("iou_"):] for c in iou_cols]
+    text = ("Mean IoU over the 11 classes (background included), pixel accuracy, CPU training time and inference "
+            "images/s on the scene test split:\n\n" + markdown_table(table[main_cols]) +
+            "\n\nIoU per class:\n\n" + markdown_table(by_model.rename_axis("class"), index=True) + "\n")
+    order = [r["mean_iou"] for r in sorted(rows, key=lambda r: MODELS.index(r["model"]))]
+    if len(order) == len(MODELS):
+        text += (f"\nThe paper's order FCN-32s < FCN-16s < FCN-8s: "
+                 f"{'holds' if order[0] < order[1] < order[2] else 'does not hold'} ({' < '.join(map(str, order))}). ")
+    eight = [r["mean_iou"] for r in rows if r["model"] == SHIPPED]
+    if eight:
+        text += (f"FCN-8s mean IoU {eight[0]} against the target {TARGET_MEAN_IOU}: "
+                 f"{'met' if eight[0] >= TARGET_MEAN_IOU else 'not met'}.\n")
+    with open(os.path.join(folder, "segmentation.md"), "w") as f:
+        f.write("# FCN on the Fashion-MNIST scenes (benchmarks/segmentation.py)\n\n" + text)
+    return text
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    rows = []
+    for name in args.models:
+        print(f"== {name}", flush=True)
+        rows.append(run(name, args))
+        text = write(rows, args.work if args.smoke else args.results)  # after every model: a killed run keeps what it measured
+    print(text)
+    if args.write_readme:
+        from report import write_readme_section
+
+        write_readme_section(args.write_readme, BEGIN, END, text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
