@@ -336,5 +336,7 @@ def segmentation_dataset(source, split, preprocessing=None, batch_size=32, shuff
     (``preprocessing`` defaults to :func:`default_preprocessing`)."""
     if preprocessing is None:
         preprocessing = default_preprocessing(source)
-    return segmentation_batches(source.examples(split), preprocessing, batch_size, shuffle=shuffle, seed=seed,
+    # the count stated, as for classification (data.pipeline.counted_examples): Keras's steps come from it
+    examples = source.examples(split).apply(tf.data.experimental.assert_cardinality(source.size(split)))
+    return segmentation_batches(examples, preprocessing, batch_size, shuffle=shuffle, seed=seed,
                                 size=source.size(split), drop_remainder=drop_remainder)

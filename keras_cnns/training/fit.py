@@ -270,8 +270,8 @@ def fit(model, dataset=None, *, epochs=None, batch_size=None, recipe="paper", pr
             train = train.take(steps)
             val = val.take(math.ceil(limit / batch_size)) if val is not None else None
             test = test.take(math.ceil(limit / batch_size))
-        # Keras counts the steps of an epoch itself when the cardinality is known (no "ran out of data").
-        train = train.apply(tf.data.experimental.assert_cardinality(steps))
+        # Every pipeline states its cardinality (data.pipeline.counted_examples): Keras counts the steps of an
+        # epoch from it, and finds no "ran out of data".
         log(f"Data: {source.name}: {splits.train_size} training, {splits.validation_size} validation, "
             f"{splits.test_size} test images; {steps} steps per epoch; augment={augment}")
 
