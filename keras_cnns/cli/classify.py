@@ -15,18 +15,16 @@ the exit status is 2. A model that can't be loaded prints one line and exits wit
 A thin door over keras_cnns.inference.
 """
 
-import argparse
 import sys
 
-from keras_cnns import results
+from keras_cnns import cli, results
 from keras_cnns.cli import USER_ERRORS, first_line, quiet_native_logs
 
 EXIT_BAD_INPUT = 2
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = cli.parser(__doc__)
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or directories of images")
     p.add_argument("--model", default=None,
                    help="registry NAME, model DIR, or FILE (.keras, SavedModel dir, .tflite); "

@@ -1,20 +1,23 @@
-"""Evaluate a saved model directory: python apps/evaluate.py saved_models/lenet5-fashion_mnist
+"""Evaluate a saved model directory.
+
+    python apps/evaluate.py saved_models/lenet5-fashion_mnist
+    python apps/evaluate.py saved_models/vgg_cifar-fashion_mnist --ten-crop --confusion-png cm.png
 
 Prints test accuracy, top-5 and a per-class table (images, accuracy, the class each is most confused
 with), and writes a confusion-matrix PNG (default <model dir>/confusion_matrix.png). --ten-crop averages the scores of 10 crops (corners, centre and their
 mirror images). Bad arguments print one line and exit with status 2.
 """
 
-import argparse
 import json
 import os
 import sys
 
+from keras_cnns import cli
 from keras_cnns.cli import USER_ERRORS, first_line
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = cli.parser(__doc__)
     p.add_argument("model_dir", nargs="?", default=None,
                    help="a directory written by apps/train.py (model.keras + metadata.json); default: "
                         "lenet5-fashion_mnist in the saved-models home (keras_cnns.paths)")

@@ -1,4 +1,8 @@
-"""Train a model of the zoo: python apps/train.py --model lenet5 --dataset fashion_mnist
+"""Train a model of the zoo.
+
+    python apps/train.py --model lenet5 --dataset fashion_mnist               # the shipped model's command
+    python apps/train.py --model resnet20 --dataset fashion_mnist --recipe fast --epochs 5
+    python apps/train.py --model vgg_cifar --dataset path/to/images --output runs/mine
 
 A thin command-line door over keras_cnns.training.fit (see docs/training.md). Rerunning an interrupted
 command resumes from its last finished epoch. Bad arguments print one line and exit with status 2.
@@ -7,6 +11,7 @@ command resumes from its last finished epoch. Bad arguments print one line and e
 import argparse
 import sys
 
+from keras_cnns import cli
 from keras_cnns.cli import USER_ERRORS, first_line
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -14,8 +19,7 @@ STRATEGIES = ("auto", "mirrored", "multiworker", "default")
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = cli.parser(__doc__)
     p.add_argument("--model", required=True, help="registry name (python -c 'import keras_cnns; "
                                                   "print(keras_cnns.list_models())')")
     p.add_argument("--dataset", default=None,
