@@ -7,7 +7,12 @@
 
 --model takes a registry NAME (a model trained into saved_models/<name>-*/; "inception" = googlenet), a
 model DIR, or a FILE: a .keras file, a SavedModel directory or a .tflite file (an export from
-apps/export.py). The preprocessing and class names come from the model's metadata.json.
+apps/export.py). The preprocessing and class names come from the model's metadata.json. A .keras or .tflite
+file without one (trained elsewhere) is classified with --labels FILE (one class name per line; else the
+classes are numbered) and the preprocessing its input shape implies (resize to its input, its channels,
+pixels scaled to [0, 1]), after a one-line warning:
+
+    python apps/classify.py photo.jpg --model their_model.tflite --labels labels.txt
 
 Every input that can't be classified (a missing file, not an image, a damaged or empty file, an image over
 the pixel limit) prints one line on stderr saying what is wrong; the other images are still classified and
@@ -31,6 +36,9 @@ def parse_args(argv):
                         "default: saved_models/lenet5-fashion_mnist")
     p.add_argument("--weights", default=None,
                    help='with --model NAME: "imagenet" or a keras.applications weights file')
+    p.add_argument("--labels", default=None, metavar="FILE",
+                   help="class names, one per line, in the order of the model's outputs: for a .keras or "
+                        ".tflite file without metadata.json (else its classes are numbered), or to rename")
     p.add_argument("--top", type=int, default=5, help="how many classes to show per image")
     p.add_argument("--json", action="store_true", help="one JSON record per image instead of text")
     p.add_argument("--batch-size", type=int, default=32)
@@ -62,7 +70,8 @@ def main(argv=None):
         print(f"classify.py: {message}", file=sys.stderr)
 
     try:
-        predictor = inference.load(args.model, weights=args.weights)
+        predictor = inference.load(args.model, weights=args.weights, labels=args.labels,
+                                   warn=lambda message: print(f"classify.py: warning: {message}", file=sys.stderr))
     except USER_ERRORS as err:  # ModelSourceError and friends: one line, no traceback
         fail(first_line(err))
         return EXIT_BAD_INPUT
