@@ -41,6 +41,7 @@ def parse_args(argv):
                         ".tflite file without metadata.json (else its classes are numbered), or to rename")
     p.add_argument("--top", type=int, default=5, help="how many classes to show per image")
     p.add_argument("--json", action="store_true", help="one JSON record per image instead of text")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (there is none unless stderr is a terminal)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-pixels", type=int, default=None,
                    help="refuse images with more pixels than this (decompression bombs); "
@@ -65,6 +66,9 @@ def main(argv=None):
     args = parse_args(argv)
     quiet_native_logs()
     from keras_cnns import inference
+    from keras_cnns.progress import Progress, set_enabled
+
+    set_enabled(not args.quiet)
 
     def fail(message):
         print(f"classify.py: {message}", file=sys.stderr)
@@ -80,7 +84,10 @@ def main(argv=None):
     paths = inference.list_images(args.images)
     failed = 0
     records = []
+    # a bar only with --json (text results stream to stdout as they come) and not --quiet, on a terminal
+    bar = Progress(len(paths) if args.json else None, "Classifying", min_total=2 * args.batch_size)
     for start in range(0, len(paths), args.batch_size):
+        bar.add(len(paths[start:start + args.batch_size]))
         good, images = [], []
         for path in paths[start:start + args.batch_size]:
             try:

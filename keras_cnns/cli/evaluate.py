@@ -28,6 +28,7 @@ def parse_args(argv=None):
     p.add_argument("--limit", type=int, default=None, help="evaluate on at most N test images")
     p.add_argument("--confusion-png", default=None, help="default: <model_dir>/confusion_matrix.png")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (there are none unless stderr is a terminal)")
     return p.parse_args(argv)
 
 
@@ -43,7 +44,10 @@ def main(argv=None):
     if args.batch_size < 1:
         print(f"evaluate.py: error: --batch-size must be positive. Received: {args.batch_size}", file=sys.stderr)
         return 2
+    from keras_cnns.progress import set_enabled
     from keras_cnns.training.evaluate import evaluate_dir, per_class_table
+
+    set_enabled(not args.quiet)
     png = args.confusion_png or os.path.join(args.model_dir, "confusion_matrix.png")
     try:
         result = evaluate_dir(args.model_dir, args.dataset, data_dir=args.data_dir, ten_crop=args.ten_crop,

@@ -46,6 +46,8 @@ def parse_args(argv=None):
     p.add_argument("--augment", default="recipe", help="recipe, none, or an augmentation name")
     p.add_argument("--no-resume", action="store_true", help="start again even if checkpoints exist")
     p.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras progress: 0, 1 (bar), 2 (line)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars: Keras' (as --verbose 0) nor the image "
+                                                        "folder scan's and evaluation's")
     return p.parse_args(argv)
 
 
@@ -75,7 +77,12 @@ def main(argv=None):
         from keras_cnns.training.strategy import configure_cpu_replicas
         configure_cpu_replicas(args.cpu_replicas)
     import keras_cnns
+    from keras_cnns.progress import set_enabled
     from keras_cnns.training import TrainingDiverged, fit
+
+    if args.quiet:
+        args.verbose = 0
+    set_enabled(args.verbose > 0)
     augment = None if args.augment.lower() == "none" else args.augment
     try:
         keras_cnns.get_spec(args.model)

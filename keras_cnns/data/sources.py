@@ -379,8 +379,13 @@ def _check_image(path):
 
 def check_image_files(paths, labels, workers=8):
     """Decodes every file once (PIL, in threads); bad ones are logged with their path and left out."""
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = list(pool.map(_check_image, paths))
+    from keras_cnns.progress import Progress
+
+    results = []
+    with ThreadPoolExecutor(max_workers=workers) as pool, Progress(len(paths), "Checking image files") as bar:
+        for result in pool.map(_check_image, paths):
+            results.append(result)
+            bar.add()
     keep = [i for i, r in enumerate(results) if r[0]]
     skipped = tuple((paths[i], results[i][3]) for i, r in enumerate(results) if not r[0])
     for path, reason in skipped:
