@@ -1,10 +1,11 @@
 """Images in, model-sized pixels out, with Pillow and numpy only (no TensorFlow), so that the LiteRT
 runner (:mod:`keras_cnns.lite`) and a phone-side app can share it with :mod:`keras_cnns.inference`.
 
-- :func:`read_image` decodes a file safely (the one decoder of the package: inference, the LiteRT runner and
-  the image-folder training sources all read through it, and :data:`IMAGE_EXTENSIONS` is their one list): JPEG, PNG, BMP, GIF, WebP, TIFF; grey, RGBA, palette, CMYK,
-  16-bit; EXIF orientation applied; a pixel limit that stops decompression bombs; every failure is an
-  :class:`ImageError` that says what was wrong and what to do.
+- :func:`read_image` decodes a file safely, the one decoder of the package (inference, the LiteRT runner and
+  the image-folder training sources all read through it; :data:`IMAGE_EXTENSIONS` is their one list): JPEG,
+  PNG, BMP, GIF, WebP, TIFF; grey, RGBA, palette, CMYK, 16-bit; EXIF orientation applied; a pixel limit
+  that stops decompression bombs; every failure is an :class:`ImageError` that says what was wrong and what
+  to do.
 - :func:`to_model_pixels` brings a decoded image to a model's input size and channels as uint8, following
   the same rule as the training preprocessing (keras_cnns.data.Preprocessing: "pad", "resize" or "crop"),
   for models whose input is raw pixels (the mobile TFLite variant of keras_cnns.export).

@@ -9,7 +9,7 @@ import sys
 import time
 
 import pytest
-from test_training import ROOT, train_cli, write_small_fashion_mnist
+from test_training import train_cli, train_popen, write_small_fashion_mnist
 
 from keras_cnns import training
 from keras_cnns.training import lock
@@ -62,9 +62,7 @@ def test_two_runs_into_one_directory_the_second_is_refused_the_first_finishes(tm
     out = tmp_path / "run"
     args = ["--model", "lenet5", "--dataset", "fashion_mnist", "--data-dir", data_dir, "--epochs", 3,
             "--batch-size", 32, "--recipe", "fast", "--output", out, "--verbose", 0]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
-    first = subprocess.Popen([sys.executable, os.path.join(ROOT, "apps", "train.py"), *map(str, args)], env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = train_popen(*args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 150
         while time.time() < deadline and first.poll() is None and not (out / lock.LOCK_FILENAME).exists():

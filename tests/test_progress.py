@@ -2,7 +2,6 @@
 stdout, and off with --quiet (progress.set_enabled(False)) or when stderr is not a terminal."""
 
 import io
-import os
 import sys
 
 import numpy as np
