@@ -1,9 +1,11 @@
 """Images in, model-sized pixels out, with Pillow and numpy only (no TensorFlow), so that the LiteRT
 runner (:mod:`keras_cnns.lite`) and a phone-side app can share it with :mod:`keras_cnns.inference`.
 
-- :func:`read_image` decodes a file safely: JPEG, PNG, BMP, GIF, WebP, TIFF; grey, RGBA, palette, CMYK,
-  16-bit; EXIF orientation applied; a pixel limit that stops decompression bombs; every failure is an
-  :class:`ImageError` that says what was wrong and what to do.
+- :func:`read_image` decodes a file safely, the one decoder of the package (inference, the LiteRT runner and
+  the image-folder training sources all read through it; :data:`IMAGE_EXTENSIONS` is their one list): JPEG,
+  PNG, BMP, GIF, WebP, TIFF; grey, RGBA, palette, CMYK, 16-bit; EXIF orientation applied; a pixel limit
+  that stops decompression bombs; every failure is an :class:`ImageError` that says what was wrong and what
+  to do.
 - :func:`to_model_pixels` brings a decoded image to a model's input size and channels as uint8, following
   the same rule as the training preprocessing (keras_cnns.data.Preprocessing: "pad", "resize" or "crop"),
   for models whose input is raw pixels (the mobile TFLite variant of keras_cnns.export).
@@ -61,6 +63,13 @@ def read_image(path, max_pixels=MAX_PIXELS):
                          "it.") from None
     finally:
         Image.MAX_IMAGE_PIXELS = old_limit
+
+
+def decode_for_training(path, channels):
+    """read_image(path) in ``channels`` (1 or 3): what the image-folder training sources hand to tf.data
+    (through tf.numpy_function), so that training sees every file exactly as inference does."""
+    path = path.decode() if isinstance(path, bytes) else os.fspath(path)
+    return convert_channels(read_image(path), int(channels))
 
 
 def _to_array(image):
@@ -147,7 +156,7 @@ def to_model_pixels(image, size, channels, resize="resize", crop_from=None):
         image = image[..., None]
     if image.ndim != 3 or image.shape[-1] not in (1, 3, 4):
         raise ImageError(f"an image must be (H, W, 1|3|4). Received: shape={image.shape}")
-    image = _convert_channels(np.asarray(image, np.uint8), channels)
+    image = convert_channels(np.asarray(image, np.uint8), channels)
     h, w = (int(s) for s in size)
     ih, iw = image.shape[:2]
     if resize == "pad":
@@ -172,7 +181,9 @@ def to_model_pixels(image, size, channels, resize="resize", crop_from=None):
     raise ValueError(f"resize must be 'pad', 'resize' or 'crop'. Received: resize={resize!r}")
 
 
-def _convert_channels(image, channels):
+def convert_channels(image, channels):
+    """uint8 (H, W, 1|3|4) -> (H, W, channels): alpha dropped, RGB -> grey with TensorFlow's weights rounded,
+    grey -> RGB repeated."""
     if image.shape[-1] == 4:
         image = image[..., :3]
     if image.shape[-1] == channels:

@@ -8,6 +8,9 @@ One door, :func:`load`, takes any model source and returns a :class:`Predictor` 
   those weights instead, with the 1000 ImageNet class names and the weights' preprocessing;
 - a model directory (model.keras + metadata.json), a ``.keras`` file, a SavedModel directory or a
   ``.tflite`` file; exported artifacts find their metadata.json beside them (apps/export.py puts it there).
+  A ``.keras`` or ``.tflite`` file with no metadata.json (a model trained elsewhere) still loads: class names
+  from ``labels=`` (a file, one name per line) or numbered, and preprocessing read from its input shape
+  (resize to its height and width, its channels, pixels scaled to [0, 1]), with a warning that says so.
 
 Loading never runs code from a model file: ``.keras`` files load with ``safe_mode=True``, so only Keras'
 own layers and the layers registered by keras_cnns can appear in them.
@@ -178,14 +181,16 @@ class TFLitePredictor(Predictor):
 
     kind = "tflite"
 
-    def __init__(self, path, metadata):
+    def __init__(self, path, metadata, labels=None, warn=None):
         from ai_edge_litert.interpreter import Interpreter
 
-        super().__init__(path, metadata)
         self.interpreter = Interpreter(model_path=path)
         self.interpreter.allocate_tensors()
         self._input = self.interpreter.get_input_details()[0]
         self._output = self.interpreter.get_output_details()[0]
+        if metadata is None:  # a bare .tflite: what its tensors say
+            metadata = bare_metadata(path, self._input["shape"][1:], int(self._output["shape"][-1]), labels, warn)
+        super().__init__(path, metadata)
         expected = tuple(int(d) for d in self._input["shape"][1:])
         h, w = self.preprocessing.size
         if expected != (h, w, self.preprocessing.channels):
@@ -249,8 +254,12 @@ class TFLitePredictor(Predictor):
 
 # --------------------------------------------------------------------------------------------- loading
 
-def load(source=None, weights=None):
-    """Any model source -> a :class:`Predictor`. See the module docstring. Raises ModelSourceError."""
+def load(source=None, weights=None, labels=None, warn=None):
+    """Any model source -> a :class:`Predictor`. See the module docstring. Raises ModelSourceError.
+
+    labels: a text file of class names, one per line, replacing the metadata's (or naming the classes of a
+    model file without metadata). warn: where the one-line warning about a model without metadata goes
+    (default: the logging module)."""
     from keras_cnns import layers as _  # noqa: F401  (registers our layers before any .keras loads)
 
     if source is None and weights is None:
@@ -261,12 +270,12 @@ def load(source=None, weights=None):
                 f"`python apps/train.py --model lenet5 --dataset {TRAIN_DATASET}` or pass --model.")
     source = os.fspath(source)
     if weights is not None:
-        return _load_with_weights(source, weights)
+        return _with_labels(_load_with_weights(source, weights), labels)
     if os.path.exists(source):
-        return _load_path(source)
+        return _with_labels(_load_path(source, labels, warn), labels)
     if _looks_like_path(source):
         raise ModelSourceError(f"{source}: no such model file or directory; check the path.")
-    return _load_name(source)
+    return _with_labels(_load_name(source), labels)
 
 
 def _looks_like_path(source):
@@ -332,19 +341,70 @@ def _load_with_weights(name, weights):
     return KerasPredictor(model, f"{spec.name} ({weights if isinstance(weights, str) else 'model'})", meta)
 
 
-def find_metadata(path):
-    """metadata.json of a model path: inside it (a directory), beside it, or one level up."""
+def find_metadata(path, required=True):
+    """metadata.json of a model path: inside it (a directory), beside it, or one level up. Without one:
+    ModelSourceError, or None when not ``required``."""
     path = os.path.abspath(path)
     start = path if os.path.isdir(path) else os.path.dirname(path)
     for directory in (start, os.path.dirname(start)):
         if os.path.isfile(os.path.join(directory, metadata_lib.FILENAME)):
             return metadata_lib.read(directory)
+    if not required:
+        return None
     raise ModelSourceError(
         f"{path}: no {metadata_lib.FILENAME} beside it, so its class names and preprocessing are unknown; "
         "use a model directory written by apps/train.py or an artifact written by apps/export.py.")
 
 
-def _load_path(path):
+def read_labels(path, num_classes):
+    """Class names from a text file, one per line (blank lines ignored); their count must be the model's."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            names = [line.strip() for line in f if line.strip()]
+    except OSError as err:
+        raise ModelSourceError(f"{path}: cannot read the labels file ({err.strerror}); give a text file with "
+                               "one class name per line.") from None
+    if len(names) != num_classes:
+        raise ModelSourceError(f"{path}: {len(names)} class name(s) for a model with {num_classes} outputs; give "
+                               "one class name per line, in the order of the model's outputs.")
+    return names
+
+
+def bare_metadata(path, input_shape, num_classes, labels=None, warn=None):
+    """The metadata of a model file that has none beside it (trained elsewhere): class names from `labels`
+    (a file) or "0".."N-1"; preprocessing from its input shape (H, W, C): resized to H x W, C channels,
+    pixels scaled to [0, 1]. `warn` (default: logging) gets one line saying so."""
+    # a (None, None, C) input converts to TFLite as [1, 1, C]: a side of 1 is unknown too
+    shape = [None if d is None or (i < 2 and int(d) <= 1) else int(d) for i, d in enumerate(input_shape)]
+    if len(shape) != 3 or None in shape[:2] or shape[2] not in (1, 3):
+        raise ModelSourceError(
+            f"{path}: no {metadata_lib.FILENAME} beside it and its input shape {list(input_shape)} does not say "
+            "what images it takes (need height, width and 1 or 3 channels); put the metadata.json of its "
+            "training run beside it.")
+    h, w, c = shape
+    names = read_labels(labels, num_classes) if labels else [str(i) for i in range(num_classes)]
+    message = (f"{path}: no {metadata_lib.FILENAME} beside it; assuming its input {h}x{w}x{c} takes images "
+               f"resized to it with pixels scaled to [0, 1], and class names "
+               f"{'from ' + os.fspath(labels) if labels else 'numbered 0..' + str(num_classes - 1)}.")
+    if warn is None:
+        import logging
+        logging.getLogger(__name__).warning(message)
+    else:
+        warn(message)
+    prep = Preprocessing(size=(h, w), channels=c, resize="resize", mean=(0.0,), std=(255.0,))
+    return {"model": os.path.basename(path), "class_names": names, "input_shape": [h, w, c],
+            "output": "probabilities", "preprocessing": prep.to_dict(), "metadata": "assumed"}
+
+
+def _with_labels(predictor, labels):
+    """The predictor with the class names of a labels file in place of its metadata's."""
+    if labels and predictor.metadata.get("metadata") != "assumed":  # (a bare file read them already)
+        predictor.class_names = read_labels(labels, len(predictor.class_names))
+        predictor.metadata["class_names"] = list(predictor.class_names)
+    return predictor
+
+
+def _load_path(path, labels=None, warn=None):
     import keras
 
     if os.path.isdir(path):
@@ -356,15 +416,19 @@ def _load_path(path):
                 f"{path}: not a model directory (no {metadata_lib.MODEL_FILENAME} and no saved_model.pb).")
         path = model_file
     if path.endswith(".tflite"):
-        return TFLitePredictor(path, find_metadata(path))
+        meta = find_metadata(path, required=False)
+        return TFLitePredictor(path, meta, labels, warn)
     if not path.endswith(".keras"):
         raise ModelSourceError(f"{path}: unknown model format; give a .keras file, a .tflite file, a "
                                "SavedModel directory or a model directory.")
-    meta = find_metadata(path)
+    meta = find_metadata(path, required=False)
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as err:  # a corrupt file or a layer nobody registered: say so in one line
         raise ModelSourceError(
             f"{path}: cannot load the model ({type(err).__name__}: {str(err).splitlines()[0][:300]}). Only "
             "Keras and keras_cnns layers load (safe_mode is on); re-train or re-save it.") from None
+    if meta is None:  # a bare .keras file: what its input and output say
+        out_shape = model.output_shape[0] if isinstance(model.output_shape, list) else model.output_shape
+        meta = bare_metadata(path, model.input_shape[1:], int(out_shape[-1]), labels, warn)
     return KerasPredictor(model, path, meta)

@@ -26,7 +26,9 @@ output is no longer a map (Flatten, global pooling, Dense after them) sees every
 covers. The size is not clipped to the input, as is usual.
 """
 
+import csv
 import dataclasses
+import io
 import math
 import re
 from typing import List, Optional, Tuple
@@ -248,11 +250,9 @@ def format_rows(model, rows, fmt="text"):
     trainable = sum(math.prod(v.shape) for v in model.trainable_weights)
     total_connections = sum(r.connections for r in rows)
     if fmt == "csv":
-        lines = [",".join(header)]
-        lines += [",".join([r.name, r.kind, _shape_text(r.output_shape).replace(", ", " + "), str(r.params),
-                            str(r.connections), _field_text(r.receptive_field)]) for r in rows]
-        lines.append(",".join(["total", "", "", str(total_params), str(total_connections), ""]))
-        return "\n".join(lines) + "\n"
+        return _csv(header, [[r.name, r.kind, _shape_text(r.output_shape).replace(", ", " + "), r.params,
+                              r.connections, _field_text(r.receptive_field)] for r in rows]
+                    + [["total", "", "", total_params, total_connections, ""]])
     table = [[r.name, r.kind, _shape_text(r.output_shape), f"{r.params:,}", f"{r.connections:,}",
               _field_text(r.receptive_field)] for r in rows]
     table.append(["total", "", "", f"{total_params:,}", f"{total_connections:,}", ""])
@@ -270,6 +270,16 @@ def format_rows(model, rows, fmt="text"):
     rule = "  ".join("-" * w for w in widths)
     body = [line(header), rule] + [line(r) for r in table[:-1]] + [rule, line(table[-1])]
     return "\n".join(body) + "\n" + footer + "\n"
+
+
+def _csv(header, table):
+    """RFC 4180 CSV through csv.writer: fields with commas, quotes (a paper's title) or newlines are quoted
+    and their quotes doubled."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(table)
+    return out.getvalue()
 
 
 def _markdown(header, table, right=()):
@@ -306,8 +316,7 @@ def zoo_table(fmt="markdown"):
     header = ["model", "paper", "input", "parameters", "differs from the paper"]
     aliases = ", ".join(f"`{a}` -> `{t}`" for a, t in sorted(list_aliases().items()))
     if fmt == "csv":
-        return "\n".join([",".join(header)] + [",".join(
-            f'"{c}"' if isinstance(c, str) and "," in c else str(c) for c in r) for r in rows]) + "\n"
+        return _csv(header, rows)
     table = [[f"`{n}`", p, i, f"{c:,}", d] for n, p, i, c, d in rows]
     if fmt == "markdown":
         text = _markdown(header, table, right=(3,))

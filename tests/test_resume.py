@@ -2,13 +2,11 @@
 epoch and ends with the requested epochs and exactly one history row per epoch."""
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 
-from test_training import ROOT, train_cli, write_small_fashion_mnist
+from test_training import train_cli, train_popen, write_small_fashion_mnist
 
 from keras_cnns import training
 
@@ -18,9 +16,7 @@ def test_sigkill_mid_training_then_rerun_resumes_with_one_row_per_epoch(tmp_path
     out = tmp_path / "run"
     args = ["--model", "lenet5", "--dataset", "fashion_mnist", "--data-dir", data_dir, "--epochs", 4,
             "--batch-size", 32, "--recipe", "fast", "--output", out, "--verbose", 0]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
-    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "apps", "train.py"), *map(str, args)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = train_popen(*args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     state_path = out / "checkpoints" / "state.json"
     deadline = time.time() + 150
     try:

@@ -40,6 +40,13 @@ def train_cli(*args, env=None, **kwargs):
                           capture_output=True, text=True, env=env, **kwargs)
 
 
+def train_popen(*args, **kwargs):
+    """subprocess.Popen of apps/train.py with TensorFlow quiet (a run to watch, kill or race)."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
+    return subprocess.Popen([sys.executable, os.path.join(ROOT, "apps", "train.py"), *map(str, args)], env=env,
+                            **kwargs)
+
+
 @pytest.fixture(scope="module")
 def small_source():
     train, test, names = small_arrays()

@@ -5,6 +5,8 @@ scripts of an installed keras_cnns (``keras-cnns-classify``, ``-train``, ``-eval
 ``-inspect``; see pyproject.toml). Every app reports a bad input as one line on stderr and exit status 2.
 """
 
+import argparse
+import copy
 import os
 
 from keras_cnns.cli.stderr import quiet_native_logs  # noqa: F401
@@ -20,3 +22,33 @@ def first_line(err):
     """The first line of an exception's message, or its type's name when it has none."""
     text = str(err)
     return text.splitlines()[0] if text.strip() else type(err).__name__
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """The apps' --help: the module docstring's examples kept as written (raw epilog), and "(default: X)"
+    shown only for a default that is a real value; a default of None means "computed elsewhere", which
+    each option's help text says in words."""
+
+    def _format_action(self, action):
+        if not (action.help or "").strip() and self._real_default(action):  # no help text: the default alone
+            action = copy.copy(action)
+            action.help = "default: %(default)s"
+        return super()._format_action(action)
+
+    @staticmethod
+    def _real_default(action):
+        return (action.option_strings and action.nargs != 0 and action.help is not argparse.SUPPRESS
+                and not any(action.default is v for v in (None, False, argparse.SUPPRESS)))
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text.lower() or not self._real_default(action):
+            return text
+        return text + " (default: %(default)s)"
+
+
+def parser(doc, prog=None, cls=argparse.ArgumentParser):
+    """The ArgumentParser (or subclass `cls`) of an app whose module docstring is `doc`: its first paragraph
+    as the description, the rest (the examples and notes) as the epilog, both shown as written."""
+    head, _, rest = doc.strip().partition("\n\n")
+    return cls(prog=prog, description=head, epilog=rest.strip("\n").rstrip() or None, formatter_class=HelpFormatter)

@@ -1,20 +1,23 @@
-"""Evaluate a saved model directory: python apps/evaluate.py saved_models/lenet5-fashion_mnist
+"""Evaluate a saved model directory.
+
+    python apps/evaluate.py saved_models/lenet5-fashion_mnist
+    python apps/evaluate.py saved_models/vgg_cifar-fashion_mnist --ten-crop --confusion-png cm.png
 
 Prints test accuracy, top-5 and a per-class table (images, accuracy, the class each is most confused
 with), and writes a confusion-matrix PNG (default <model dir>/confusion_matrix.png). --ten-crop averages the scores of 10 crops (corners, centre and their
 mirror images). Bad arguments print one line and exit with status 2.
 """
 
-import argparse
 import json
 import os
 import sys
 
+from keras_cnns import cli
 from keras_cnns.cli import USER_ERRORS, first_line
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = cli.parser(__doc__)
     p.add_argument("model_dir", nargs="?", default=None,
                    help="a directory written by apps/train.py (model.keras + metadata.json); default: "
                         "lenet5-fashion_mnist in the saved-models home (keras_cnns.paths)")
@@ -25,6 +28,7 @@ def parse_args(argv=None):
     p.add_argument("--limit", type=int, default=None, help="evaluate on at most N test images")
     p.add_argument("--confusion-png", default=None, help="default: <model_dir>/confusion_matrix.png")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (there are none unless stderr is a terminal)")
     return p.parse_args(argv)
 
 
@@ -40,7 +44,10 @@ def main(argv=None):
     if args.batch_size < 1:
         print(f"evaluate.py: error: --batch-size must be positive. Received: {args.batch_size}", file=sys.stderr)
         return 2
+    from keras_cnns.progress import set_enabled
     from keras_cnns.training.evaluate import evaluate_dir, per_class_table
+
+    set_enabled(not args.quiet)
     png = args.confusion_png or os.path.join(args.model_dir, "confusion_matrix.png")
     try:
         result = evaluate_dir(args.model_dir, args.dataset, data_dir=args.data_dir, ten_crop=args.ten_crop,

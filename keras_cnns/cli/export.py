@@ -17,10 +17,10 @@ at the input size in, normalisation inside, probabilities out; labels.txt; metad
 A thin door over keras_cnns.export; a bad argument prints one line on stderr and exits with status 2.
 """
 
-import argparse
 import os
 import sys
 
+from keras_cnns import cli
 from keras_cnns.cli import USER_ERRORS, first_line
 
 FORMATS = ("savedmodel", "tflite", "onnx")
@@ -28,8 +28,7 @@ QUANTIZE = ("none", "float16", "dynamic", "int8")
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = cli.parser(__doc__)
     p.add_argument("model", metavar="MODEL", help="registry NAME, model DIR or .keras FILE")
     p.add_argument("--format", required=True, choices=FORMATS)
     p.add_argument("--quantize", default="none", choices=QUANTIZE, help="TFLite only")

@@ -1,5 +1,5 @@
-"""Per-layer table of a model in the zoo (layer, output shape, parameters, connections, receptive field),
-or the README's table of every model.
+"""Per-layer table of a model in the zoo (layer, output shape, parameters, connections, receptive field), or
+the README's table of every model.
 
     python apps/inspect.py lenet5
     python apps/inspect.py resnet50 --input-shape 128,128,3 --format markdown
@@ -12,8 +12,8 @@ A thin door over keras_cnns.inspect. Bad input prints one line on stderr and exi
 import argparse
 import sys
 
+from keras_cnns import cli
 from keras_cnns.cli import USER_ERRORS, first_line, quiet_native_logs
-
 
 
 class _Parser(argparse.ArgumentParser):
@@ -26,15 +26,19 @@ def _fail(message):
     sys.exit(2)
 
 
-def main(argv=None):
-    parser = _Parser(prog="inspect.py", description=__doc__.split("\n\n")[0])
+def parse_args(argv=None):
+    parser = cli.parser(__doc__, prog="inspect.py", cls=_Parser)
     parser.add_argument("model", nargs="?", help="registry name (see keras_cnns.list_models())")
     parser.add_argument("--input-shape", help="H,W,C to build with instead of the model's default")
     parser.add_argument("--format", choices=("text", "csv", "markdown"), default="text")
     parser.add_argument("--all", action="store_true", help="the table of every registered model")
     parser.add_argument("--write-readme", metavar="README",
                         help="with --all: replace the text between the zoo markers of this file")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
     if args.all == bool(args.model):
         _fail("give either a MODEL name or --all")
     if args.write_readme and not args.all:

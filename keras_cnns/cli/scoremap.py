@@ -16,11 +16,10 @@ stderr; the other images are still done and the exit status is 2. An unknown --c
 Installed: keras-cnns-scoremap. A thin door over keras_cnns.tasks.scoremap.
 """
 
-import argparse
 import os
 import sys
 
-from keras_cnns import results
+from keras_cnns import cli, results
 from keras_cnns.cli import USER_ERRORS, first_line, quiet_native_logs
 
 EXIT_BAD_INPUT = 2
@@ -28,8 +27,7 @@ DEFAULT_OUTPUT = "scoremap-out"
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("\n\n")[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.parser(__doc__)
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or directories of images")
     p.add_argument("--model", default=None,
                    help="registry NAME, model DIR or .keras FILE (default: saved_models/lenet5-fashion_mnist)")

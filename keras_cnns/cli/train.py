@@ -1,4 +1,8 @@
-"""Train a model of the zoo: python apps/train.py --model lenet5 --dataset fashion_mnist
+"""Train a model of the zoo.
+
+    python apps/train.py --model lenet5 --dataset fashion_mnist               # the shipped model's command
+    python apps/train.py --model resnet20 --dataset fashion_mnist --recipe fast --epochs 5
+    python apps/train.py --model vgg_cifar --dataset path/to/images --output runs/mine
 
 A thin command-line door over keras_cnns.training.fit (see docs/training.md). Rerunning an interrupted
 command resumes from its last finished epoch. Bad arguments print one line and exit with status 2.
@@ -7,6 +11,7 @@ command resumes from its last finished epoch. Bad arguments print one line and e
 import argparse
 import sys
 
+from keras_cnns import cli
 from keras_cnns.cli import USER_ERRORS, first_line
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -14,8 +19,7 @@ STRATEGIES = ("auto", "mirrored", "multiworker", "default")
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = cli.parser(__doc__)
     p.add_argument("--model", required=True, help="registry name (python -c 'import keras_cnns; "
                                                   "print(keras_cnns.list_models())')")
     p.add_argument("--dataset", default=None,
@@ -42,6 +46,8 @@ def parse_args(argv=None):
     p.add_argument("--augment", default="recipe", help="recipe, none, or an augmentation name")
     p.add_argument("--no-resume", action="store_true", help="start again even if checkpoints exist")
     p.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras progress: 0, 1 (bar), 2 (line)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars: Keras' (as --verbose 0) nor the image "
+                                                        "folder scan's and evaluation's")
     return p.parse_args(argv)
 
 
@@ -71,7 +77,12 @@ def main(argv=None):
         from keras_cnns.training.strategy import configure_cpu_replicas
         configure_cpu_replicas(args.cpu_replicas)
     import keras_cnns
+    from keras_cnns.progress import set_enabled
     from keras_cnns.training import TrainingDiverged, fit
+
+    if args.quiet:
+        args.verbose = 0
+    set_enabled(args.verbose > 0)
     augment = None if args.augment.lower() == "none" else args.augment
     try:
         keras_cnns.get_spec(args.model)

@@ -61,6 +61,11 @@ class Datasets:
 
     @property
     def steps_per_epoch(self):
+        """The batches the training pipeline really yields in one epoch: its cardinality (known for every
+        source, see :func:`counted_examples`), after skipped files, the validation split and drop_remainder."""
+        steps = int(self.train.cardinality())
+        if steps >= 0:
+            return steps
         return self.train_size // self.batch_size if self.drop_remainder else -(-self.train_size // self.batch_size)
 
 
@@ -208,8 +213,21 @@ def _map_fixed(ds, fn, same_size):
     return ds.map(lambda image, label: (fn(image), label), num_parallel_calls=AUTOTUNE, deterministic=True)
 
 
+def counted_examples(source, split, indices=None):
+    """source.examples(split, indices) with its number of examples stated (tf.data cardinality).
+
+    Every source knows how many examples it hands out (an image folder's unreadable files are left out when it
+    is opened), but a filtered TFDS split or a folder's error-guarded decoding loses the count, and Keras then
+    finds the end of each epoch by running out of data ("Your input ran out of data"). Stated here, batching
+    keeps it, so steps per epoch, progress bars and learning-rate schedules use the batches really yielded.
+    A source that yields fewer (a file damaged after the folder was opened) fails with an error naming both
+    counts rather than silently training on fewer."""
+    count = source.size(split) if indices is None else len(indices)
+    return source.examples(split, indices).apply(tf.data.experimental.assert_cardinality(count))
+
+
 def _eval_pipeline(source, split, indices, prep, batch_size, cache, tag):
-    ds = _map_fixed(source.examples(split, indices), prep.apply, source.image_size is not None)
+    ds = _map_fixed(counted_examples(source, split, indices), prep.apply, source.image_size is not None)
     ds = _cached(ds, cache if cache is True or not cache else f"{cache}-{tag}")
     ds = ds.batch(batch_size, num_parallel_calls=AUTOTUNE, deterministic=True)
     return ds.prefetch(AUTOTUNE).with_options(_options())
@@ -250,7 +268,7 @@ def make_datasets(source, preprocessing=None, batch_size=128, augment=None, vali
     train_idx, val_idx = split_indices(source.size("train"), validation_split, seed)
     fixed, random, batched = _train_stages(source, prep, augment)
 
-    train = _map_fixed(source.examples("train", train_idx), fixed, source.image_size is not None)
+    train = _map_fixed(counted_examples(source, "train", train_idx), fixed, source.image_size is not None)
     train = _cached(train, cache if cache is True or not cache else f"{cache}-train-{seed}")
     if shuffle_buffer is None:
         shuffle_buffer = len(train_idx) if source.is_in_memory() else 10_000

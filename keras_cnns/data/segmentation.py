@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from keras_cnns.data.preprocessing import Preprocessing
 from keras_cnns.data.sources import IMAGE_EXTENSIONS, _to_channels, check_image_files, open_tfds_builder
+from keras_cnns.images import decode_for_training
 
 AUTOTUNE = tf.data.AUTOTUNE
 SCENES = "fashion_mnist_scenes"
@@ -145,12 +146,13 @@ class FolderPairSource(SegmentationSource):
         channels = self.channels
 
         def decode(image_path, mask_path):
-            image = tf.io.decode_image(tf.io.read_file(image_path), channels=3, dtype=tf.uint8,
-                                       expand_animations=False)
-            image.set_shape([None, None, 3])
+            # the package's one decoder (keras_cnns.images.read_image, as inference): EXIF orientation applied,
+            # so a mask is drawn over the image as displayed
+            image = tf.numpy_function(decode_for_training, [image_path, channels], tf.uint8, stateful=False)
+            image.set_shape([None, None, channels])
             mask = tf.numpy_function(_read_mask, [mask_path], tf.uint8, stateful=False)
             mask.set_shape([None, None])
-            return _to_channels(image, channels), mask
+            return image, mask
 
         ds = tf.data.Dataset.from_tensor_slices((list(images), list(masks)))
         return ds.map(decode, num_parallel_calls=AUTOTUNE, deterministic=True)
@@ -336,5 +338,7 @@ def segmentation_dataset(source, split, preprocessing=None, batch_size=32, shuff
     (``preprocessing`` defaults to :func:`default_preprocessing`)."""
     if preprocessing is None:
         preprocessing = default_preprocessing(source)
-    return segmentation_batches(source.examples(split), preprocessing, batch_size, shuffle=shuffle, seed=seed,
+    # the count stated, as for classification (data.pipeline.counted_examples): Keras's steps come from it
+    examples = source.examples(split).apply(tf.data.experimental.assert_cardinality(source.size(split)))
+    return segmentation_batches(examples, preprocessing, batch_size, shuffle=shuffle, seed=seed,
                                 size=source.size(split), drop_remainder=drop_remainder)

@@ -28,11 +28,12 @@ from typing import Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
+from keras_cnns.images import IMAGE_EXTENSIONS, decode_for_training, read_image  # noqa: F401  (one list)
+
 logger = logging.getLogger(__name__)
 
 DATA_DIR_ENV = "KERAS_CNNS_DATA_DIR"
 CACHE_DIR_ENV = "KERAS_CNNS_CACHE_DIR"
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -346,9 +347,6 @@ def _as_splits(splits):
 
 
 # -- a folder of images ---------------------------------------------------------------------------------
-_GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
-
-
 @dataclasses.dataclass(frozen=True)
 class FileCheck:
     """The result of checking the files of an image folder before training."""
@@ -361,27 +359,33 @@ class FileCheck:
 
 
 def _check_image(path):
-    """(ok, grey, (h, w), reason): the file is decoded in full, so truncated files are caught too."""
+    """(ok, grey, (h, w), reason): the file is decoded in full by keras_cnns.images.read_image, the decoder
+    inference uses (EXIF orientation applied, so (h, w) is the size as displayed), so truncated files are
+    caught too."""
     from PIL import Image
 
     try:
-        with Image.open(path) as image:
-            image.verify()
-        with Image.open(path) as image:
-            image.load()
-            grey = image.mode in _GREY_MODES
-            if image.mode in ("P", "PA"):  # a palette (GIF): grey when every colour has R == G == B
-                rgb = np.asarray(image.convert("RGB"))
-                grey = bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
-            return True, grey, (image.height, image.width), ""
-    except Exception as err:  # PIL raises many types for bad files: all mean "skip it"
+        pixels = read_image(path)
+        grey = pixels.shape[-1] == 1
+        if not grey:
+            with Image.open(path) as image:  # the header only: a palette (GIF) whose colours are all grey
+                palette = image.mode in ("P", "PA")
+            grey = palette and bool((pixels[..., 0] == pixels[..., 1]).all() and
+                                    (pixels[..., 1] == pixels[..., 2]).all())
+        return True, grey, tuple(pixels.shape[:2]), ""
+    except Exception as err:  # ImageError and anything else a bad file raises: all mean "skip it"
         return False, False, (0, 0), f"{type(err).__name__}: {err}"
 
 
 def check_image_files(paths, labels, workers=8):
     """Decodes every file once (PIL, in threads); bad ones are logged with their path and left out."""
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = list(pool.map(_check_image, paths))
+    from keras_cnns.progress import Progress
+
+    results = []
+    with ThreadPoolExecutor(max_workers=workers) as pool, Progress(len(paths), "Checking image files") as bar:
+        for result in pool.map(_check_image, paths):
+            results.append(result)
+            bar.add()
     keep = [i for i, r in enumerate(results) if r[0]]
     skipped = tuple((paths[i], results[i][3]) for i, r in enumerate(results) if not r[0])
     for path, reason in skipped:
@@ -414,14 +418,16 @@ def _list_images(root, class_names):
 
 
 class FolderSource(Source):
-    """Images in ``root/<class>/...`` (JPEG, PNG, BMP, GIF, WebP), or in ``root/train/<class>`` and
-    ``root/test/<class>`` (``val`` or ``validation`` also accepted for the test split).
+    """Images in ``root/<class>/...`` (keras_cnns.images.IMAGE_EXTENSIONS: JPEG, PNG, BMP, GIF, WebP, TIFF,
+    PGM/PPM), or in ``root/train/<class>`` and ``root/test/<class>`` (``val`` or ``validation`` also accepted
+    for the test split).
 
-    Every file is decoded once up front: corrupt and truncated files are logged with their path and left
-    out (``skipped`` lists them, ``len(skipped)`` counts them), so no epoch meets them. When no test folder
-    exists, a seeded ``test_split`` fraction of the files is held out as the test split. Grey and colour
-    files may be mixed: the source is RGB as soon as one file is colour, and every file is decoded with that
-    explicit channel count (decoded as RGB, then made grey when every file is grey).
+    Files are decoded by keras_cnns.images.read_image, the decoder inference uses (EXIF orientation applied,
+    alpha composited over black), so a photo trains as it is displayed and classified. Every file is decoded
+    once up front: corrupt and truncated files are logged with their path and left out (``skipped`` lists
+    them, ``len(skipped)`` counts them), so no epoch meets them. When no test folder exists, a seeded
+    ``test_split`` fraction of the files is held out as the test split. Grey and colour files may be mixed:
+    the source is RGB as soon as one file is colour, and every file is converted to that channel count.
     """
 
     def __init__(self, root, test_split=0.2, seed=0, name=None):
@@ -474,10 +480,11 @@ class FolderSource(Source):
         channels = self.channels
 
         def decode(path, label):
-            # Always 3 channels first: TensorFlow decodes GIF, BMP and WebP only to 3 (or 4), never to 1.
-            image = tf.io.decode_image(tf.io.read_file(path), channels=3, dtype=tf.uint8, expand_animations=False)
-            image.set_shape([None, None, 3])
-            return _to_channels(image, channels), label
+            # The inference decoder (keras_cnns.images.read_image: EXIF orientation, alpha, palettes, 16-bit),
+            # not tf.io.decode_image: a photo trains as it is displayed and as classify.py will read it.
+            image = tf.numpy_function(decode_for_training, [path, channels], tf.uint8, stateful=False)
+            image.set_shape([None, None, channels])
+            return image, label
 
         ds = tf.data.Dataset.from_tensor_slices((paths.astype(str), labels))
         ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

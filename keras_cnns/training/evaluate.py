@@ -41,9 +41,15 @@ def predict_scores(model, dataset, output="probabilities", ten_crop=False, limit
             return tf.reduce_mean(tf.reshape(tf.cast(out, tf.float32), [b, 10, -1]), axis=1)
         return tf.cast(model(images, training=False), tf.float32)
 
+    from keras_cnns.progress import Progress
+
+    batches = int(dataset.cardinality())
+    batches = min(batches, limit_batches) if batches >= 0 and limit_batches is not None else batches
+    bar = Progress(batches if batches >= 0 else None, "Evaluating", unit="batches", min_total=5)
     for i, (images, y) in enumerate(dataset):
         if limit_batches is not None and i >= limit_batches:
             break
+        bar.add()
         out = run(images)
         if isinstance(out, dict):
             out = out["predictions"]

@@ -10,6 +10,7 @@ One function for notebooks and for apps/train.py (a thin argparse door over it).
   4. evaluates the inference form of the model (GoogLeNet without its auxiliary heads) on the test split
      and writes model.keras, metadata.json, history.csv and curves.png to the output directory;
      TensorBoard logs go to logs/ and checkpoints to checkpoints/ under it.
+The run holds a lock on its output directory (keras_cnns.training.lock): a second run into it is refused.
 """
 
 import contextlib
@@ -33,6 +34,7 @@ from keras_cnns.training import callbacks as cb
 from keras_cnns.training import recipes as rc
 from keras_cnns.training import strategy as st
 from keras_cnns.training.evaluate import predict_scores, summarize
+from keras_cnns.training.lock import output_lock
 from keras_cnns.training.plots import plot_history
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -249,7 +251,7 @@ def fit(model, dataset=None, *, epochs=None, batch_size=None, recipe="paper", pr
     segmentation = spec.task == "segmentation"
     if dataset is None:
         dataset = rc.DEFAULT_DATASETS[spec.task]
-    with _reproducible(seed, deterministic):
+    with contextlib.ExitStack() as held, _reproducible(seed, deterministic):
         if segmentation:
             run = _segmentation_data(dataset, data_dir, input_shape, batch_size, seed, replicas > 1, limit)
         else:
@@ -259,6 +261,8 @@ def fit(model, dataset=None, *, epochs=None, batch_size=None, recipe="paper", pr
         output_dir = output_dir or default_output_dir(spec.name, source.name)
         work_dir = output_dir if chief else tempfile.mkdtemp(prefix="keras_cnns-worker-")
         os.makedirs(work_dir, exist_ok=True)
+        if chief:  # one run per output directory, released on the way out (exceptions too)
+            held.enter_context(output_lock(work_dir))
         train, val, test = splits.train, splits.validation, splits.test
         steps = splits.steps_per_epoch
         if limit:
@@ -266,8 +270,8 @@ def fit(model, dataset=None, *, epochs=None, batch_size=None, recipe="paper", pr
             train = train.take(steps)
             val = val.take(math.ceil(limit / batch_size)) if val is not None else None
             test = test.take(math.ceil(limit / batch_size))
-        # Keras counts the steps of an epoch itself when the cardinality is known (no "ran out of data").
-        train = train.apply(tf.data.experimental.assert_cardinality(steps))
+        # Every pipeline states its cardinality (data.pipeline.counted_examples): Keras counts the steps of an
+        # epoch from it, and finds no "ran out of data".
         log(f"Data: {source.name}: {splits.train_size} training, {splits.validation_size} validation, "
             f"{splits.test_size} test images; {steps} steps per epoch; augment={augment}")
 
@@ -349,22 +353,22 @@ def fit(model, dataset=None, *, epochs=None, batch_size=None, recipe="paper", pr
                 (f", top-5 {evaluation['top5']:.4f}" if evaluation["top5"] is not None else "") +
                 f" on {evaluation['examples']} test images")
 
-    meta = {
-        "model": spec.name, "task": spec.task, "dataset": source.name, "class_names": list(source.class_names),
-        "input_shape": list(build_shape), "output": spec.output, "preprocessing": prep.to_dict(),
-        "recipe": rec.name, "recipe_details": rec.to_dict(), "epochs": epochs, "batch_size": batch_size,
-        "precision": precision, "strategy": st.strategy_name(dist), "replicas": replicas,
-        **scores, "best_validation": state.best,
-        "training_seconds_this_run": round(seconds, 1), "seed": seed, "limit": limit,
-        "versions": md.versions(), "git_commit": md.git_commit(),
-    }
-    if chief:
-        _save_model(final, os.path.join(work_dir, md.MODEL_FILENAME))
-        md.write(work_dir, meta)
-        plot_history(state.history, os.path.join(work_dir, "curves.png"),
-                     title=f"{spec.name} on {source.name} ({rec.name} recipe)")
-        log(f"Wrote {os.path.join(work_dir, md.MODEL_FILENAME)}, metadata.json, history.csv, curves.png")
-    else:
-        shutil.rmtree(work_dir, ignore_errors=True)
+        meta = {
+            "model": spec.name, "task": spec.task, "dataset": source.name, "class_names": list(source.class_names),
+            "input_shape": list(build_shape), "output": spec.output, "preprocessing": prep.to_dict(),
+            "recipe": rec.name, "recipe_details": rec.to_dict(), "epochs": epochs, "batch_size": batch_size,
+            "precision": precision, "strategy": st.strategy_name(dist), "replicas": replicas,
+            **scores, "best_validation": state.best,
+            "training_seconds_this_run": round(seconds, 1), "seed": seed, "limit": limit,
+            "versions": md.versions(), "git_commit": md.git_commit(),
+        }
+        if chief:
+            _save_model(final, os.path.join(work_dir, md.MODEL_FILENAME))
+            md.write(work_dir, meta)
+            plot_history(state.history, os.path.join(work_dir, "curves.png"),
+                         title=f"{spec.name} on {source.name} ({rec.name} recipe)")
+            log(f"Wrote {os.path.join(work_dir, md.MODEL_FILENAME)}, metadata.json, history.csv, curves.png")
+        else:
+            shutil.rmtree(work_dir, ignore_errors=True)
     return FitResult(model=final, history=list(state.history), metadata=meta, evaluation=evaluation,
                      output_dir=output_dir, resumed_from=done)

@@ -1,0 +1,60 @@
+"""Every app's --help shows the examples of its docstring and never "(default: None)" beside an option whose
+default is computed elsewhere; inspect.py's CSV quotes what needs quoting (the GoogLeNet paper's title)."""
+
+import csv
+import importlib
+import io
+import pkgutil
+
+import pytest
+
+import keras_cnns.cli
+from keras_cnns import inspect as anatomy
+
+APPS = sorted(m.name for m in pkgutil.iter_modules(keras_cnns.cli.__path__)
+              if hasattr(importlib.import_module(f"keras_cnns.cli.{m.name}"), "parse_args"))
+
+
+def _help(app, capsys):
+    module = importlib.import_module(f"keras_cnns.cli.{app}")
+    with pytest.raises(SystemExit) as done:
+        module.parse_args(["--help"])
+    assert done.value.code == 0
+    return capsys.readouterr().out
+
+
+def test_every_app_is_covered():
+    assert {"classify", "evaluate", "export", "inspect", "scoremap", "train"} <= set(APPS)
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_help_shows_examples_and_no_default_none(app, capsys):
+    text = _help(app, capsys)
+    examples = [line.strip() for line in importlib.import_module(f"keras_cnns.cli.{app}").__doc__.splitlines()
+                if line.strip().startswith(f"python apps/{app}.py")]
+    assert examples, f"{app}'s docstring has no example"
+    assert all(example in text for example in examples)
+    assert "(default: None)" not in text and "(default: False)" not in text and "default: None" not in text
+
+
+def test_help_keeps_real_defaults(capsys):
+    text = " ".join(_help("classify", capsys).split())
+    assert "how many classes to show per image (default: 5)" in text
+    assert "default: saved_models/lenet5-fashion_mnist" in text   # said in words, not "(default: None)"
+
+
+def test_csv_quotes_the_googlenet_paper_title(monkeypatch):
+    spec = keras_cnns.get_spec("googlenet")
+    row = ("googlenet", spec.paper, "224x224x3", 6_998_552, spec.deviations)
+    monkeypatch.setattr(anatomy, "zoo_rows", lambda: [row])
+    text = anatomy.zoo_table("csv")
+    assert '"Szegedy et al. 2014, ""Going deeper with convolutions"""' in text
+    header, parsed = list(csv.reader(io.StringIO(text)))
+    assert parsed == [str(c) for c in row] and header[1] == "paper"
+
+
+def test_per_layer_csv_parses_back_to_the_table():
+    rows = list(csv.reader(io.StringIO(anatomy.model_table("lenet5", fmt="csv"))))
+    assert rows[0][:4] == ["layer", "type", "output shape", "parameters"]
+    assert {r[0]: int(r[3]) for r in rows[1:]}["c3"] == 1516
+    assert len({len(r) for r in rows}) == 1
