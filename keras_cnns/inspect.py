@@ -293,6 +293,12 @@ ZOO_TASKS = ("classification", "segmentation", "detection")
 """The image models the README's zoo table lists (not the retrieval autoencoders, which take vectors)."""
 
 
+def _input_text(shape):
+    """224x224x3; HxWx3 for a fully convolutional model that takes any height and width."""
+    h, w, c = shape
+    return f"HxWx{c}" if h is None else f"{h}x{w}x{c}"
+
+
 def zoo_rows():
     """(name, paper, input size, parameters, deviations) of every registered model, built with its
     defaults (full size, the builder's default number of classes)."""
@@ -302,7 +308,7 @@ def zoo_rows():
         if spec.task not in ZOO_TASKS:
             continue
         model = get_model(name)
-        rows.append((name, spec.paper, "x".join("any" if d is None else str(d) for d in spec.input_shape),
+        rows.append((name, spec.paper, _input_text(spec.input_shape),
                      count_params(model),
                      spec.deviations))
         del model
