@@ -100,21 +100,30 @@ def _grey_if_grey(rgb, mode):
     return rgb
 
 
-def read_images(paths, max_pixels=MAX_PIXELS, on_error=None):
-    """Decodes each path with :func:`read_image`: (paths read, their images, number that failed).
-
-    A path that fails is skipped and its ImageError passed to ``on_error`` (e.g. a one-line report).
-    """
-    good, images, failed = [], [], 0
+def iter_images(paths, max_pixels=MAX_PIXELS, on_error=None):
+    """Yields (path, image) for each path :func:`read_image` can decode, one at a time; a path that fails is
+    skipped and its ImageError passed to ``on_error`` (e.g. a one-line report)."""
     for path in paths:
         try:
-            images.append(read_image(path, max_pixels=max_pixels))
-            good.append(path)
+            image = read_image(path, max_pixels=max_pixels)
         except ImageError as err:
-            failed += 1
             if on_error is not None:
                 on_error(err)
-    return good, images, failed
+            continue
+        yield path, image
+
+
+def read_images(paths, max_pixels=MAX_PIXELS, on_error=None):
+    """(paths read, their images, number that failed) of :func:`iter_images`."""
+    failures = []
+
+    def failed(err):
+        failures.append(err)
+        if on_error is not None:
+            on_error(err)
+
+    pairs = list(iter_images(paths, max_pixels, failed))
+    return [p for p, _ in pairs], [image for _, image in pairs], len(failures)
 
 
 def list_images(paths):

@@ -32,7 +32,7 @@ from keras_cnns import metadata as metadata_lib
 from keras_cnns import paths
 from keras_cnns.data.preprocessing import Preprocessing
 from keras_cnns.images import (IMAGE_EXTENSIONS, MAX_PIXELS, ImageError, list_images,  # noqa: F401
-                               read_image, read_images, to_model_pixels)
+                               iter_images, read_image, read_images, to_model_pixels)
 
 SAVED_MODELS_ENV = paths.HOME_ENV
 REPO_ROOT = paths.REPO_ROOT

@@ -77,15 +77,14 @@ def main(argv=None):
     os.makedirs(args.output, exist_ok=True)
     limit = args.max_pixels or inference.MAX_PIXELS
     paths = inference.list_images(args.images)
-    failed = 0
     records = []
-    for path in paths:
-        try:
-            image = inference.read_image(path, max_pixels=limit)
-        except inference.ImageError as err:
-            fail(str(err))
-            failed += 1
-            continue
+    failed = []
+
+    def bad_input(err):
+        fail(str(err))
+        failed.append(err)
+
+    for path, image in inference.iter_images(paths, limit, on_error=bad_input):
         result = mapper(image)
         png = os.path.join(args.output, f"{os.path.splitext(os.path.basename(path))[0]}.scoremap.png")
         scoremap.plot_score_map(image, result, mapper.class_names, classes=classes, path=png,
@@ -98,5 +97,5 @@ def main(argv=None):
             records.append(record)
         else:
             print(format_text(record), flush=True)
-    return results.finish(records, args.json, failed, len(paths), fail, "mapped")
+    return results.finish(records, args.json, len(failed), len(paths), fail, "mapped")
 

@@ -66,14 +66,14 @@ def main(argv=None):
     limit = args.max_pixels or inference.MAX_PIXELS
     paths = inference.list_images(args.images)
     names = predictor.class_names
-    failed, records = 0, []
-    for path in paths:
-        try:
-            image = inference.read_image(path, max_pixels=limit)
-        except inference.ImageError as err:
-            fail(str(err))
-            failed += 1
-            continue
+    records = []
+    failed = []
+
+    def bad_input(err):
+        fail(str(err))
+        failed.append(err)
+
+    for path, image in inference.iter_images(paths, limit, on_error=bad_input):
         mask, _ = segmentation.segment(predictor, image)
         stem = os.path.join(args.output, os.path.splitext(os.path.basename(path))[0])
         mask_path, overlay_path = f"{stem}.mask.png", f"{stem}.overlay.png"
@@ -85,7 +85,7 @@ def main(argv=None):
         else:
             found = ", ".join(f"{k} {v}" for k, v in sorted(pixels.items(), key=lambda kv: -kv[1]) if k != names[0])
             print(f"{path}: {mask_path}, {overlay_path}; {found or 'nothing but ' + names[0]}", flush=True)
-    return results.finish(records, args.json, failed, len(paths), fail, "segmented")
+    return results.finish(records, args.json, len(failed), len(paths), fail, "segmented")
 
 
 if __name__ == "__main__":
