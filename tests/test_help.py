@@ -9,7 +9,7 @@ import pkgutil
 import pytest
 
 import keras_cnns.cli
-from keras_cnns import inspect as anatomy
+from keras_cnns import anatomy
 
 APPS = sorted(m.name for m in pkgutil.iter_modules(keras_cnns.cli.__path__)
               if hasattr(importlib.import_module(f"keras_cnns.cli.{m.name}"), "parse_args"))

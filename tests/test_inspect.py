@@ -1,4 +1,4 @@
-"""apps/inspect.py and keras_cnns.inspect: the article's LeNet-5 table, and rules that hold for any model."""
+"""apps/inspect.py and keras_cnns.anatomy: the article's LeNet-5 table, and rules that hold for any model."""
 
 import math
 import os
@@ -9,7 +9,7 @@ import keras
 import pytest
 
 import keras_cnns
-from keras_cnns import inspect as anatomy
+from keras_cnns import anatomy
 from keras_cnns.layers import LocalResponseNormalization
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

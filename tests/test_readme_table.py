@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from keras_cnns import inspect as anatomy
+from keras_cnns import anatomy
 
 README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
 

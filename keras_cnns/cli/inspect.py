@@ -6,7 +6,7 @@ the README's table of every model.
     python apps/inspect.py --all --format markdown
     python apps/inspect.py --all --write-readme README.md
 
-A thin door over keras_cnns.inspect. Bad input prints one line on stderr and exits with status 2.
+A thin door over keras_cnns.anatomy. Bad input prints one line on stderr and exits with status 2.
 """
 
 import argparse
@@ -47,7 +47,7 @@ def main(argv=None):
         _fail("--input-shape applies to one MODEL, not to --all")
 
     quiet_native_logs()
-    from keras_cnns import inspect as anatomy
+    from keras_cnns import anatomy
 
     try:
         if args.all:

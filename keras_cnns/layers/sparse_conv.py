@@ -40,7 +40,7 @@ class SparseConv2D(keras.layers.Layer):
         self.filters = len(rows)
         size = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
         self.kernel_size = tuple(int(k) for k in size)
-        self.strides = (1, 1)  # read by keras_cnns.inspect for the receptive field
+        self.strides = (1, 1)  # read by keras_cnns.anatomy for the receptive field
         self.activation = keras.activations.get(activation)
         self.kernel_initializer = (None if kernel_initializer is None
                                    else keras.initializers.get(kernel_initializer))

@@ -26,7 +26,7 @@ class Subsampling(keras.layers.Layer):
         if int(pool_size) != pool_size or pool_size < 1:
             raise ValueError(f"Subsampling: pool_size must be a positive integer. Received: pool_size={pool_size!r}")
         self.pool_size = int(pool_size)
-        self.strides = self.pool_size  # read by keras_cnns.inspect for the receptive field
+        self.strides = self.pool_size  # read by keras_cnns.anatomy for the receptive field
         self.activation = keras.activations.get(activation)
         limit = 2.4 / (self.pool_size ** 2)
         self.coefficient_initializer = keras.initializers.get(

@@ -268,11 +268,11 @@ class MapGeometry:
 def map_geometry(converted, trained_size):
     """The :class:`MapGeometry` of a model returned by :func:`convolutionalize` for a classifier trained
     at `trained_size` (H, W): stride and receptive field from the layers' kernels and strides (the
-    recurrence of keras_cnns.inspect), offset from the map size at the trained size."""
-    from keras_cnns import inspect as inspect_lib
+    recurrence of keras_cnns.anatomy), offset from the map size at the trained size."""
+    from keras_cnns import anatomy
 
     th, tw = (int(s) for s in trained_size)
-    field = inspect_lib.output_fields(converted)[0]
+    field = anatomy.output_fields(converted)[0]
     stride = (int(field.jh), int(field.jw))
     channels = converted.inputs[0].shape[-1]
     rows, cols = converted.compute_output_spec(keras.KerasTensor((1, th, tw, channels))).shape[1:3]
