@@ -31,6 +31,9 @@ def feature_layers(model):
     The family is the one whose end points match the most layers; end points absent from this
     model (fc6 with include_top=False) are left out.
     """
+    from keras_cnns.registry import load_families
+
+    load_families()  # the families declare their end points when their modules load
     names = [layer.name for layer in model.layers]
     best = {}
     for endpoints in _ENDPOINTS.values():

@@ -85,14 +85,14 @@ def _claim(name):
         raise ValueError(f"A model named {name!r} is already registered; registry names must be unique.")
 
 
-def _load_families():
+def load_families():
     """Imports keras_cnns.models, whose modules register every builder (a no-op once done)."""
     importlib.import_module("keras_cnns.models")
 
 
 def resolve_name(name):
     """Returns the canonical registry name for `name` (aliases followed), or raises ValueError."""
-    _load_families()
+    load_families()
     if not isinstance(name, str):
         raise ValueError(f"A model name must be a string. Received: name={name!r}")
     key = name.strip().lower()
@@ -115,7 +115,7 @@ def get_spec(name) -> ModelSpec:
 def list_models(pattern: Optional[str] = None, task: Optional[str] = None):
     """Sorted registry names, optionally filtered by a shell-style pattern ("resnet*", "vgg1?", "fcn*")
     and by task ("classification", "segmentation", "detection")."""
-    _load_families()
+    load_families()
     names = sorted(_REGISTRY)
     if task is not None:
         names = [n for n in names if _REGISTRY[n].task == task]
@@ -126,7 +126,7 @@ def list_models(pattern: Optional[str] = None, task: Optional[str] = None):
 
 def list_aliases():
     """{alias: registry name}."""
-    _load_families()
+    load_families()
     return dict(_ALIASES)
 
 
