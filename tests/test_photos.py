@@ -128,3 +128,14 @@ def test_classify_app_names_a_rendered_item_on_a_light_background(tmp_path, samp
     record = json.loads(run.stdout)
     record = record[0] if isinstance(record, list) else record
     assert record["top"][0]["class"] == "Ankle boot"
+
+
+def test_fit_writes_the_convention_of_a_fashion_mnist_source(tmp_path):
+    from keras_cnns import data, metadata, training
+
+    x, y = fm.fashion_mnist("train", 192)
+    source = data.from_arrays((x[:128], y[:128]), (x[128:], y[128:]), fm.CLASS_NAMES, name="fashion_mnist")
+    training.fit("lenet5", source, epochs=1, batch_size=64, recipe="fast", output_dir=str(tmp_path), verbose=0,
+                 log=lambda *_: None)
+    assert metadata.read(str(tmp_path))["image_convention"] == FASHION
+    assert inference.load(str(tmp_path)).convention == FASHION
