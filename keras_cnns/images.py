@@ -211,3 +211,79 @@ def _resample(image, h, w):
     mode_input = image[..., 0] if image.shape[-1] == 1 else image
     resized = np.asarray(Image.fromarray(mode_input).resize((w, h), Image.BILINEAR), np.uint8)
     return resized.reshape(h, w, image.shape[-1])
+
+
+# --------------------------------------------------------------------------- to the training data's convention
+
+# How the images of a dataset look, where a photo differs from them. Fashion-MNIST (Xiao et al. 2017, sec. 2)
+# trimmed each product photo to the item, resized its longer side to 28, centred it on 28x28, negated and greyed
+# it: a light item on black whose longer side fills the frame. MNIST (LeCun et al. 1998, sec. III-A) fitted
+# each digit in the middle 20x20 of its 28x28: light on black too, with a margin of 4 pixels (0.2 of 20).
+# "margin": kept on each side of the item, as a fraction of its longer side.
+DATASET_CONVENTIONS = {
+    "fashion_mnist": {"background": "dark", "item": "centred, fills the frame", "frame": [28, 28], "margin": 0.0},
+    "mnist": {"background": "dark", "item": "centred in the middle 20x20", "frame": [28, 28], "margin": 0.2},
+}
+
+ITEM_THRESHOLD = 32  # a pixel is the item's when it differs from the background by more than this (0..255)
+FILLS_FRAME = 0.9    # an item whose longer side spans this much of the image already fills the frame
+
+
+def dataset_convention(name):
+    """The image convention of a dataset by its name (DATASET_CONVENTIONS), or None for any other."""
+    return DATASET_CONVENTIONS.get(name)
+
+
+def image_convention(metadata):
+    """A model's image convention: metadata["image_convention"] (written by training since issue 13), else
+    derived from metadata["dataset"] for older metadata (the shipped lenet5-fashion_mnist); None if neither
+    says one."""
+    if not metadata:
+        return None
+    return metadata.get("image_convention") or dataset_convention(metadata.get("dataset"))
+
+
+def to_convention(image, convention):
+    """A photo (uint8 (H, W, 1|3|4)) -> uint8 (H', W', 1) in a dark-background convention, or the image
+    unchanged when `convention` is None.
+
+    Greys the image (TensorFlow's weights); takes the median of its border pixels as the background and,
+    when that is above mid-grey (a light background: a catalog photo), inverts the image; then subtracts the
+    background level so that it is black. When the item (pixels differing from the background by more than
+    ITEM_THRESHOLD), with the convention's margin around it, spans less than FILLS_FRAME of the image,
+    crops to its bounding box with that margin,
+    pads that to a square with the item centred and resizes it to the convention's frame (Fashion-MNIST's
+    28x28: the longer side of the item fills it). An image already in the convention comes out unchanged:
+    one with a dark background at the frame's size (the dataset's own images), or one whose item fills it.
+    """
+    if convention is None:
+        return image
+    image = np.asarray(image, np.uint8)
+    if image.ndim == 2:
+        image = image[..., None]
+    grey = convert_channels(image, 1)[..., 0].astype(np.int16)
+    border = np.concatenate([grey[0], grey[-1], grey[1:-1, 0], grey[1:-1, -1]])
+    light = np.median(border) > 127
+    frame = tuple(int(s) for s in convention.get("frame", ()))
+    if not light and grey.shape == frame:  # dark, at the frame's size: the dataset's own kind of image
+        return convert_channels(image, 1)
+    if light:
+        grey = 255 - grey
+        border = 255 - border
+    background = int(np.median(border))
+    if background > 0:
+        grey = np.clip(grey - background, 0, 255)
+    grey = grey.astype(np.uint8)
+    rows, cols = np.nonzero(grey > ITEM_THRESHOLD)
+    if rows.size == 0:  # nothing stands out: no item to crop to
+        return grey[..., None]
+    top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    side = max(bottom - top, right - left) * (1 + 2 * float(convention.get("margin", 0.0)))
+    if side >= FILLS_FRAME * min(grey.shape):
+        return grey[..., None]
+    side = int(round(side))
+    square = np.zeros((side, side), np.uint8)
+    item = grey[top:bottom, left:right]
+    y, x = (side - item.shape[0]) // 2, (side - item.shape[1]) // 2
+    square[y:y + item.shape[0], x:x + item.shape[1]] = item
+    return _resample(square[..., None], *(frame or (side, side)))

@@ -31,8 +31,9 @@ import numpy as np
 from keras_cnns import metadata as metadata_lib
 from keras_cnns import paths
 from keras_cnns.data.preprocessing import Preprocessing
-from keras_cnns.images import (IMAGE_EXTENSIONS, MAX_PIXELS, ImageError, list_images,  # noqa: F401
-                               iter_images, read_image, read_images, to_model_pixels)
+from keras_cnns.images import (IMAGE_EXTENSIONS, MAX_PIXELS, ImageError, image_convention,  # noqa: F401
+                               iter_images, list_images, read_image, read_images, to_convention,
+                               to_model_pixels)
 
 SAVED_MODELS_ENV = paths.HOME_ENV
 REPO_ROOT = paths.REPO_ROOT
@@ -60,6 +61,8 @@ class Predictor(abc.ABC):
       kind: "keras", "savedmodel" or "tflite".
       source: where it was loaded from.
       class_names, preprocessing, output ("probabilities" | "rbf_distances"), metadata.
+      convention: the image convention of its training data (keras_cnns.images.image_convention), e.g.
+        Fashion-MNIST's light item on black filling the frame; :meth:`preprocess` brings photos to it first.
     """
 
     kind = "keras"
@@ -70,14 +73,21 @@ class Predictor(abc.ABC):
         self.preprocessing = Preprocessing.from_dict(self.metadata["preprocessing"])
         self.output = self.metadata.get("output", "probabilities")
         self.class_names = list(self.metadata["class_names"])
+        self.convention = image_convention(self.metadata)
 
     @abc.abstractmethod
     def predict(self, inputs):
         """Preprocessed float32 [B, H, W, C] -> the model's raw output [B, classes] (numpy)."""
 
     def preprocess(self, images):
-        """uint8 images (each (H, W, C), any size) -> float32 [B, H, W, C] model inputs."""
-        return np.stack([self.preprocessing.apply(image).numpy() for image in images]).astype(np.float32)
+        """uint8 images (each (H, W, C), any size) -> float32 [B, H, W, C] model inputs: each brought to the
+        training data's convention (:meth:`conform`), then the training preprocessing."""
+        return np.stack([self.preprocessing.apply(image).numpy()
+                         for image in self.conform(images)]).astype(np.float32)
+
+    def conform(self, images):
+        """Images brought to :attr:`convention` (keras_cnns.images.to_convention; unchanged if none)."""
+        return [to_convention(image, self.convention) for image in images]
 
     def probabilities(self, raw):
         """Raw output -> probabilities: softmax(-d) for RBF distances, softmax for logits, else as is."""
@@ -205,7 +215,8 @@ class TFLitePredictor(Predictor):
         if not self.takes_pixels:
             return super().preprocess(images)
         p = self.preprocessing
-        return np.stack([to_model_pixels(image, p.size, p.channels, p.resize, p.crop_from) for image in images])
+        return np.stack([to_model_pixels(image, p.size, p.channels, p.resize, p.crop_from)
+                         for image in self.conform(images)])
 
     def predict(self, inputs):
         outs = []

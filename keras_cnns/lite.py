@@ -14,7 +14,10 @@ through :func:`keras_cnns.images.read_image` (Pillow: EXIF orientation, alpha, p
 limit) and :func:`keras_cnns.images.to_model_pixels` (to the model's channels and input size, by the rule of
 its training preprocessing: LeNet-5 centres a 28x28 image on a 32x32 canvas; other models stretch or crop).
 Class names come from ``labels.txt`` beside the model; the resize rule from ``metadata.json`` beside it when
-present (else the image is stretched to the input size, what a plain mobile app does).
+present (else the image is stretched to the input size, what a plain mobile app does), and with it the image
+convention of the training data: a photo of a Fashion-MNIST model is first brought to Fashion-MNIST's light
+item on black, filling the frame (:func:`keras_cnns.images.to_convention`; the graph's ops cannot crop to an
+item, so the runner does it).
 
 Importing this module imports neither TensorFlow nor Keras (keras_cnns/__init__.py is lazy).
 """
@@ -27,7 +30,8 @@ import sys
 import numpy as np
 
 from keras_cnns import results as results_lib
-from keras_cnns.images import MAX_PIXELS, ImageError, list_images, read_image, to_model_pixels
+from keras_cnns.images import (MAX_PIXELS, ImageError, image_convention, list_images, read_image, to_convention,
+                               to_model_pixels)
 
 LABELS_FILENAME = "labels.txt"
 METADATA_FILENAME = "metadata.json"
@@ -69,13 +73,16 @@ class LiteClassifier:
         if len(self.class_names) != n_out:
             raise ValueError(f"{model_path}: the model has {n_out} outputs but its labels file has "
                              f"{len(self.class_names)} lines; give the labels.txt exported with it.")
-        prep = _preprocessing_beside(directory)
+        metadata = _metadata_beside(directory)
+        prep = dict(metadata.get("preprocessing") or {})
+        self.convention = image_convention(metadata)
         self.resize = prep.get("resize", "resize")
         self.crop_from = prep.get("crop_from")
 
     def prepare(self, image):
-        """A decoded uint8 image (H, W, 1|3|4), any size -> uint8 (H, W, C) at the model's input size."""
-        return to_model_pixels(image, self.size, self.channels, self.resize, self.crop_from)
+        """A decoded uint8 image (H, W, 1|3|4), any size -> uint8 (H, W, C) at the model's input size, brought
+        first to its training data's convention (a catalog photo inverted and cropped to the item)."""
+        return to_model_pixels(to_convention(image, self.convention), self.size, self.channels, self.resize, self.crop_from)
 
     def probabilities(self, pixels):
         """uint8 [H, W, C] at the input size -> probabilities [classes] (float32)."""
@@ -115,13 +122,13 @@ def read_labels(path):
     return names
 
 
-def _preprocessing_beside(directory):
+def _metadata_beside(directory):
     path = os.path.join(directory, METADATA_FILENAME)
     if not os.path.isfile(path):
         return {}
     try:
         with open(path) as f:
-            return dict(json.load(f).get("preprocessing") or {})
+            return dict(json.load(f))
     except (OSError, ValueError):
         return {}
 

@@ -16,7 +16,8 @@ Schema (every key is written by training; readers must tolerate extra keys):
       "test_accuracy": 0.9, "test_top5": 0.99,
       "seed": 0,
       "versions": {"keras_cnns": ..., "tensorflow": ..., "keras": ...},
-      "git_commit": "abc123" | null
+      "git_commit": "abc123" | null,
+      "image_convention": {"background": "dark", ...}  # Fashion-MNIST/MNIST only (keras_cnns.images)
     }
 """
 

@@ -133,3 +133,28 @@ def test_to_model_pixels_pads_like_the_training_preprocessing(shape):
     assert np.array_equal(ours == 0, theirs == 0)  # the same canvas, the image at the same place
     if shape[0] <= 32 and shape[1] <= 32:  # no resampling: exactly training's pixels
         assert np.array_equal(ours, theirs)
+
+
+def test_runner_and_tflite_predictor_bring_catalog_photos_to_fashion_mnists_convention(mobile, tmp_path):
+    """Issue 13: a dark item on white, off-centre, JPEG: inverted and cropped to the item before the model."""
+    import importlib.util
+
+    from keras_cnns import lite
+    from keras_cnns.images import DATASET_CONVENTIONS
+
+    spec = importlib.util.spec_from_file_location("bench_catalog_photos",
+                                                  os.path.join(ROOT, "benchmarks", "catalog_photos.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    images, labels = fm.fashion_mnist("t10k", 100)
+    photos = bench.catalog_photos(images[..., 0], str(tmp_path), seed=2)
+    runner = lite.LiteClassifier(mobile["none"])
+    assert runner.convention == DATASET_CONVENTIONS["fashion_mnist"]
+    predictor = inference.load(mobile["none"])
+    assert predictor.takes_pixels and predictor.convention == runner.convention
+    for classify in (runner.classify, predictor.classify):
+        right = np.mean([r[0]["index"] == y for r, y in zip(classify(photos, top=1), labels)])
+        plain = np.mean([r[0]["index"] == y for r, y in zip(classify(list(images), top=1), labels)])
+        assert right >= plain - 0.08 and right > 0.7
+    runner.convention = None
+    assert np.mean([r[0]["index"] == y for r, y in zip(runner.classify(photos, top=1), labels)]) < 0.4

@@ -28,7 +28,8 @@ from typing import Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from keras_cnns.images import IMAGE_EXTENSIONS, decode_for_training, read_image  # noqa: F401  (one list)
+from keras_cnns.images import (IMAGE_EXTENSIONS, dataset_convention, decode_for_training,  # noqa: F401  (one list)
+                               read_image)
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +75,13 @@ class Source(abc.ABC):
     @property
     def num_classes(self):
         return len(self.class_names)
+
+    @property
+    def image_convention(self):
+        """How its images look where photos differ (keras_cnns.images.DATASET_CONVENTIONS: Fashion-MNIST's and
+        MNIST's light item on black filling a 28x28 frame), or None; training writes it into the metadata so
+        that inference brings photos to it."""
+        return dataset_convention(self.name)
 
     @abc.abstractmethod
     def size(self, split):

@@ -362,6 +362,8 @@ def fit(model, dataset=None, *, epochs=None, batch_size=None, recipe="paper", pr
             "training_seconds_this_run": round(seconds, 1), "seed": seed, "limit": limit,
             "versions": md.versions(), "git_commit": md.git_commit(),
         }
+        if source.image_convention is not None:
+            meta["image_convention"] = source.image_convention
         if chief:
             _save_model(final, os.path.join(work_dir, md.MODEL_FILENAME))
             md.write(work_dir, meta)
