@@ -53,6 +53,9 @@ def _close(a, b):
 
 @pytest.mark.parametrize("name,kwargs", CASES)
 def test_every_classifier_becomes_a_score_map_with_the_same_outputs(name, kwargs):
+    # Seeded: an untrained deep net's activations grow with depth (resnet110's logits reach the thousands), so
+    # float32 rounding can reach 1e-5 of them on some draws; a fixed draw keeps the comparison meaningful.
+    keras.utils.set_random_seed(0)
     spec = get_spec(name)
     shape = spec.test_input_shape
     model = keras_cnns.get_model(name, input_shape=shape, num_classes=NUM_CLASSES, **kwargs)

@@ -121,7 +121,8 @@ def test_the_fcn_exports_with_a_dynamic_size_and_its_tflite_gives_the_keras_mask
     keras_model = inference.load(trained_fcn.output_dir)
     for layer in keras_model.model.layers:  # scores that vary over the image, so masks are not all background
         if layer.name.startswith("score"):
-            layer.set_weights([np.random.default_rng(2).normal(0, 0.3, w.shape) for w in layer.get_weights()])
+            kernel, bias = layer.get_weights()
+            layer.set_weights([np.random.default_rng(2).normal(0, 1.0, kernel.shape), np.zeros_like(bias)])
     keras_model.model.save(tmp_path / "model.keras")
     (tmp_path / "metadata.json").write_text(json.dumps(trained_fcn.metadata))
     saved = export.export_model(str(tmp_path), "savedmodel", output=str(tmp_path / "sm"), parity_images=8)
