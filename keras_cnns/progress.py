@@ -1,5 +1,5 @@
 """Progress bars for the long loops that are not model.fit (which has its own): the image-folder scan,
-evaluation, classifying a big directory.
+evaluation, export parity, classifying a big directory.
 
 A :class:`Progress` draws keras.utils.Progbar on stderr (never stdout, where the apps' results and JSON go),
 and only when stderr is a terminal and progress is not switched off (the apps' --quiet calls

@@ -25,9 +25,16 @@ def measure(reference, candidate_predict, images, labels=None, *, quantize="none
 
     candidate_probabilities: the candidate returns probabilities whatever the model's raw output is (the
     mobile variant); its raw difference is then not measured."""
-    ref_raw = np.concatenate([reference.predict(images[i:i + 64]) for i in range(0, len(images), 64)])
-    cand_raw = np.concatenate([np.asarray(candidate_predict(images[i:i + 64])).reshape(
-        (min(64, len(images) - i),) + ref_raw.shape[1:]) for i in range(0, len(images), 64)])
+    from keras_cnns.progress import Progress
+
+    ref_batches, cand_batches = [], []
+    with Progress(len(images), "Parity: the Keras model and the export on the test images") as bar:
+        for i in range(0, len(images), 64):
+            batch = images[i:i + 64]
+            ref_batches.append(reference.predict(batch))
+            cand_batches.append(np.asarray(candidate_predict(batch)).reshape(ref_batches[-1].shape))
+            bar.add(len(batch))
+    ref_raw, cand_raw = np.concatenate(ref_batches), np.concatenate(cand_batches)
     if reference.output == "probabilities" and _is_distribution(ref_raw):
         ref_p, cand_p = ref_raw, cand_raw  # a softmax head: compare its outputs as they are
     else:
