@@ -43,6 +43,8 @@ class SegmentationSource(abc.ABC):
     channels: int
     image_size: Optional[Tuple[int, int]]
     splits: Tuple[str, ...]
+    # No single-item photo convention (keras_cnns.images.to_convention): a scene or a photo holds many things.
+    image_convention = None
 
     @property
     def num_classes(self):
