@@ -20,6 +20,19 @@ def format_text(path, entries):
     return "\n".join(lines)
 
 
+class FailureLog:
+    """The on_error of keras_cnns.images.iter_images in the apps: reports each unreadable input through `fail`
+    (one line) and counts them for :func:`finish`."""
+
+    def __init__(self, fail):
+        self.fail = fail
+        self.count = 0
+
+    def __call__(self, err):
+        self.fail(str(err))
+        self.count += 1
+
+
 def finish(records, as_json, failed, total, fail, verb="classified"):
     """The end of every app that turns images into records (classify, segment, scoremap, the lite runner):
     the records as one JSON list when `as_json`, the count of failed inputs (each already reported) through

@@ -16,17 +16,8 @@ from keras_cnns.data import scenes, segmentation
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
-pytestmark = pytest.mark.skipif(not os.path.isdir(FASHION_DIR), reason="apt-get install dataset-fashion-mnist")
-
-
-@pytest.fixture(autouse=True)
-def _stats_in_tmp(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("KERAS_CNNS_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
-
-
-@pytest.fixture(scope="module")
-def fashion():
-    return data.load_source("fashion_mnist")
+pytestmark = [pytest.mark.skipif(not os.path.isdir(FASHION_DIR), reason="apt-get install dataset-fashion-mnist"),
+              pytest.mark.usefixtures("stats_in_tmp")]
 
 
 @pytest.fixture(scope="module")

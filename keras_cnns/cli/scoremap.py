@@ -78,13 +78,8 @@ def main(argv=None):
     limit = args.max_pixels or inference.MAX_PIXELS
     paths = inference.list_images(args.images)
     records = []
-    failed = []
-
-    def bad_input(err):
-        fail(str(err))
-        failed.append(err)
-
-    for path, image in inference.iter_images(paths, limit, on_error=bad_input):
+    failed = results.FailureLog(fail)
+    for path, image in inference.iter_images(paths, limit, on_error=failed):
         result = mapper(image)
         png = os.path.join(args.output, f"{os.path.splitext(os.path.basename(path))[0]}.scoremap.png")
         scoremap.plot_score_map(image, result, mapper.class_names, classes=classes, path=png,
@@ -97,5 +92,5 @@ def main(argv=None):
             records.append(record)
         else:
             print(format_text(record), flush=True)
-    return results.finish(records, args.json, len(failed), len(paths), fail, "mapped")
+    return results.finish(records, args.json, failed.count, len(paths), fail, "mapped")
 

@@ -67,13 +67,8 @@ def main(argv=None):
     paths = inference.list_images(args.images)
     names = predictor.class_names
     records = []
-    failed = []
-
-    def bad_input(err):
-        fail(str(err))
-        failed.append(err)
-
-    for path, image in inference.iter_images(paths, limit, on_error=bad_input):
+    failed = results.FailureLog(fail)
+    for path, image in inference.iter_images(paths, limit, on_error=failed):
         mask, _ = segmentation.segment(predictor, image)
         stem = os.path.join(args.output, os.path.splitext(os.path.basename(path))[0])
         mask_path, overlay_path = f"{stem}.mask.png", f"{stem}.overlay.png"
@@ -85,7 +80,7 @@ def main(argv=None):
         else:
             found = ", ".join(f"{k} {v}" for k, v in sorted(pixels.items(), key=lambda kv: -kv[1]) if k != names[0])
             print(f"{path}: {mask_path}, {overlay_path}; {found or 'nothing but ' + names[0]}", flush=True)
-    return results.finish(records, args.json, len(failed), len(paths), fail, "segmented")
+    return results.finish(records, args.json, failed.count, len(paths), fail, "segmented")
 
 
 if __name__ == "__main__":
