@@ -108,9 +108,22 @@ def write(rows, folder):
     return text
 
 
+def earlier_rows(folder, skip):
+    """The rows of segmentation.csv in `folder` for the models not in `skip`: a run of some of the models keeps
+    the others' measured rows in the table."""
+    import pandas as pd
+
+    path = os.path.join(folder, "segmentation.csv")
+    if not os.path.exists(path):
+        return []
+    table = pd.read_csv(path)
+    table = table.astype(object).where(pd.notna(table), None)
+    return [row for row in table.to_dict("records") if row["model"] not in skip]
+
+
 def main(argv=None):
     args = parse_args(argv)
-    rows = []
+    rows = [] if args.smoke else earlier_rows(args.results, skip=args.models)
     for name in args.models:
         print(f"== {name}", flush=True)
         rows.append(run(name, args))

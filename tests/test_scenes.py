@@ -112,6 +112,26 @@ def test_seeded_reproducible_and_prefix_stable(fashion):
     assert prefix.images.tobytes() == a.images[:5].tobytes()
 
 
+def test_scenes_written_as_png_read_back_as_the_same_pixels(tmp_path, fashion):
+    few = scenes.generate("test", 3, source=fashion)
+    paths = scenes.save_images(tmp_path, few)
+    assert [os.path.basename(p) for p in paths] == [f"scene-test-{i:04d}.png" for i in range(3)]
+    for path, image in zip(paths, few.images):
+        assert (np.asarray(Image.open(path)) == image[..., 0]).all()
+
+
+def test_one_palette_background_black_classes_distinct_and_never_grey():
+    from keras_cnns.colours import class_palette
+    from keras_cnns.tasks.segmentation import palette
+
+    colours = scenes.class_colours()
+    assert colours.shape == (11, 3) and (colours[0] == 0).all()
+    assert len({tuple(c) for c in colours}) == 11
+    assert (colours[1:].max(1) - colours[1:].min(1) > 60).all()  # saturated: visible on grey scenes
+    assert (palette(11) == colours).all() and (class_palette(11) == colours).all()
+    assert len({tuple(c) for c in class_palette(31)}) == 31
+
+
 def test_splits_draw_from_disjoint_items(fashion, many):
     train_pool, val_pool = scenes.item_pool("train"), scenes.item_pool("validation")
     assert not set(train_pool) & set(val_pool) and len(train_pool) + len(val_pool) == 60000

@@ -59,3 +59,9 @@ def test_segmentation_benchmark_tables_say_whether_the_papers_order_and_the_targ
     from report import write_readme_section
     write_readme_section(str(readme), bench.BEGIN, bench.END, "new table\n")
     assert readme.read_text() == f"a\n{bench.BEGIN}\nnew table\n{bench.END}\nb\n"
+    rows[1]["mean_iou"] = 0.7
+    bench.write(rows, str(tmp_path))
+    kept = bench.earlier_rows(str(tmp_path), skip=["fcn8s_vgg16_slim"])  # a run of FCN-8s alone keeps the others
+    assert [r["model"] for r in kept] == ["fcn32s_vgg16_slim", "fcn16s_vgg16_slim"]
+    assert kept[1]["mean_iou"] == 0.7 and kept[0]["iou_Bag"] is None and kept[0]["iou_background"] == 0.99
+    assert bench.earlier_rows(str(tmp_path / "none"), skip=[]) == []

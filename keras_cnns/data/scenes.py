@@ -26,6 +26,7 @@ Run ``python -m keras_cnns.data.scenes --figure docs/scenes.png`` for the pictur
 
 import argparse
 import dataclasses
+import os
 from typing import Dict, Optional, Tuple
 
 import numpy as np
@@ -322,11 +323,23 @@ def scene_datasets(task="segmentation", preprocessing=None, batch_size=32, seed=
 
 # -- the picture in docs/data.md ----------------------------------------------------------------------------
 def class_colours():
-    """(11, 3) uint8 RGB colours of SCENE_CLASSES (background black)."""
-    import matplotlib
+    """(11, 3) uint8 RGB colours of SCENE_CLASSES (background black): the package's one class palette."""
+    from keras_cnns.colours import class_palette
 
-    colours = (np.array(matplotlib.colormaps["tab10"].colors) * 255).round().astype(np.uint8)
-    return np.concatenate([np.zeros((1, 3), np.uint8), colours], 0)
+    return class_palette(len(SCENE_CLASSES))
+
+
+def save_images(folder, scenes):
+    """Writes each scene of `scenes` (a :class:`SceneSet`) as an 8-bit grey PNG
+    ``<folder>/scene-<split>-<i>.png``; returns the paths."""
+    from PIL import Image
+
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+    for i, image in enumerate(scenes.images):
+        paths.append(os.path.join(folder, f"scene-{scenes.split}-{i:04d}.png"))
+        Image.fromarray(image[..., 0], mode="L").save(paths[-1])
+    return paths
 
 
 def save_figure(path, scenes=None, n=6):
@@ -367,12 +380,21 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         description="Fashion-MNIST scenes (docs/data.md, Scenes).",
         epilog="examples:\n  python -m keras_cnns.data.scenes --figure docs/scenes.png\n"
-               "  python -m keras_cnns.data.scenes --stats test",
+               "  python -m keras_cnns.data.scenes --stats test\n"
+               "  python -m keras_cnns.data.scenes --images scenes/ --split test --count 8",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--figure", metavar="PNG", help="write a picture of the first test scenes")
     parser.add_argument("--stats", metavar="SPLIT", choices=tuple(SPLITS),
                         help="generate a split and print its counts (items, dropped items, seconds)")
+    parser.add_argument("--images", metavar="DIR",
+                        help="write the first --count scenes of --split as PNG files (scene-<split>-<i>.png), "
+                             "inputs for segment.py and detect.py")
+    parser.add_argument("--split", default="test", choices=tuple(SPLITS), help="for --images (default: test)")
+    parser.add_argument("--count", type=int, default=8, help="for --images (default: 8)")
     args = parser.parse_args(argv)
+    if args.images:
+        for path in save_images(args.images, generate(args.split, count=args.count)):
+            print(path)
     if args.figure:
         print(save_figure(args.figure))
     if args.stats:
@@ -384,7 +406,7 @@ def main(argv=None):
         counts = np.bincount(scenes.num_objects, minlength=MAX_ITEMS + 1)[1:]
         print(f"{args.stats}: {len(scenes)} scenes in {seconds:.1f} s; scenes with 1..4 items: {counts.tolist()}; "
               f"items dropped: {int(scenes.dropped.sum())}")
-    if not (args.figure or args.stats):
+    if not (args.figure or args.stats or args.images):
         parser.print_help()
 
 

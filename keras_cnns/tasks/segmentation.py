@@ -88,13 +88,10 @@ def segment(predictor, image):
 
 
 def palette(num_classes):
-    """(K, 3) uint8 colours: background black, then matplotlib's tab10 / tab20 (the scenes' colours)."""
-    import matplotlib
+    """(K, 3) uint8 colours of K classes, background black (:func:`keras_cnns.colours.class_palette`)."""
+    from keras_cnns.colours import class_palette
 
-    name = "tab10" if num_classes <= 11 else "tab20"
-    colours = (np.array(matplotlib.colormaps[name].colors) * 255).round().astype(np.uint8)
-    rest = np.resize(colours, (max(num_classes - 1, 0), 3))
-    return np.concatenate([np.zeros((1, 3), np.uint8), rest], 0)[:num_classes]
+    return class_palette(num_classes)
 
 
 def overlay(image, mask, class_names, path, title=None):
