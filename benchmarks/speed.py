@@ -150,6 +150,7 @@ def child_keras(task):
     if task["infer"]:
         rows.append(("latency_b1_ms", median_latency_ms(model.predict_on_batch, shape, task["latency_repeats"]),
                      "ms"))
+    if task["infer"] and task.get("batch32", True):
         x32 = rng.standard_normal((32,) + shape).astype("float32")
         model.predict_on_batch(x32)
         per_step, _ = _steady(lambda n: [model.predict_on_batch(x32) for _ in range(n)], 1, task["min_seconds"])
@@ -160,9 +161,9 @@ def child_keras(task):
 
 def child_torch(task):
     """A PyTorch peer: train (SGD, cross-entropy), then eager inference; returns metric rows."""
-    import numpy as np
     import torch
     import torch_twins
+    from report import median_ms
 
     torch.set_num_threads(task["threads"])
     model, shape = torch_twins.build(task["model"])
@@ -193,12 +194,12 @@ def child_torch(task):
 
         def predict(images):
             with torch.inference_mode(), autocast():
-                return model(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous())
+                return model(images)
 
-        c, h, w = shape
-        x1 = np.zeros((1, h, w, c), np.float32)
-        rows.append(("latency_b1_ms", speedlib.median_call_ms(lambda: predict(x1), task["latency_repeats"]), "ms"))
-        x32 = np.zeros((32, h, w, c), np.float32)
+        x1 = torch.zeros((1,) + shape)  # NCHW, PyTorch's own layout: no conversion is timed
+        rows.append(("latency_b1_ms", median_ms(lambda: predict(x1), task["latency_repeats"]), "ms"))
+    if task["infer"] and task.get("batch32", True):
+        x32 = torch.zeros((32,) + shape)
         predict(x32)
         per_step, _ = _steady(lambda n: [predict(x32) for _ in range(n)], 1, task["min_seconds"])
         rows.append(("images_per_s_b32", 32 / per_step, "images/s"))
@@ -277,8 +278,8 @@ def child_litert(task):
              "Keras predict_on_batch float32")]
     calibration = np.random.default_rng(0).standard_normal((8, h, w, c)).astype("float32")
     with tempfile.TemporaryDirectory() as tmp:
-        saved = export_savedmodel(model, os.path.join(tmp, "saved"), preprocessing=Preprocessing(size=(h, w), channels=c),
-                                  output="probabilities", uint8_endpoint=False)
+        saved = export_savedmodel(model, os.path.join(tmp, "saved"), output="probabilities", uint8_endpoint=False,
+                                  preprocessing=Preprocessing(size=(h, w), channels=c))
         for quantize, label in (("none", "LiteRT float32 (XNNPACK)"), ("int8", "LiteRT int8 (XNNPACK)")):
             path = tflite_lib.convert(saved, os.path.join(tmp, f"{quantize}.tflite"), quantize=quantize,
                                       representative_images=calibration if quantize == "int8" else None)
@@ -307,11 +308,11 @@ def child_main(task_json):
 
 # --- the parent: plan, run alternately, write ---------------------------------------------------------
 
-def run_child(task, timeout):
+def run_child(task, timeout, env=None):
     """Runs one task in a fresh interpreter; returns (result dict or None, error text or None)."""
     cmd = [sys.executable, os.path.abspath(__file__), "--child", json.dumps(task)]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         return None, f"timed out after {timeout} s"
     for line in proc.stdout.splitlines():
@@ -340,6 +341,7 @@ def plan(args, torch_ok):
                             if jit or spe != 1 or precision != "float32":
                                 continue
                             common["train"] = False
+                            common["batch32"] = not args.quick  # --quick: batch-1 latency only
                         group = [dict(common, kind="keras", framework=speedlib.OURS, impl=model)]
                         if model in KERAS_APPLICATIONS and not args.no_peers:
                             group.append(dict(common, kind="keras", framework="keras.applications",
@@ -417,12 +419,16 @@ def versions():
 
 
 QUICK = dict(models=["lenet5_modern", "resnet20", "resnet50"], infer_only=["resnet50"], repeats=1,
-             warmup_steps=2, min_seconds=1.5, latency_repeats=5, matmul_n=1024, pipeline_batches=20,
-             litert_models=["lenet5_modern"], spe=[1], jit=[False], precisions=["float32"])
+             warmup_steps=2, min_seconds=1.0, latency_repeats=5, matmul_n=1024, pipeline_batches=20,
+             litert_models=["lenet5_modern"], spe=[1], jit=[False], precisions=["float32"],
+             # PyTorch's OpenMP threads spin while they wait; on a busy machine (where a check may run) they
+             # then crawl, so the check lets them sleep. The full run keeps the library's default.
+             omp_wait_policy="PASSIVE")
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="examples:\n  python benchmarks/speed.py --quick\n"
                                        "  python benchmarks/speed.py --models resnet20 --jit off on --spe 1 8\n"
                                        "  python benchmarks/speed.py --write-readme README.md")
@@ -435,6 +441,8 @@ def parse_args(argv):
     p.add_argument("--jit", nargs="+", default=None, choices=("off", "on"))
     p.add_argument("--spe", nargs="+", type=int, default=None, help="steps_per_execution values")
     p.add_argument("--threads", nargs="+", type=int, default=[os.cpu_count()])
+    p.add_argument("--omp-wait-policy", choices=("ACTIVE", "PASSIVE"), default=None,
+                   help="OMP_WAIT_POLICY of the children (PyTorch's OpenMP threads; default: the library's)")
     p.add_argument("--batch", type=int, default=32, help="training batch (peak memory is measured at it)")
     p.add_argument("--repeats", type=int, default=None, help="best of N (default 3; --quick 1)")
     p.add_argument("--warmup-steps", type=int, default=None)
@@ -455,7 +463,7 @@ def parse_args(argv):
                    help=f"write the summary between {README_BEGIN} and {README_END} in this file")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    full = dict(models=list(MODELS), infer_only=[], repeats=3,
+    full = dict(models=list(MODELS), infer_only=[], repeats=3, omp_wait_policy=None,
                 warmup_steps=3, min_seconds=10.0, latency_repeats=30, matmul_n=4096, pipeline_batches=100,
                 litert_models=list(LITERT_MODELS), spe=[1], jit=[False, True], precisions=list(PRECISIONS))
     defaults = QUICK if args.quick else full
@@ -494,7 +502,10 @@ def main(argv=None):
     rows, flops, params, notes = [], {}, {}, []
     if not torch_ok:
         notes.append(speedlib.TORCH_MISSING)
-    header = speedlib.machine_header(versions(), args.threads)
+    env = dict(os.environ)
+    if args.omp_wait_policy:
+        env["OMP_WAIT_POLICY"] = args.omp_wait_policy
+    header = speedlib.machine_header(versions(), args.threads, env.get("OMP_WAIT_POLICY", "default"))
     print(header, flush=True)
     total = sum(len(g) for g in groups) * args.repeats
     done = 0
@@ -505,7 +516,7 @@ def main(argv=None):
             extra = "" if task["kind"] not in ("keras", "torch") else f" jit={task['jit']} spe={task['spe']}"
             print(f"[{done}/{total} {time.time() - started:.0f}s] {task['kind']}: {label}{extra} "
                   f"threads={task['threads']}", flush=True)
-            result, error = run_child(task, args.timeout)
+            result, error = run_child(task, args.timeout, env)
             if error:
                 print(f"  failed: {error}", flush=True)
                 notes.append(f"{task['kind']} {label}: {error}")

@@ -66,22 +66,6 @@ def matmul_gflops(n, seconds_per_product):
     return 2.0 * n ** 3 / seconds_per_product / 1e9
 
 
-def median_call_ms(call, repeats):
-    """Median wall time of call() in milliseconds after one warm-up call: the rule of
-    keras_cnns.inference.median_latency_ms, for the PyTorch child, which must not import TensorFlow."""
-    import time
-
-    call()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    times.sort()
-    mid = len(times) // 2
-    return 1000.0 * (times[mid] if len(times) % 2 else (times[mid - 1] + times[mid]) / 2)
-
-
 # --- the machine ---------------------------------------------------------------------------------
 
 def cpu_model(cpuinfo="/proc/cpuinfo"):
@@ -110,7 +94,7 @@ def cpu_flags(cpuinfo="/proc/cpuinfo"):
     return "unknown"
 
 
-def machine_header(versions, threads):
+def machine_header(versions, threads, omp_wait_policy="default"):
     """One line naming the machine: CPU model and flags, core count, framework versions, threads.
 
     versions: {"TensorFlow": "2.21.0", "Keras": ..., "PyTorch": "2.13.0+cpu" or None}."""
@@ -118,7 +102,8 @@ def machine_header(versions, threads):
     for name, version in versions.items():
         missing = TORCH_MISSING if name == "PyTorch" else f"{name} not installed"
         parts.append(f"{name} {version}" if version else missing)
-    parts.append(f"threads {','.join(str(t) for t in threads)} (TF intra-op = inter-op = PyTorch = LiteRT)")
+    parts.append(f"threads {','.join(str(t) for t in threads)} (TF intra-op = inter-op = PyTorch = LiteRT), "
+                 f"OMP_WAIT_POLICY {omp_wait_policy}")
     return "Machine: " + "; ".join(parts)
 
 
@@ -137,19 +122,18 @@ def alternation(members, repeats):
 
 # --- result tables ---------------------------------------------------------------------------------
 
-HIGHER_IS_BETTER = {"train_images_per_s": True, "images_per_s_b32": True, "latency_b1_ms": False,
-                    "compile_s": False, "peak_rss_mb": False, "gflops": True, "pipeline_images_per_s": True}
+# Best of N keeps the lowest of these and the highest of every other metric (throughputs; peak memory,
+# where the highest is the honest worst case).
+LOWER_IS_BETTER = ("latency_b1_ms", "compile_s")
 
 
 def best_rows(rows):
     """Best of N: rows that differ only in `repeat` collapse into one holding the best value of each metric
-    (highest throughput, lowest latency and compile time, highest peak memory: the worst case), with
-    `repeats` = how many there were."""
+    (highest throughput, lowest latency and compile time, highest peak memory), with `repeats` = how many
+    there were."""
     keys = ("section", "framework", "model", "impl", "precision", "jit", "spe", "threads", "batch", "metric")
     best = {}
     for row in rows:
-        if row.get("value") is None or (isinstance(row["value"], float) and math.isnan(row["value"])):
-            continue
         key = tuple(row.get(k) for k in keys)
         if key not in best:
             best[key] = dict(row, repeats=1)
@@ -157,11 +141,8 @@ def best_rows(rows):
             continue
         kept = best[key]
         kept["repeats"] += 1
-        higher = HIGHER_IS_BETTER.get(row["metric"], True)
-        if row["metric"] == "peak_rss_mb":
-            higher = True
-        if (row["value"] > kept["value"]) == higher and row["value"] != kept["value"]:
-            kept["value"] = row["value"]
+        pick = min if row["metric"] in LOWER_IS_BETTER else max
+        kept["value"] = pick(kept["value"], row["value"])
     return list(best.values())
 
 
@@ -185,7 +166,7 @@ def ratio_rows(rows, metrics=("train_images_per_s", "images_per_s_b32", "latency
                 same = same and not o["jit"] and o["spe"] == 1
             if not same or not o["value"] or not p["value"]:
                 continue
-            ratio = o["value"] / p["value"] if HIGHER_IS_BETTER[o["metric"]] else p["value"] / o["value"]
+            ratio = p["value"] / o["value"] if o["metric"] in LOWER_IS_BETTER else o["value"] / p["value"]
             out.append({"model": o["model"], "metric": o["metric"], "batch": o["batch"],
                         "precision": o["precision"], "peer_precision": p["precision"], "jit": o["jit"],
                         "spe": o["spe"], "threads": o["threads"], "peer": f"{p['framework']} {p['impl']}",

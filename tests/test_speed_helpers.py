@@ -70,6 +70,13 @@ def test_pytorch_twins_have_our_parameter_counts():
     assert torch_twins.count_parameters(torch_twins.resnet20()) == 269_722
 
 
+def test_machine_header_names_the_cpu_versions_threads_and_says_how_to_get_pytorch():
+    header = speedlib.machine_header({"TensorFlow": "2.21.0", "PyTorch": None}, [1, 2])
+    assert header.startswith(f"Machine: {speedlib.cpu_model()} (") and f"{os.cpu_count()} cores" in header
+    assert "TensorFlow 2.21.0" in header and "threads 1,2" in header
+    assert "PyTorch not installed: pip install -r benchmarks/requirements.txt" in header
+
+
 def test_alternation_rotates_the_order_every_repeat():
     order = speedlib.alternation(["ours", "keras", "torch"], 3)
     assert [m for r, m in order if r == 0] == ["ours", "keras", "torch"]
