@@ -490,6 +490,18 @@ def quick_knobs(args):
     return groups
 
 
+def _quick_order(group):
+    """--quick's order: lenet5_modern float32 against its twin, LiteRT, the pipeline, the matmul, the rest."""
+    task = group[0]
+    if task["kind"] == "matmul":
+        return 3
+    if task.get("model") != "lenet5_modern":
+        return 4
+    if task["kind"] == "keras":
+        return 0 if task["precision"] == "float32" and not task["jit"] and task["spe"] == 1 else 4
+    return {"litert": 1, "pipeline": 2}[task["kind"]]
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.child:
@@ -498,10 +510,10 @@ def main(argv=None):
     torch_ok = importlib.util.find_spec("torch") is not None
     groups = plan(args, torch_ok)
     if args.quick:
+        # Every kind of measurement once before the rest, so a check stopped early has still run each part.
         groups += quick_knobs(args)
-    rows, flops, params, notes = [], {}, {}, []
-    if not torch_ok:
-        notes.append(speedlib.TORCH_MISSING)
+        groups.sort(key=_quick_order)
+    rows, flops, params, errors = [], {}, {}, []
     env = dict(os.environ)
     if args.omp_wait_policy:
         env["OMP_WAIT_POLICY"] = args.omp_wait_policy
@@ -519,7 +531,7 @@ def main(argv=None):
             result, error = run_child(task, args.timeout, env)
             if error:
                 print(f"  failed: {error}", flush=True)
-                notes.append(f"{task['kind']} {label}: {error}")
+                errors.append(f"{task['kind']} {label}: {error}")
                 continue
             if result.get("flops_per_image"):
                 flops[task["model"]] = result["flops_per_image"]
@@ -528,23 +540,40 @@ def main(argv=None):
             new = to_rows(task, result, repeat)
             print("  " + ", ".join(f"{r['metric']} {r['value']:.4g}" for r in new), flush=True)
             rows += new
-    for (framework, impl), count in sorted(params.items()):
-        notes.append(f"parameters: {framework} {impl}: {count:,}")
-    for model, f in sorted(flops.items()):
-        notes.append(f"{model}: {f / 1e9:.4g} GFLOP forward per image (speedlib.flops_per_image)")
-    rows += pipeline_headroom(rows) + litert_torch_rows(rows)
-    notes.append(f"wall time of this run: {time.time() - started:.0f} s"
-                 + (" (--quick: a check of the script, not a measurement)" if args.quick else ""))
-    md, summary = speedlib.write_results(rows, args.out, header, notes, flops)
-    plot = speedlib.plot_ratios(rows, os.path.join(args.out, "speed.png"))
-    for note in notes:
-        print(note)
-    print(f"wrote {md}, {os.path.join(args.out, 'speed.csv')}" + (f", {plot}" if plot else ""))
+            # After every child: a long run that is stopped keeps what it measured.
+            summary = write(args, rows, header, run_notes(args, torch_ok, params, flops, errors, started, done, total),
+                            flops, plot=False)
+    summary = write(args, rows, header, run_notes(args, torch_ok, params, flops, errors, started, done, total), flops)
     if args.write_readme:
         from report import write_readme_section
         write_readme_section(args.write_readme, README_BEGIN, README_END, summary)
         print(f"wrote the table into {args.write_readme}")
     return 0
+
+
+def run_notes(args, torch_ok, params, flops, errors, started, done, total):
+    """The notes under the header: PyTorch's absence, parameter counts, FLOPs, failures, time used."""
+    notes = [] if torch_ok else [speedlib.TORCH_MISSING]
+    notes += [f"parameters: {framework} {impl}: {count:,}" for (framework, impl), count in sorted(params.items())]
+    notes += [f"{model}: {f / 1e9:.4g} GFLOP forward per image (speedlib.flops_per_image)"
+              for model, f in sorted(flops.items())]
+    notes += errors
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    notes.append(f"{done} of {total} configurations in {time.time() - started:.0f} s wall, "
+                 f"{children.ru_utime + children.ru_stime:.0f} s CPU in the children"
+                 + (" (--quick: a check of the script, not a measurement)" if args.quick else ""))
+    return notes
+
+
+def write(args, rows, header, notes, flops, plot=True):
+    """speed.csv, speed.md and (plot=True) speed.png under --out; returns the README summary."""
+    rows = rows + pipeline_headroom(rows) + litert_torch_rows(rows)
+    md, summary = speedlib.write_results(rows, args.out, header, notes, flops)
+    if plot:
+        path = speedlib.plot_ratios(rows, os.path.join(args.out, "speed.png"))
+        print("\n".join(notes))
+        print(f"wrote {md}, {os.path.join(args.out, 'speed.csv')}" + (f", {path}" if path else ""))
+    return summary
 
 
 if __name__ == "__main__":
