@@ -402,7 +402,7 @@ def pipeline_headroom(rows):
 
 def litert_torch_rows(rows):
     """PyTorch eager batch-1 float32 latencies copied into the LiteRT table."""
-    return [dict(r, section="litert", impl=f"PyTorch eager {r['impl']}") for r in speedlib.best_rows(rows)
+    return [dict(r, section="litert", impl=f"PyTorch eager {r['impl']}", batch=1) for r in speedlib.best_rows(rows)
             if r["framework"] == "PyTorch" and r["metric"] == "latency_b1_ms" and r["precision"] == "float32"]
 
 
@@ -461,6 +461,9 @@ def parse_args(argv):
     p.add_argument("--out", default=os.path.join(_HERE, "results"))
     p.add_argument("--write-readme", metavar="README", default=None,
                    help=f"write the summary between {README_BEGIN} and {README_END} in this file")
+    p.add_argument("--from-csv", metavar="CSV", default=None,
+                   help="measure nothing: rewrite speed.md and speed.png under --out (and --write-readme) from the "
+                        "speed.csv of an earlier run")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     full = dict(models=list(MODELS), infer_only=[], repeats=3, omp_wait_policy=None,
@@ -506,6 +509,8 @@ def main(argv=None):
     args = parse_args(argv)
     if args.child:
         return child_main(args.child)
+    if args.from_csv:
+        return rewrite_from_csv(args)
     started = time.time()
     torch_ok = importlib.util.find_spec("torch") is not None
     groups = plan(args, torch_ok)
@@ -555,7 +560,7 @@ def run_notes(args, torch_ok, params, flops, errors, started, done, total):
     """The notes under the header: PyTorch's absence, parameter counts, FLOPs, failures, time used."""
     notes = [] if torch_ok else [speedlib.TORCH_MISSING]
     notes += [f"parameters: {framework} {impl}: {count:,}" for (framework, impl), count in sorted(params.items())]
-    notes += [f"{model}: {f / 1e9:.4g} GFLOP forward per image (speedlib.flops_per_image)"
+    notes += [f"{model}: {f:,} FLOPs forward per image (speedlib.flops_per_image)"
               for model, f in sorted(flops.items())]
     notes += errors
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -563,6 +568,32 @@ def run_notes(args, torch_ok, params, flops, errors, started, done, total):
                  f"{children.ru_utime + children.ru_stime:.0f} s CPU in the children"
                  + (" (--quick: a check of the script, not a measurement)" if args.quick else ""))
     return notes
+
+
+def rewrite_from_csv(args):
+    """--from-csv: the tables, plot and README summary again from a written speed.csv (its own rows, without
+    the ones write() derives), with the header and notes of its speed.md."""
+    import csv
+
+    with open(args.from_csv) as f:
+        rows = [dict(r, value=float(r["value"])) for r in csv.DictReader(f)]
+    for r in rows:
+        r["jit"] = {"True": True, "False": False}.get(r["jit"], "")
+        for key in ("spe", "threads", "batch"):
+            r[key] = int(float(r[key])) if r[key] else ""  # pandas may have written 2 as 2.0
+    rows = [r for r in rows if r["metric"] not in ("consumed_images_per_s", "headroom_x")
+            and not (r["section"] == "litert" and r["framework"] == "PyTorch")]
+    md = os.path.join(os.path.dirname(os.path.abspath(args.from_csv)), "speed.md")
+    lines = open(md).read().splitlines() if os.path.exists(md) else []
+    header = next((line for line in lines if line.startswith("Machine: ")), "Machine: unknown")
+    notes = [line[2:] for line in lines if line.startswith("- ")]
+    flops = {r["model"]: int(r["value"]) for r in rows if r["section"] == "flops"}
+    rows = [r for r in rows if r["section"] != "flops"]
+    summary = write(args, rows, header, notes, flops)
+    if args.write_readme:
+        from report import write_readme_section
+        write_readme_section(args.write_readme, README_BEGIN, README_END, summary)
+    return 0
 
 
 def write(args, rows, header, notes, flops, plot=True):

@@ -147,14 +147,16 @@ def best_rows(rows):
 
 
 def ratio_rows(rows, metrics=("train_images_per_s", "images_per_s_b32", "latency_b1_ms")):
-    """ours/peer speed ratios (> 1: ours faster) at the same model, batch, precision class and threads.
+    """ours/peer speed ratios (> 1: ours faster) at the same model, batch, precision class and threads, from
+    the model rows (the batch column is the one the metric was measured at).
 
     For throughputs the ratio is ours / peer; for latencies peer / ours, so every ratio reads the same
     way. A keras.applications peer is matched at the same jit and steps_per_execution; a PyTorch peer
     (which has neither) against our default setting (jit off, steps_per_execution 1)."""
     out = []
-    ours = [r for r in rows if r["framework"] == OURS and r["metric"] in metrics]
-    peers = [r for r in rows if r["framework"] in PEER_FRAMEWORKS and r["metric"] in metrics]
+    ours = [r for r in rows if r["section"] == "model" and r["framework"] == OURS and r["metric"] in metrics]
+    peers = [r for r in rows
+             if r["section"] == "model" and r["framework"] in PEER_FRAMEWORKS and r["metric"] in metrics]
     for o in ours:
         for p in peers:
             same = (p["model"] == o["model"] and p["metric"] == o["metric"] and p["batch"] == o["batch"]
@@ -167,7 +169,8 @@ def ratio_rows(rows, metrics=("train_images_per_s", "images_per_s_b32", "latency
             if not same or not o["value"] or not p["value"]:
                 continue
             ratio = p["value"] / o["value"] if o["metric"] in LOWER_IS_BETTER else o["value"] / p["value"]
-            out.append({"model": o["model"], "metric": o["metric"], "batch": o["batch"],
+            batch = {"latency_b1_ms": 1, "images_per_s_b32": 32}.get(o["metric"], o["batch"])
+            out.append({"model": o["model"], "metric": o["metric"], "batch": batch,
                         "precision": o["precision"], "peer_precision": p["precision"], "jit": o["jit"],
                         "spe": o["spe"], "threads": o["threads"], "peer": f"{p['framework']} {p['impl']}",
                         "ours": o["value"], "theirs": p["value"], "ratio": round(ratio, 3)})
@@ -212,7 +215,8 @@ def rounded(frame):
 
 
 def write_results(rows, out_dir, header, notes=(), flops=None, stem="speed"):
-    """Writes <out_dir>/<stem>.csv (every row, long form) and <stem>.md (header, notes, the model table,
+    """Writes <out_dir>/<stem>.csv (every row, long form, with the FLOPs counted per model as section "flops")
+    and <stem>.md (header, notes, the model table,
     the ratio table and the matmul / pipeline / LiteRT tables); returns (md path, markdown summary for
     the README)."""
     import pandas as pd
@@ -223,7 +227,10 @@ def write_results(rows, out_dir, header, notes=(), flops=None, stem="speed"):
     columns = ["section", "framework", "model", "impl", "precision", "jit", "spe", "threads", "batch", "metric",
                "value", "unit", "repeats", "note"]
     frame = pd.DataFrame(best, columns=columns)
-    frame.to_csv(os.path.join(out_dir, f"{stem}.csv"), index=False)
+    counted = [{"section": "flops", "framework": OURS, "model": m, "metric": "forward_flops_per_image",
+                "value": f, "unit": "FLOP"} for m, f in sorted((flops or {}).items())]
+    pd.concat([frame, pd.DataFrame(counted, columns=columns)]).to_csv(os.path.join(out_dir, f"{stem}.csv"),
+                                                                      index=False)
     limits = {}
     for r in best:
         if r["section"] == "matmul":
@@ -267,17 +274,20 @@ def plot_ratios(rows, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = [f"{r['model']} {r['metric'].replace('_', ' ')} b{r['batch']} {r['precision']}"
+    labels = [f"{r['model']} {r['metric'].replace('_', ' ').replace(' b1', '').replace(' b32', '')} "
+              f"b{r['batch']} {r['precision']}"
               f"{' jit' if r['jit'] else ''}{'' if r['spe'] == 1 else ' spe' + str(r['spe'])} vs {r['peer']}"
               for r in ratios]
     values = [r["ratio"] for r in ratios]
     fig, ax = plt.subplots(figsize=(9, 0.35 * len(values) + 1.2))
-    ax.barh(range(len(values)), values, color=["tab:green" if v >= 1 else "tab:red" for v in values])
+    ax.barh(range(len(values)), [v - 1.0 for v in values], left=1.0,  # bars grow from parity
+            color=["tab:green" if v >= 1 else "tab:red" for v in values])
+    ax.set_xscale("log")  # 0.5x and 2x equally far from parity
     ax.axvline(1.0, color="black", linewidth=1)
     ax.set_yticks(range(len(values)))
     ax.set_yticklabels(labels, fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlabel("ours / peer speed (> 1: keras_cnns faster)")
+    ax.set_xlabel("ours / peer speed, log scale (> 1: keras_cnns faster)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -103,10 +103,13 @@ def test_best_of_n_and_ratios_read_the_same_way_for_throughput_and_latency():
     ours_train = [r for r in best if r["framework"] == "keras_cnns" and r["metric"] == "train_images_per_s"
                   and r["precision"] == "float32" and not r["jit"]]
     assert [(r["value"], r["repeats"]) for r in ours_train] == [(200.0, 3)]
-    ratios = {(r["metric"], r["precision"], r["jit"]): r["ratio"] for r in speedlib.ratio_rows(best)}
-    assert ratios == {("train_images_per_s", "float32", False): 2.0,     # 200 / 100 images/s
-                      ("latency_b1_ms", "float32", False): 2.5,          # 10 ms / 4 ms: ours faster
-                      ("train_images_per_s", "onednn_amp", False): 0.5}  # 300 / 600
+    # A copy of a peer's latency in another section (the LiteRT table) is not a second peer.
+    torch_latency = next(r for r in best if r["framework"] == "PyTorch" and r["metric"] == "latency_b1_ms")
+    best.append(dict(torch_latency, section="litert", impl="PyTorch eager twin resnet20", value=1.0))
+    ratios = {(r["metric"], r["batch"], r["precision"], r["jit"]): r["ratio"] for r in speedlib.ratio_rows(best)}
+    assert ratios == {("train_images_per_s", 32, "float32", False): 2.0,     # 200 / 100 images/s
+                      ("latency_b1_ms", 1, "float32", False): 2.5,           # 10 ms / 4 ms: ours faster
+                      ("train_images_per_s", 32, "onednn_amp", False): 0.5}  # 300 / 600
 
 
 def test_result_writer_writes_csv_markdown_plot_and_the_readme_table(tmp_path):
@@ -117,7 +120,8 @@ def test_result_writer_writes_csv_markdown_plot_and_the_readme_table(tmp_path):
     md, summary = speedlib.write_results(rows, str(tmp_path), header, ["a note"], flops={"resnet20": 1e8})
     with open(tmp_path / "speed.csv") as f:
         table = list(csv.DictReader(f))
-    assert len(table) == 5 and table[0]["metric"] == "train_images_per_s" and float(table[0]["value"]) == 200.0
+    assert len(table) == 6 and table[0]["metric"] == "train_images_per_s" and float(table[0]["value"]) == 200.0
+    assert (table[-1]["section"], table[-1]["model"], float(table[-1]["value"])) == ("flops", "resnet20", 1e8)
     text = open(md).read()
     assert header in text and "- a note" in text and "## The machine's limit: a large matmul" in text
     # 200 images/s x 3 x 0.1 GFLOP = 60 GFLOP/s, 120 % of the 50 GFLOP/s matmul; ours/PyTorch = 2
@@ -127,6 +131,9 @@ def test_result_writer_writes_csv_markdown_plot_and_the_readme_table(tmp_path):
     assert summary.startswith(header) and "| 2 |" in summary
     assert speedlib.plot_ratios(rows, str(tmp_path / "speed.png")) and (tmp_path / "speed.png").stat().st_size > 0
     bench = _speed_script()
+    # --from-csv measures nothing: the same tables again from the CSV and the header and notes of the .md
+    assert bench.main(["--from-csv", str(tmp_path / "speed.csv"), "--out", str(tmp_path / "again")]) == 0
+    assert open(tmp_path / "again" / "speed.md").read() == text
     readme = tmp_path / "README.md"
     readme.write_text(f"## Performance\n{bench.README_BEGIN}\nnot run yet\n{bench.README_END}\n\n## Python API\n")
     from report import write_readme_section
