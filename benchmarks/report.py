@@ -1,4 +1,7 @@
-"""What every benchmark shares: a pandas table as markdown, and the README section it is written into."""
+"""What every benchmark shares: a pandas table as markdown, the README section it is written into, and the
+median time of a call."""
+
+import time
 
 
 def write_readme_section(path, begin, end, text):
@@ -20,3 +23,17 @@ def markdown_table(frame, index=False):
     lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
     lines += ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]
     return "\n".join(lines)
+
+
+def median_ms(fn, repeats):
+    """Median wall time of fn() in milliseconds over `repeats` calls, after one warm-up call (numpy-free, so
+    a PyTorch process can use it without importing TensorFlow)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    times.sort()
+    mid = len(times) // 2
+    return 1000.0 * (times[mid] if len(times) % 2 else (times[mid - 1] + times[mid]) / 2)

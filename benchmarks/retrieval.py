@@ -26,6 +26,9 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+sys.path.append(os.path.dirname(os.path.abspath(__file__)))  # report.py
+from report import median_ms  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
 CACHE = os.path.join(RESULTS, "tmp", "retrieval")
@@ -57,16 +60,6 @@ def cached(name, compute):
     np.savez(tmp, **{f"a{i}": a for i, a in enumerate(arrays)})
     os.replace(tmp, path)  # whole or absent, for a second run reading the same cache
     return arrays
-
-
-def median_ms(fn, repeats):
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000.0 * float(np.median(times))
 
 
 def main(argv=None):

@@ -1,0 +1,611 @@
+"""Training and inference speed of the zoo side by side with keras.applications and PyTorch on this machine
+(a benchmark, not a test: run it on an idle machine).
+
+    python benchmarks/speed.py --quick                      # a subset that checks the whole script (minutes)
+    python benchmarks/speed.py                              # everything: hours on 2 CPU cores
+    python benchmarks/speed.py --models resnet20 lenet5_modern --precisions float32 mixed_bfloat16
+    python benchmarks/speed.py --write-readme README.md     # also the README's Performance table
+
+What it measures, each configuration in its own child process (a fresh TensorFlow or PyTorch; peers are
+run alternately, the order rotated each repeat, and the best of --repeats kept):
+- training images/s in the steady state after warm-up (synthetic data in memory; the warm-up's extra
+  time over the steady state is reported apart as compile_s), peak resident memory of the child after
+  training (ru_maxrss), inference latency at batch 1 (predict_on_batch / eager, median) and images/s at
+  batch 32, for lenet5, alexnet, vgg16, resnet50, googlenet, nin, resnet20 at their input sizes;
+- peers: keras.applications VGG16 and ResNet50 (the same math in the same framework), torchvision vgg16
+  and resnet50, and PyTorch twins of lenet5_modern and resnet20 (benchmarks/torch_twins.py; their
+  parameter counts are printed next to ours);
+- knobs: jit_compile on/off; float32, the mixed_bfloat16 policy, and TensorFlow's oneDNN
+  auto-mixed-precision graph rewrite (grappler's auto_mixed_precision_onednn_bfloat16: float32 model,
+  bfloat16 arithmetic; PyTorch's peer is bfloat16 autocast); steps_per_execution; thread count;
+- the machine's limit: a large float32 and bfloat16 matmul in TensorFlow and PyTorch (GFLOP/s), and each
+  model's achieved training GFLOP/s as a fraction of it (FLOP convention: benchmarks/speedlib.py);
+- tf.data: the package's Fashion-MNIST pipeline at each model's input size (benchmarks/input_pipeline.py)
+  against the images/s the model consumes;
+- LiteRT (ai_edge_litert, XNNPACK) float32 and int8 against Keras predict at batch 1 (the .tflite files
+  come from keras_cnns.export), next to PyTorch eager's batch-1 latency from the model rows.
+
+Writes benchmarks/results/speed.csv (long form: one metric a row), speed.md and speed.png (ours/peer
+ratios). Without PyTorch the PyTorch rows are replaced by a note saying how to install it.
+"""
+
+import os
+import sys
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_HERE = os.path.join(_ROOT, "benchmarks")
+sys.path[:] = [_ROOT] + [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
+sys.path.append(_HERE)  # report.py, speedlib.py, torch_twins.py, input_pipeline.py
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import argparse  # noqa: E402
+import importlib.util  # noqa: E402
+import json  # noqa: E402
+import resource  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+
+import speedlib  # noqa: E402
+
+MODELS = ("lenet5", "lenet5_modern", "alexnet", "vgg16", "resnet50", "googlenet", "nin", "resnet20")
+KERAS_APPLICATIONS = {"vgg16": "VGG16", "resnet50": "ResNet50"}
+TORCH_PEERS = ("lenet5_modern", "resnet20", "vgg16", "resnet50")
+PRECISIONS = ("float32", "mixed_bfloat16", "onednn_amp")
+TORCH_PRECISION = {"float32": "float32", "mixed_bfloat16": "bf16_autocast", "onednn_amp": "bf16_autocast"}
+LITERT_MODELS = ("lenet5_modern", "resnet20", "resnet50")
+RESULT_PREFIX = "SPEED_RESULT "
+README_BEGIN = "<!-- speed-table: written by benchmarks/speed.py -->"
+README_END = "<!-- /speed-table -->"
+
+
+# --- child processes: one configuration each ----------------------------------------------------------
+
+def _set_tf_threads(threads):
+    import tensorflow as tf
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def _peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: kilobytes
+
+
+def _steady(run_steps, unit_steps, min_seconds):
+    """(seconds per step, steps timed): one probe of `unit_steps`, then enough steps (a multiple of
+    unit_steps) to fill `min_seconds`."""
+    start = time.perf_counter()
+    run_steps(unit_steps)
+    probe = (time.perf_counter() - start) / unit_steps
+    steps = max(unit_steps, -(-int(min_seconds / max(probe, 1e-6)) // unit_steps) * unit_steps)
+    start = time.perf_counter()
+    run_steps(steps)
+    return (time.perf_counter() - start) / steps, steps
+
+
+def _warm_then_time(run_steps, unit, task):
+    """(seconds per step, compile seconds, note) of a training loop.
+
+    The first `unit` steps trace and compile; the second `unit` is the first steady one, and compile_s is
+    the first's excess over it. If that second unit already took more than task["max_step_seconds"] a
+    step (a path this CPU has no fast kernels for), it is the measurement: the rest is skipped."""
+    start = time.perf_counter()
+    run_steps(unit)
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    run_steps(unit)
+    second = (time.perf_counter() - start) / unit
+    compile_s = max(0.0, first - second * unit)
+    if second > task["max_step_seconds"]:
+        return second, compile_s, f"one step took {second:.0f} s (> --max-step-seconds): timed on {unit} step(s)"
+    extra = task["warmup_steps"] - 2 * unit
+    if extra > 0:
+        run_steps(-(-extra // unit) * unit)
+    per_step, _ = _steady(run_steps, unit, task["min_seconds"])
+    return per_step, compile_s, ""
+
+
+def _keras_model(task):
+    import keras
+    if task["framework"] == "keras.applications":
+        return getattr(keras.applications, KERAS_APPLICATIONS[task["model"]])(weights=None), \
+            keras.losses.SparseCategoricalCrossentropy()
+    from keras_cnns import get_model, get_spec
+    from keras_cnns.losses import loss_and_metric
+    spec = get_spec(task["model"])
+    return get_model(spec.name), loss_and_metric(spec.output)[0]
+
+
+def child_keras(task):
+    """Ours or keras.applications: train (fit on an in-memory batch), then predict; returns metric rows."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+    from keras_cnns.anatomy import count_params
+    from keras_cnns.inference import median_latency_ms
+
+    _set_tf_threads(task["threads"])
+    if task["precision"] == "onednn_amp":
+        tf.config.optimizer.set_experimental_options({"auto_mixed_precision_onednn_bfloat16": True})
+    keras.config.set_dtype_policy("mixed_bfloat16" if task["precision"] == "mixed_bfloat16" else "float32")
+    model, loss = _keras_model(task)
+    rows, batch, spe = [], task["batch"], task["spe"]
+    shape = tuple(model.input_shape[1:])
+    num_classes = model.output_shape[-1]
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch,) + shape).astype("float32")
+    y = rng.integers(0, num_classes, size=(batch,)).astype("int32")
+    out = {"flops_per_image": speedlib.flops_per_image(model) if task["framework"] == speedlib.OURS else None,
+           "params": count_params(model)}
+    if task["train"]:
+        model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss=loss,
+                      jit_compile=bool(task["jit"]), steps_per_execution=spe)
+        data = tf.data.Dataset.from_tensors((x, y)).repeat()
+
+        def run_steps(n):
+            model.fit(data, steps_per_epoch=n, epochs=1, verbose=0, shuffle=False)
+
+        per_step, compile_s, out["note"] = _warm_then_time(run_steps, spe, task)
+        rows += [("train_images_per_s", batch / per_step, "images/s"), ("compile_s", compile_s, "s"),
+                 ("peak_rss_mb", _peak_rss_mb(), "MB")]
+    if task["infer"]:
+        rows.append(("latency_b1_ms", median_latency_ms(model.predict_on_batch, shape, task["latency_repeats"]),
+                     "ms"))
+    if task["infer"] and task.get("batch32", True):
+        x32 = rng.standard_normal((32,) + shape).astype("float32")
+        model.predict_on_batch(x32)
+        per_step, _ = _steady(lambda n: [model.predict_on_batch(x32) for _ in range(n)], 1, task["min_seconds"])
+        rows.append(("images_per_s_b32", 32 / per_step, "images/s"))
+    out["rows"] = rows
+    return out
+
+
+def child_torch(task):
+    """A PyTorch peer: train (SGD, cross-entropy), then eager inference; returns metric rows."""
+    import torch
+    import torch_twins
+    from report import median_ms
+
+    torch.set_num_threads(task["threads"])
+    model, shape = torch_twins.build(task["model"])
+    bf16 = task["precision"] == "bf16_autocast"
+    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else (lambda: torch.autocast(
+        "cpu", enabled=False))
+    batch, rows = task["batch"], []
+    out = {"params": torch_twins.count_parameters(model), "flops_per_image": None}
+    if task["train"]:
+        model.train()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        x = torch.randn((batch,) + shape)
+        y = torch.randint(0, 10 if task["model"] in ("lenet5_modern", "resnet20") else 1000, (batch,))
+
+        def run_steps(n):
+            for _ in range(n):
+                optimizer.zero_grad(set_to_none=True)
+                with autocast():
+                    loss = torch.nn.functional.cross_entropy(model(x), y)
+                loss.backward()
+                optimizer.step()
+
+        per_step, compile_s, out["note"] = _warm_then_time(run_steps, 1, task)
+        rows += [("train_images_per_s", batch / per_step, "images/s"), ("compile_s", compile_s, "s"),
+                 ("peak_rss_mb", _peak_rss_mb(), "MB")]
+    if task["infer"]:
+        model.eval()
+
+        def predict(images):
+            with torch.inference_mode(), autocast():
+                return model(images)
+
+        x1 = torch.zeros((1,) + shape)  # NCHW, PyTorch's own layout: no conversion is timed
+        rows.append(("latency_b1_ms", median_ms(lambda: predict(x1), task["latency_repeats"]), "ms"))
+    if task["infer"] and task.get("batch32", True):
+        x32 = torch.zeros((32,) + shape)
+        predict(x32)
+        per_step, _ = _steady(lambda n: [predict(x32) for _ in range(n)], 1, task["min_seconds"])
+        rows.append(("images_per_s_b32", 32 / per_step, "images/s"))
+    out["rows"] = rows
+    return out
+
+
+def child_matmul(task):
+    """GFLOP/s of a large square matmul in float32 and bfloat16 (TensorFlow or PyTorch).
+
+    n is task["n"], or smaller where one product would take more than task["min_seconds"] (a probe at
+    n = 512 estimates the rate: a dtype without fast kernels gets a smaller matrix, not an hour)."""
+    rows = []
+    if task["framework"] == "TensorFlow":
+        import tensorflow as tf
+        _set_tf_threads(task["threads"])
+
+        def product_of(n, dtype):
+            a = tf.cast(tf.random.normal((n, n)), dtype)
+            product = tf.function(lambda m: tf.reduce_sum(tf.cast(tf.matmul(m, m)[0, :1], "float32")))
+            product(a)
+            return lambda k: [product(a).numpy() for _ in range(k)]
+    else:
+        import torch
+        torch.set_num_threads(task["threads"])
+
+        def product_of(n, dtype):
+            a = torch.randn(n, n).to(getattr(torch, dtype))
+            torch.matmul(a, a)
+            return lambda k: [torch.matmul(a, a) for _ in range(k)]
+    for dtype in ("float32", "bfloat16"):
+        probe_n = min(512, task["n"])
+        per, _ = _steady(product_of(probe_n, dtype), 1, 0.2)
+        rate = speedlib.matmul_gflops(probe_n, per)
+        n = max(probe_n, min(task["n"], int((rate * 1e9 * task["min_seconds"] / 2) ** (1 / 3)) // 256 * 256))
+        per, _ = _steady(product_of(n, dtype), 1, task["min_seconds"])
+        rows.append(("gflops", speedlib.matmul_gflops(n, per), "GFLOP/s", dtype, n))
+    return {"rows": rows}
+
+
+def child_pipeline(task):
+    """The package's Fashion-MNIST tf.data pipeline at the model's input size, images/s at the batch."""
+    import input_pipeline
+    from keras_cnns import data, get_spec
+    _set_tf_threads(task["threads"])
+    spec = get_spec(task["model"])
+    source = data.load_source("fashion_mnist")
+    if max(spec.input_shape[:2]) <= 64:  # cached, as training does: one epoch fills the cache first
+        result = input_pipeline.pipeline_throughput(source, spec.input_shape, task["batch"], task["batches"])
+        cache = "cached"
+    else:  # a cache of 54,000 images at 224x224x3 would not fit in memory: decode and resize every time
+        prep = data.default_preprocessing(source, spec.input_shape)
+        ds = data.make_datasets(source, prep, batch_size=task["batch"], cache=False)
+        result = data.measure_pipeline(ds.train, batches=task["batches"], warmup=3)
+        cache = "not cached"
+    return {"rows": [("pipeline_images_per_s", result["images_per_second"], "images/s", cache)]}
+
+
+def child_litert(task):
+    """Batch-1 latency of our model as LiteRT float32 and int8 (via keras_cnns.export) and Keras predict."""
+    import tempfile
+
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+    from keras_cnns import get_model, get_spec
+    from keras_cnns.data.preprocessing import Preprocessing
+    from keras_cnns.export import tflite as tflite_lib
+    from keras_cnns.export.savedmodel import export_savedmodel
+    from keras_cnns.inference import median_latency_ms
+
+    _set_tf_threads(task["threads"])
+    spec = get_spec(task["model"])
+    model = get_model(spec.name)
+    h, w, c = spec.input_shape
+    rows = [("latency_b1_ms", median_latency_ms(model.predict_on_batch, (h, w, c), task["latency_repeats"]), "ms",
+             "Keras predict_on_batch float32")]
+    calibration = np.random.default_rng(0).standard_normal((8, h, w, c)).astype("float32")
+    with tempfile.TemporaryDirectory() as tmp:
+        saved = export_savedmodel(model, os.path.join(tmp, "saved"), output="probabilities", uint8_endpoint=False,
+                                  preprocessing=Preprocessing(size=(h, w), channels=c))
+        for quantize, label in (("none", "LiteRT float32 (XNNPACK)"), ("int8", "LiteRT int8 (XNNPACK)")):
+            path = tflite_lib.convert(saved, os.path.join(tmp, f"{quantize}.tflite"), quantize=quantize,
+                                      representative_images=calibration if quantize == "int8" else None)
+            interpreter = Interpreter(model_path=path, num_threads=task["threads"])
+            interpreter.allocate_tensors()
+            inp, outp = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+
+            def predict(images, interpreter=interpreter, inp=inp, outp=outp):
+                interpreter.set_tensor(inp["index"], images)
+                interpreter.invoke()
+                return interpreter.get_tensor(outp["index"])
+
+            rows.append(("latency_b1_ms", median_latency_ms(predict, (h, w, c), task["latency_repeats"]), "ms", label))
+    return {"rows": rows}
+
+
+CHILDREN = {"keras": child_keras, "torch": child_torch, "matmul": child_matmul, "pipeline": child_pipeline,
+            "litert": child_litert}
+
+
+def child_main(task_json):
+    task = json.loads(task_json)
+    result = CHILDREN[task["kind"]](task)
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
+
+
+# --- the parent: plan, run alternately, write ---------------------------------------------------------
+
+def run_child(task, timeout, env=None):
+    """Runs one task in a fresh interpreter; returns (result dict or None, error text or None)."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", json.dumps(task)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return None, f"timed out after {timeout} s"
+    for line in proc.stdout.splitlines():
+        if line.startswith(RESULT_PREFIX):
+            return json.loads(line[len(RESULT_PREFIX):]), None
+    tail = (proc.stderr or proc.stdout).strip().splitlines()
+    return None, f"exit {proc.returncode}: {tail[-1] if tail else 'no output'}"
+
+
+def plan(args, torch_ok):
+    """The groups of tasks; the members of a group are run alternately, --repeats times."""
+    base = {"batch": args.batch, "warmup_steps": args.warmup_steps, "min_seconds": args.min_seconds,
+            "latency_repeats": args.latency_repeats, "max_step_seconds": args.max_step_seconds}
+    groups = []
+    for threads in args.threads:
+        groups.append([dict(kind="matmul", framework=f, n=args.matmul_n, threads=threads, min_seconds=args.min_seconds)
+                       for f in ("TensorFlow", "PyTorch") if f == "TensorFlow" or torch_ok])
+        for model in args.models:
+            infer_only = model in args.infer_only
+            for precision in args.precisions:
+                for jit in args.jit:
+                    for spe in args.spe:
+                        common = dict(base, model=model, precision=precision, jit=jit, spe=spe, threads=threads,
+                                      train=True, infer=not args.no_infer)
+                        if infer_only:
+                            if jit or spe != 1 or precision != "float32":
+                                continue
+                            common["train"] = False
+                            common["batch32"] = not args.quick  # --quick: batch-1 latency only
+                        group = [dict(common, kind="keras", framework=speedlib.OURS, impl=model)]
+                        if model in KERAS_APPLICATIONS and not args.no_peers:
+                            group.append(dict(common, kind="keras", framework="keras.applications",
+                                              impl=KERAS_APPLICATIONS[model]))
+                        first_setting = not jit and spe == 1
+                        torch_precision = TORCH_PRECISION[precision]
+                        if (model in TORCH_PEERS and torch_ok and first_setting and not args.no_peers
+                                and not (precision == "onednn_amp" and "mixed_bfloat16" in args.precisions)):
+                            impl = f"torchvision {model}" if model in KERAS_APPLICATIONS else f"twin {model}"
+                            group.append(dict(common, kind="torch", framework="PyTorch", impl=impl,
+                                              precision=torch_precision, jit=False, spe=1))
+                        groups.append(group)
+        if not args.no_pipeline:
+            groups += [[dict(kind="pipeline", framework="tf.data", model=m, batch=args.batch,
+                             batches=args.pipeline_batches, threads=threads)]
+                       for m in args.models if m not in args.infer_only]
+        if not args.no_litert:
+            groups += [[dict(kind="litert", framework="LiteRT", model=m, threads=threads,
+                             latency_repeats=args.latency_repeats)] for m in args.litert_models]
+    return groups
+
+
+def to_rows(task, result, repeat):
+    """The child's metrics as long rows of the CSV."""
+    rows = []
+    common = {"framework": task["framework"], "model": task.get("model", ""), "impl": task.get("impl", ""),
+              "precision": task.get("precision", ""), "jit": task.get("jit", ""), "spe": task.get("spe", ""),
+              "threads": task["threads"], "batch": task.get("batch", ""), "repeat": repeat,
+              "note": result.get("note", "")}
+    for item in result["rows"]:
+        metric, value, unit = item[:3]
+        row = dict(common, section="model" if task["kind"] in ("keras", "torch") else task["kind"],
+                   metric=metric, value=float(value), unit=unit)
+        if task["kind"] == "matmul":
+            row.update(precision=item[3], model=f"matmul {item[4]}x{item[4]}", impl=task["framework"],
+                       batch="")
+        elif task["kind"] == "pipeline":
+            row.update(impl=f"Fashion-MNIST {item[3]}", precision="float32")
+        elif task["kind"] == "litert":
+            row.update(impl=item[3], precision="int8" if "int8" in item[3] else "float32", batch=1)
+        rows.append(row)
+    return rows
+
+
+def pipeline_headroom(rows):
+    """Rows of the pipeline's images/s over what our float32 training consumes at the same batch."""
+    consumed = {(r["model"], r["batch"], r["threads"]): r["value"] for r in speedlib.best_rows(rows)
+                if r["framework"] == speedlib.OURS and r["metric"] == "train_images_per_s"
+                and r["precision"] == "float32" and not r["jit"] and r["spe"] == 1}
+    out = []
+    for r in speedlib.best_rows(rows):
+        key = (r["model"], r["batch"], r["threads"])
+        if r["metric"] == "pipeline_images_per_s" and key in consumed:
+            out.append(dict(r, metric="consumed_images_per_s", value=consumed[key], impl="keras_cnns float32 fit"))
+            out.append(dict(r, metric="headroom_x", value=r["value"] / consumed[key], unit="x"))
+    return out
+
+
+def litert_torch_rows(rows):
+    """PyTorch eager batch-1 float32 latencies copied into the LiteRT table."""
+    return [dict(r, section="litert", impl=f"PyTorch eager {r['impl']}", batch=1) for r in speedlib.best_rows(rows)
+            if r["framework"] == "PyTorch" and r["metric"] == "latency_b1_ms" and r["precision"] == "float32"]
+
+
+def versions():
+    """Installed versions, read from the package metadata (no framework is imported in the parent)."""
+    from importlib import metadata
+
+    def version(name):
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
+    return {"TensorFlow": version("tensorflow"), "Keras": version("keras"), "PyTorch": version("torch")}
+
+
+QUICK = dict(models=["lenet5_modern", "resnet20", "resnet50"], infer_only=["resnet50"], repeats=1,
+             warmup_steps=2, min_seconds=1.0, latency_repeats=5, matmul_n=1024, pipeline_batches=20,
+             litert_models=["lenet5_modern"], spe=[1], jit=[False], precisions=["float32"],
+             # PyTorch's OpenMP threads spin while they wait; on a busy machine (where a check may run) they
+             # then crawl, so the check lets them sleep. The full run keeps the library's default.
+             omp_wait_policy="PASSIVE")
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="examples:\n  python benchmarks/speed.py --quick\n"
+                                       "  python benchmarks/speed.py --models resnet20 --jit off on --spe 1 8\n"
+                                       "  python benchmarks/speed.py --write-readme README.md")
+    p.add_argument("--quick", action="store_true",
+                   help="lenet5_modern and resnet20 (train + infer) vs their PyTorch twins, resnet50 inference vs "
+                        "keras.applications and torchvision, the knobs on lenet5_modern, 1 repeat")
+    p.add_argument("--models", nargs="+", default=None, choices=MODELS)
+    p.add_argument("--infer-only", nargs="*", default=None, choices=MODELS, help="models measured at inference only")
+    p.add_argument("--precisions", nargs="+", default=None, choices=PRECISIONS)
+    p.add_argument("--jit", nargs="+", default=None, choices=("off", "on"))
+    p.add_argument("--spe", nargs="+", type=int, default=None, help="steps_per_execution values")
+    p.add_argument("--threads", nargs="+", type=int, default=[os.cpu_count()])
+    p.add_argument("--omp-wait-policy", choices=("ACTIVE", "PASSIVE"), default=None,
+                   help="OMP_WAIT_POLICY of the children (PyTorch's OpenMP threads; default: the library's)")
+    p.add_argument("--batch", type=int, default=32, help="training batch (peak memory is measured at it)")
+    p.add_argument("--repeats", type=int, default=None, help="best of N (default 3; --quick 1)")
+    p.add_argument("--warmup-steps", type=int, default=None)
+    p.add_argument("--min-seconds", type=float, default=None, help="each steady-state timing lasts at least this")
+    p.add_argument("--latency-repeats", type=int, default=None)
+    p.add_argument("--max-step-seconds", type=float, default=120.0,
+                   help="a training step slower than this (after compilation) is timed once, not repeated")
+    p.add_argument("--matmul-n", type=int, default=None)
+    p.add_argument("--pipeline-batches", type=int, default=None)
+    p.add_argument("--litert-models", nargs="*", default=None, choices=MODELS)
+    p.add_argument("--no-peers", action="store_true")
+    p.add_argument("--no-infer", action="store_true")
+    p.add_argument("--no-pipeline", action="store_true")
+    p.add_argument("--no-litert", action="store_true")
+    p.add_argument("--timeout", type=int, default=3600, help="seconds one child may run")
+    p.add_argument("--out", default=os.path.join(_HERE, "results"))
+    p.add_argument("--write-readme", metavar="README", default=None,
+                   help=f"write the summary between {README_BEGIN} and {README_END} in this file")
+    p.add_argument("--from-csv", metavar="CSV", default=None,
+                   help="measure nothing: rewrite speed.md and speed.png under --out (and --write-readme) from the "
+                        "speed.csv of an earlier run")
+    p.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    full = dict(models=list(MODELS), infer_only=[], repeats=3, omp_wait_policy=None,
+                warmup_steps=3, min_seconds=10.0, latency_repeats=30, matmul_n=4096, pipeline_batches=100,
+                litert_models=list(LITERT_MODELS), spe=[1], jit=[False, True], precisions=list(PRECISIONS))
+    defaults = QUICK if args.quick else full
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    args.jit = [j in (True, "on") for j in args.jit]
+    return args
+
+
+def quick_knobs(args):
+    """--quick's knob groups on lenet5_modern: jit on, steps_per_execution 8, mixed_bfloat16 and the oneDNN
+    rewrite (float32 jit-off is in the main plan), each against the PyTorch twin where precisions match."""
+    base = {"batch": args.batch, "warmup_steps": args.warmup_steps, "min_seconds": args.min_seconds,
+            "latency_repeats": args.latency_repeats, "max_step_seconds": args.max_step_seconds,
+            "threads": args.threads[0], "train": True, "infer": False,
+            "kind": "keras", "framework": speedlib.OURS, "model": "lenet5_modern", "impl": "lenet5_modern"}
+    groups = [[dict(base, precision="float32", jit=True, spe=1)], [dict(base, precision="float32", jit=False, spe=8)],
+              [dict(base, precision="mixed_bfloat16", jit=False, spe=1)],
+              [dict(base, precision="onednn_amp", jit=False, spe=1)]]
+    if importlib.util.find_spec("torch"):
+        groups[2].append(dict(base, kind="torch", framework="PyTorch", impl="twin lenet5_modern",
+                              precision="bf16_autocast", jit=False, spe=1))
+    return groups
+
+
+def _quick_order(group):
+    """--quick's order: lenet5_modern float32 against its twin, LiteRT, the pipeline, the matmul, the rest."""
+    task = group[0]
+    if task["kind"] == "matmul":
+        return 3
+    if task.get("model") != "lenet5_modern":
+        return 4
+    if task["kind"] == "keras":
+        return 0 if task["precision"] == "float32" and not task["jit"] and task["spe"] == 1 else 4
+    return {"litert": 1, "pipeline": 2}[task["kind"]]
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.child:
+        return child_main(args.child)
+    if args.from_csv:
+        return rewrite_from_csv(args)
+    started = time.time()
+    torch_ok = importlib.util.find_spec("torch") is not None
+    groups = plan(args, torch_ok)
+    if args.quick:
+        # Every kind of measurement once before the rest, so a check stopped early has still run each part.
+        groups += quick_knobs(args)
+        groups.sort(key=_quick_order)
+    rows, flops, params, errors = [], {}, {}, []
+    env = dict(os.environ)
+    if args.omp_wait_policy:
+        env["OMP_WAIT_POLICY"] = args.omp_wait_policy
+    header = speedlib.machine_header(versions(), args.threads, env.get("OMP_WAIT_POLICY", "default"))
+    print(header, flush=True)
+    total = sum(len(g) for g in groups) * args.repeats
+    done = 0
+    for group in groups:
+        for repeat, task in speedlib.alternation(group, args.repeats):
+            done += 1
+            label = " ".join(str(task.get(k, "")) for k in ("framework", "impl", "model", "precision") if task.get(k))
+            extra = "" if task["kind"] not in ("keras", "torch") else f" jit={task['jit']} spe={task['spe']}"
+            print(f"[{done}/{total} {time.time() - started:.0f}s] {task['kind']}: {label}{extra} "
+                  f"threads={task['threads']}", flush=True)
+            result, error = run_child(task, args.timeout, env)
+            if error:
+                print(f"  failed: {error}", flush=True)
+                errors.append(f"{task['kind']} {label}: {error}")
+                continue
+            if result.get("flops_per_image"):
+                flops[task["model"]] = result["flops_per_image"]
+            if "params" in result:
+                params[(task["framework"], task.get("impl", task.get("model")))] = result["params"]
+            new = to_rows(task, result, repeat)
+            print("  " + ", ".join(f"{r['metric']} {r['value']:.4g}" for r in new), flush=True)
+            rows += new
+            # After every child: a long run that is stopped keeps what it measured.
+            summary = write(args, rows, header, run_notes(args, torch_ok, params, flops, errors, started, done, total),
+                            flops, plot=False)
+    summary = write(args, rows, header, run_notes(args, torch_ok, params, flops, errors, started, done, total), flops)
+    if args.write_readme:
+        from report import write_readme_section
+        write_readme_section(args.write_readme, README_BEGIN, README_END, summary)
+        print(f"wrote the table into {args.write_readme}")
+    return 0
+
+
+def run_notes(args, torch_ok, params, flops, errors, started, done, total):
+    """The notes under the header: PyTorch's absence, parameter counts, FLOPs, failures, time used."""
+    notes = [] if torch_ok else [speedlib.TORCH_MISSING]
+    notes += [f"parameters: {framework} {impl}: {count:,}" for (framework, impl), count in sorted(params.items())]
+    notes += [f"{model}: {f:,} FLOPs forward per image (speedlib.flops_per_image)"
+              for model, f in sorted(flops.items())]
+    notes += errors
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    notes.append(f"{done} of {total} configurations in {time.time() - started:.0f} s wall, "
+                 f"{children.ru_utime + children.ru_stime:.0f} s CPU in the children"
+                 + (" (--quick: a check of the script, not a measurement)" if args.quick else ""))
+    return notes
+
+
+def rewrite_from_csv(args):
+    """--from-csv: the tables, plot and README summary again from a written speed.csv (its own rows, without
+    the ones write() derives), with the header and notes of its speed.md."""
+    import csv
+
+    with open(args.from_csv) as f:
+        rows = [dict(r, value=float(r["value"])) for r in csv.DictReader(f)]
+    for r in rows:
+        r["jit"] = {"True": True, "False": False}.get(r["jit"], "")
+        for key in ("spe", "threads", "batch"):
+            r[key] = int(float(r[key])) if r[key] else ""  # pandas may have written 2 as 2.0
+    rows = [r for r in rows if r["metric"] not in ("consumed_images_per_s", "headroom_x")
+            and not (r["section"] == "litert" and r["framework"] == "PyTorch")]
+    md = os.path.join(os.path.dirname(os.path.abspath(args.from_csv)), "speed.md")
+    lines = open(md).read().splitlines() if os.path.exists(md) else []
+    header = next((line for line in lines if line.startswith("Machine: ")), "Machine: unknown")
+    notes = [line[2:] for line in lines if line.startswith("- ")]
+    flops = {r["model"]: int(r["value"]) for r in rows if r["section"] == "flops"}
+    rows = [r for r in rows if r["section"] != "flops"]
+    summary = write(args, rows, header, notes, flops)
+    if args.write_readme:
+        from report import write_readme_section
+        write_readme_section(args.write_readme, README_BEGIN, README_END, summary)
+    return 0
+
+
+def write(args, rows, header, notes, flops, plot=True):
+    """speed.csv, speed.md and (plot=True) speed.png under --out; returns the README summary."""
+    rows = rows + pipeline_headroom(rows) + litert_torch_rows(rows)
+    md, summary = speedlib.write_results(rows, args.out, header, notes, flops)
+    if plot:
+        path = speedlib.plot_ratios(rows, os.path.join(args.out, "speed.png"))
+        print("\n".join(notes))
+        print(f"wrote {md}, {os.path.join(args.out, 'speed.csv')}" + (f", {path}" if path else ""))
+    return summary
+
+
+if __name__ == "__main__":
+    sys.exit(main())

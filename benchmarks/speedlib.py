@@ -1,0 +1,294 @@
+"""What benchmarks/speed.py computes besides timings: FLOPs per image, the machine's description, the
+alternation of peers, and the result tables (long CSV rows -> markdown tables with ours/peer ratios).
+
+Nothing here times anything, so tests/test_speed_helpers.py can check all of it on any machine.
+
+FLOP convention (:func:`flops_per_image`): a forward pass costs 2 FLOPs (one multiply, one add) per
+*connection* of every layer that computes weighted sums of its inputs: convolutions, Dense, and the zoo's
+layers that count their own connections (LeNet-5's SparseConv2D, Subsampling and EuclideanRBF). A
+connection is what keras_cnns.anatomy counts and LeCun et al.'s table lists: one input edge of one unit,
+a bias counting as one edge. Pooling, normalisation, activations, residual adds and concatenations are
+not counted (they move memory more than they compute, and are a few per cent of the total at most). A
+training step counts 3x the forward FLOPs (forward, gradient with respect to the inputs, gradient with
+respect to the weights: the usual convention). Peers (keras.applications, PyTorch) are credited with the
+FLOPs of our model of the same name, since they compute the same network.
+"""
+
+import math
+import os
+import platform
+
+TORCH_MISSING = "PyTorch not installed: pip install -r benchmarks/requirements.txt"
+TRAIN_FLOPS_PER_FORWARD = 3
+OURS = "keras_cnns"
+PEER_FRAMEWORKS = ("keras.applications", "PyTorch")
+# The precision a row is compared at: our oneDNN graph rewrite computes in bfloat16 like Keras'
+# mixed_bfloat16 policy and PyTorch's bfloat16 autocast.
+PRECISION_CLASS = {"float32": "float32", "mixed_bfloat16": "bfloat16", "onednn_amp": "bfloat16",
+                   "bf16_autocast": "bfloat16"}
+
+
+# --- FLOPs ---------------------------------------------------------------------------------------
+
+def computes_weighted_sums(layer):
+    """True for the layers whose connections count as multiply-adds (see the module docstring)."""
+    import keras
+
+    convolutions = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D,
+                    keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)
+    return (isinstance(layer, convolutions + (keras.layers.Dense,))
+            or callable(getattr(layer, "count_connections", None)))
+
+
+def flops_per_image(model):
+    """Forward FLOPs of one image through a built Keras functional model (2 per connection of the
+    layers that compute weighted sums; keras_cnns.anatomy counts the connections)."""
+    from keras_cnns import anatomy
+
+    total = 0
+    for row in anatomy.analyze(model):
+        if row.kind == "InputLayer":
+            continue
+        layer = model.get_layer(row.name.split("#")[0])
+        if computes_weighted_sums(layer):
+            total += 2 * row.connections
+    return total
+
+
+def achieved_gflops(images_per_second, flops, training=True):
+    """GFLOP/s a model achieves at `images_per_second` given its forward `flops` per image."""
+    factor = TRAIN_FLOPS_PER_FORWARD if training else 1
+    return images_per_second * flops * factor / 1e9
+
+
+def matmul_gflops(n, seconds_per_product):
+    """GFLOP/s of one n x n by n x n matrix product taking `seconds_per_product` (2 n^3 FLOPs)."""
+    return 2.0 * n ** 3 / seconds_per_product / 1e9
+
+
+# --- the machine ---------------------------------------------------------------------------------
+
+def cpu_model(cpuinfo="/proc/cpuinfo"):
+    """The CPU's model name from /proc/cpuinfo (platform.processor() where there is none)."""
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def cpu_flags(cpuinfo="/proc/cpuinfo"):
+    """The matrix-relevant flags the CPU reports (AMX, AVX-512 BF16/VNNI, AVX2), as one string."""
+    wanted = ("amx_bf16", "amx_int8", "avx512_bf16", "avx512_vnni", "avx512f", "avx2")
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return " ".join(w for w in wanted if w in flags) or "none of " + "/".join(wanted)
+    except OSError:
+        pass
+    return "unknown"
+
+
+def machine_header(versions, threads, omp_wait_policy="default"):
+    """One line naming the machine: CPU model and flags, core count, framework versions, threads.
+
+    versions: {"TensorFlow": "2.21.0", "Keras": ..., "PyTorch": "2.13.0+cpu" or None}."""
+    parts = [f"{cpu_model()} ({cpu_flags()})", f"{os.cpu_count()} cores"]
+    for name, version in versions.items():
+        missing = TORCH_MISSING if name == "PyTorch" else f"{name} not installed"
+        parts.append(f"{name} {version}" if version else missing)
+    parts.append(f"threads {','.join(str(t) for t in threads)} (TF intra-op = inter-op = PyTorch = LiteRT), "
+                 f"OMP_WAIT_POLICY {omp_wait_policy}")
+    return "Machine: " + "; ".join(parts)
+
+
+# --- running peers alternately -------------------------------------------------------------------
+
+def alternation(members, repeats):
+    """[(repeat, member)] running every member once per repeat, the order rotated each repeat, so no
+    member always runs first (after an idle machine) or last (after a warm one)."""
+    members = list(members)
+    order = []
+    for r in range(repeats):
+        shift = r % len(members) if members else 0
+        order += [(r, m) for m in members[shift:] + members[:shift]]
+    return order
+
+
+# --- result tables ---------------------------------------------------------------------------------
+
+# Best of N keeps the lowest of these and the highest of every other metric (throughputs; peak memory,
+# where the highest is the honest worst case).
+LOWER_IS_BETTER = ("latency_b1_ms", "compile_s")
+
+
+def best_rows(rows):
+    """Best of N: rows that differ only in `repeat` collapse into one holding the best value of each metric
+    (highest throughput, lowest latency and compile time, highest peak memory), with `repeats` = how many
+    there were."""
+    keys = ("section", "framework", "model", "impl", "precision", "jit", "spe", "threads", "batch", "metric")
+    best = {}
+    for row in rows:
+        key = tuple(row.get(k) for k in keys)
+        if key not in best:
+            best[key] = dict(row, repeats=1)
+            best[key].pop("repeat", None)
+            continue
+        kept = best[key]
+        kept["repeats"] += 1
+        pick = min if row["metric"] in LOWER_IS_BETTER else max
+        kept["value"] = pick(kept["value"], row["value"])
+    return list(best.values())
+
+
+def ratio_rows(rows, metrics=("train_images_per_s", "images_per_s_b32", "latency_b1_ms")):
+    """ours/peer speed ratios (> 1: ours faster) at the same model, batch, precision class and threads, from
+    the model rows (the batch column is the one the metric was measured at).
+
+    For throughputs the ratio is ours / peer; for latencies peer / ours, so every ratio reads the same
+    way. A keras.applications peer is matched at the same jit and steps_per_execution; a PyTorch peer
+    (which has neither) against our default setting (jit off, steps_per_execution 1)."""
+    out = []
+    ours = [r for r in rows if r["section"] == "model" and r["framework"] == OURS and r["metric"] in metrics]
+    peers = [r for r in rows
+             if r["section"] == "model" and r["framework"] in PEER_FRAMEWORKS and r["metric"] in metrics]
+    for o in ours:
+        for p in peers:
+            same = (p["model"] == o["model"] and p["metric"] == o["metric"] and p["batch"] == o["batch"]
+                    and p["threads"] == o["threads"]
+                    and PRECISION_CLASS[p["precision"]] == PRECISION_CLASS[o["precision"]])
+            if p["framework"] == "keras.applications":
+                same = same and p["jit"] == o["jit"] and p["spe"] == o["spe"] and p["precision"] == o["precision"]
+            else:
+                same = same and not o["jit"] and o["spe"] == 1
+            if not same or not o["value"] or not p["value"]:
+                continue
+            ratio = p["value"] / o["value"] if o["metric"] in LOWER_IS_BETTER else o["value"] / p["value"]
+            batch = {"latency_b1_ms": 1, "images_per_s_b32": 32}.get(o["metric"], o["batch"])
+            out.append({"model": o["model"], "metric": o["metric"], "batch": batch,
+                        "precision": o["precision"], "peer_precision": p["precision"], "jit": o["jit"],
+                        "spe": o["spe"], "threads": o["threads"], "peer": f"{p['framework']} {p['impl']}",
+                        "ours": o["value"], "theirs": p["value"], "ratio": round(ratio, 3)})
+    return out
+
+
+def model_table(rows, flops, limits):
+    """One row per (framework, model, setting): training and inference metrics side by side, with the
+    achieved GFLOP/s and its fraction of the machine's matmul limit at that precision class.
+
+    flops: {model: forward FLOPs per image}; limits: {"float32": GFLOP/s, "bfloat16": GFLOP/s}."""
+    import pandas as pd
+
+    wanted = ("train_images_per_s", "compile_s", "peak_rss_mb", "latency_b1_ms", "images_per_s_b32")
+    frame = pd.DataFrame([r for r in rows if r["section"] == "model" and r["metric"] in wanted])
+    if frame.empty:
+        return frame
+    keys = ["model", "framework", "impl", "precision", "jit", "spe", "threads", "batch"]
+    table = frame.pivot_table(index=keys, columns="metric", values="value", aggfunc="first").reset_index()
+    table.columns.name = None
+    for metric in wanted:
+        if metric not in table:
+            table[metric] = float("nan")
+    gflops = [achieved_gflops(ips, flops.get(m, 0)) if flops.get(m) else float("nan")
+              for ips, m in zip(table["train_images_per_s"], table["model"])]
+    table["train_gflops"] = gflops
+    table["pct_of_limit"] = [100.0 * g / limits[PRECISION_CLASS[p]] if limits.get(PRECISION_CLASS[p]) else float("nan")
+                             for g, p in zip(gflops, table["precision"])]
+    table = table[keys + list(wanted) + ["train_gflops", "pct_of_limit"]]
+    return table.sort_values(["model", "framework", "precision", "jit", "spe"]).reset_index(drop=True)
+
+
+def rounded(frame):
+    """Three significant digits for the markdown tables (the CSV keeps every digit)."""
+    def fmt(v):
+        if isinstance(v, bool) or not isinstance(v, float):
+            return v
+        if math.isnan(v):
+            return ""
+        return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+    return frame.apply(lambda col: col.map(fmt))
+
+
+def write_results(rows, out_dir, header, notes=(), flops=None, stem="speed"):
+    """Writes <out_dir>/<stem>.csv (every row, long form, with the FLOPs counted per model as section "flops")
+    and <stem>.md (header, notes, the model table,
+    the ratio table and the matmul / pipeline / LiteRT tables); returns (md path, markdown summary for
+    the README)."""
+    import pandas as pd
+    from report import markdown_table
+
+    os.makedirs(out_dir, exist_ok=True)
+    best = best_rows(rows)
+    columns = ["section", "framework", "model", "impl", "precision", "jit", "spe", "threads", "batch", "metric",
+               "value", "unit", "repeats", "note"]
+    frame = pd.DataFrame(best, columns=columns)
+    counted = [{"section": "flops", "framework": OURS, "model": m, "metric": "forward_flops_per_image",
+                "value": f, "unit": "FLOP"} for m, f in sorted((flops or {}).items())]
+    pd.concat([frame, pd.DataFrame(counted, columns=columns)]).to_csv(os.path.join(out_dir, f"{stem}.csv"),
+                                                                      index=False)
+    limits = {}
+    for r in best:
+        if r["section"] == "matmul":
+            cls = PRECISION_CLASS.get(r["precision"], r["precision"])
+            limits[cls] = max(limits.get(cls, 0.0), r["value"])
+    table = model_table(best, flops or {}, limits)
+    ratios = pd.DataFrame(ratio_rows(best))
+    parts = [f"# Speed (benchmarks/speed.py)\n\n{header}\n"]
+    parts += [f"- {n}" for n in notes]
+    summary = [header, ""]
+    if not table.empty:
+        models_md = markdown_table(rounded(table))
+        parts += ["\n## Training (batch images/s, steady state) and inference\n",
+                  "compile_s: the warm-up steps' extra time over steady state (tracing, compilation). "
+                  "train_gflops: images/s x 3 x forward FLOPs; pct_of_limit: of the best large matmul at that "
+                  "precision.\n", models_md]
+        summary.append(models_md)
+    if not ratios.empty:
+        ratios_md = markdown_table(rounded(ratios))
+        parts += ["\n## ours/peer (> 1: keras_cnns faster; latency ratios are peer/ours)\n", ratios_md]
+        summary += ["", ratios_md]
+    for section, title in (("matmul", "The machine's limit: a large matmul"),
+                           ("pipeline", "tf.data input pipeline vs what the model consumes"),
+                           ("litert", "Single-image latency: LiteRT (XNNPACK) vs Keras predict vs PyTorch eager")):
+        sub = frame[frame["section"] == section].drop(columns=["section"]).dropna(axis=1, how="all")
+        if not sub.empty:
+            parts += [f"\n## {title}\n", markdown_table(rounded(sub))]
+    md = os.path.join(out_dir, f"{stem}.md")
+    with open(md, "w") as f:
+        f.write("\n".join(parts) + "\n")
+    return md, "\n".join(summary)
+
+
+def plot_ratios(rows, path):
+    """A horizontal bar chart of the ours/peer ratios (one bar per model, metric, precision and peer),
+    with the parity line at 1; returns `path`, or None when there is no ratio to draw."""
+    ratios = ratio_rows(best_rows(rows))
+    if not ratios:
+        return None
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"{r['model']} {r['metric'].replace('_', ' ').replace(' b1', '').replace(' b32', '')} "
+              f"b{r['batch']} {r['precision']}"
+              f"{' jit' if r['jit'] else ''}{'' if r['spe'] == 1 else ' spe' + str(r['spe'])} vs {r['peer']}"
+              for r in ratios]
+    values = [r["ratio"] for r in ratios]
+    fig, ax = plt.subplots(figsize=(9, 0.35 * len(values) + 1.2))
+    ax.barh(range(len(values)), [v - 1.0 for v in values], left=1.0,  # bars grow from parity
+            color=["tab:green" if v >= 1 else "tab:red" for v in values])
+    ax.set_xscale("log")  # 0.5x and 2x equally far from parity
+    ax.axvline(1.0, color="black", linewidth=1)
+    ax.set_yticks(range(len(values)))
+    ax.set_yticklabels(labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("ours / peer speed, log scale (> 1: keras_cnns faster)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,155 @@
+"""The speed benchmark's helpers (benchmarks/speedlib.py, benchmarks/torch_twins.py, benchmarks/speed.py's
+plan): FLOPs against hand counts, the PyTorch twins' parameter counts, the result tables. Nothing is timed."""
+
+import csv
+import importlib.util
+import os
+import sys
+
+import pytest
+
+from keras_cnns import get_model
+from keras_cnns.anatomy import count_params
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.append(os.path.join(ROOT, "benchmarks"))
+
+import speedlib  # noqa: E402
+
+
+def _speed_script():
+    spec = importlib.util.spec_from_file_location("bench_speed", os.path.join(ROOT, "benchmarks", "speed.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench
+
+
+def test_lenet5_forward_flops_are_twice_the_papers_connections():
+    # LeCun et al. 1998 / the article's table: connections of each layer, the bias counted as one.
+    c1 = (5 * 5 + 1) * 28 * 28 * 6                 # 122,304
+    s2 = (2 * 2 + 1) * 14 * 14 * 6                 # 5,880: four inputs summed, one coefficient, one bias
+    c3 = (60 * 5 * 5 + 16) * 10 * 10               # 151,600: Table I's 60 (S2, C3) pairs
+    s4 = (2 * 2 + 1) * 5 * 5 * 16                  # 2,000
+    c5 = (5 * 5 * 16 + 1) * 120                    # 48,120
+    f6 = (120 + 1) * 84                            # 10,164
+    rbf = 84 * 10                                  # 840: (x_j - w_ij)^2 summed, no bias
+    assert (c1, s2, c3, s4, c5, f6, rbf) == (122_304, 5_880, 151_600, 2_000, 48_120, 10_164, 840)
+    assert speedlib.flops_per_image(get_model("lenet5")) == 2 * (c1 + s2 + c3 + s4 + c5 + f6 + rbf) == 681_816
+
+
+def test_resnet20_forward_flops_count_convolutions_and_the_classifier_only():
+    # He et al. 2015, CIFAR ResNet-20 at 32x32x3: convolutions without bias (BN follows), option-A shortcuts
+    # (no weights); BN, ReLU, the residual adds and global pooling are not multiply-adds.
+    stem = 3 * 3 * 3 * 16 * 32 * 32                            # conv1: 442,368
+    stage1 = 6 * (3 * 3 * 16 * 16 * 32 * 32)                   # six 3x3x16 -> 16 at 32x32
+    stage2 = 3 * 3 * 16 * 32 * 16 * 16 + 5 * (3 * 3 * 32 * 32 * 16 * 16)   # entering conv stride 2, then five
+    stage3 = 3 * 3 * 32 * 64 * 8 * 8 + 5 * (3 * 3 * 64 * 64 * 8 * 8)
+    fc = (64 + 1) * 10
+    multiply_adds = stem + stage1 + stage2 + stage3 + fc
+    assert multiply_adds == 40_551_050                           # the "~41M" of the CIFAR ResNet-20
+    assert speedlib.flops_per_image(get_model("resnet20")) == 2 * multiply_adds
+
+
+def test_achieved_gflops_and_matmul_gflops():
+    # 100 images/s of a 1 GFLOP network in training: 3 GFLOP per image (forward + two backward passes).
+    assert speedlib.achieved_gflops(100, 1e9) == pytest.approx(300.0)
+    assert speedlib.achieved_gflops(100, 1e9, training=False) == pytest.approx(100.0)
+    assert speedlib.matmul_gflops(1000, 0.01) == pytest.approx(200.0)   # 2e9 FLOPs in 10 ms
+
+
+def test_pytorch_twins_have_our_parameter_counts():
+    if importlib.util.find_spec("torch") is None:
+        pytest.skip("PyTorch is not installed (pip install -r benchmarks/requirements.txt): the twins need it")
+    import torch_twins
+    for name in ("lenet5_modern", "resnet20"):
+        twin, shape = torch_twins.build(name)
+        ours = get_model(name)
+        assert torch_twins.count_parameters(twin) == count_params(ours), name
+        assert (shape[1], shape[2], shape[0]) == tuple(ours.input_shape[1:]), name   # NCHW vs NHWC
+    assert torch_twins.count_parameters(torch_twins.lenet5_modern()) == 61_706
+    assert torch_twins.count_parameters(torch_twins.resnet20()) == 269_722
+
+
+def test_machine_header_names_the_cpu_versions_threads_and_says_how_to_get_pytorch():
+    header = speedlib.machine_header({"TensorFlow": "2.21.0", "PyTorch": None}, [1, 2])
+    assert header.startswith(f"Machine: {speedlib.cpu_model()} (") and f"{os.cpu_count()} cores" in header
+    assert "TensorFlow 2.21.0" in header and "threads 1,2" in header
+    assert "PyTorch not installed: pip install -r benchmarks/requirements.txt" in header
+
+
+def test_alternation_rotates_the_order_every_repeat():
+    order = speedlib.alternation(["ours", "keras", "torch"], 3)
+    assert [m for r, m in order if r == 0] == ["ours", "keras", "torch"]
+    assert [m for r, m in order if r == 1] == ["keras", "torch", "ours"]
+    assert [m for r, m in order if r == 2] == ["torch", "ours", "keras"]
+
+
+def _row(framework, metric, value, repeat=0, precision="float32", impl="resnet20", jit=False, spe=1, section="model"):
+    return {"section": section, "framework": framework, "model": "resnet20", "impl": impl, "precision": precision,
+            "jit": jit, "spe": spe, "threads": 2, "batch": 32, "metric": metric, "value": value, "unit": "",
+            "repeat": repeat, "note": ""}
+
+
+def test_best_of_n_and_ratios_read_the_same_way_for_throughput_and_latency():
+    rows = [_row("keras_cnns", "train_images_per_s", v, r) for r, v in enumerate((150.0, 200.0, 180.0))]
+    rows += [_row("PyTorch", "train_images_per_s", 100.0, impl="twin resnet20"),
+             _row("keras_cnns", "latency_b1_ms", 5.0), _row("keras_cnns", "latency_b1_ms", 4.0, 1),
+             _row("PyTorch", "latency_b1_ms", 10.0, impl="twin resnet20"),
+             # bfloat16 rows are compared with bfloat16 peers only; a jit row with no PyTorch peer at all
+             _row("keras_cnns", "train_images_per_s", 300.0, precision="onednn_amp"),
+             _row("PyTorch", "train_images_per_s", 600.0, precision="bf16_autocast", impl="twin resnet20"),
+             _row("keras_cnns", "train_images_per_s", 50.0, jit=True)]
+    best = speedlib.best_rows(rows)
+    ours_train = [r for r in best if r["framework"] == "keras_cnns" and r["metric"] == "train_images_per_s"
+                  and r["precision"] == "float32" and not r["jit"]]
+    assert [(r["value"], r["repeats"]) for r in ours_train] == [(200.0, 3)]
+    # A copy of a peer's latency in another section (the LiteRT table) is not a second peer.
+    torch_latency = next(r for r in best if r["framework"] == "PyTorch" and r["metric"] == "latency_b1_ms")
+    best.append(dict(torch_latency, section="litert", impl="PyTorch eager twin resnet20", value=1.0))
+    ratios = {(r["metric"], r["batch"], r["precision"], r["jit"]): r["ratio"] for r in speedlib.ratio_rows(best)}
+    assert ratios == {("train_images_per_s", 32, "float32", False): 2.0,     # 200 / 100 images/s
+                      ("latency_b1_ms", 1, "float32", False): 2.5,           # 10 ms / 4 ms: ours faster
+                      ("train_images_per_s", 32, "onednn_amp", False): 0.5}  # 300 / 600
+
+
+def test_result_writer_writes_csv_markdown_plot_and_the_readme_table(tmp_path):
+    rows = [_row("keras_cnns", "train_images_per_s", 200.0), _row("keras_cnns", "compile_s", 3.0),
+            _row("keras_cnns", "peak_rss_mb", 900.0), _row("PyTorch", "train_images_per_s", 100.0, impl="twin"),
+            {**_row("TensorFlow", "gflops", 50.0, section="matmul"), "model": "matmul 1024x1024"}]
+    header = "Machine: test CPU; 2 cores"
+    md, summary = speedlib.write_results(rows, str(tmp_path), header, ["a note"], flops={"resnet20": 1e8})
+    with open(tmp_path / "speed.csv") as f:
+        table = list(csv.DictReader(f))
+    assert len(table) == 6 and table[0]["metric"] == "train_images_per_s" and float(table[0]["value"]) == 200.0
+    assert (table[-1]["section"], table[-1]["model"], float(table[-1]["value"])) == ("flops", "resnet20", 1e8)
+    text = open(md).read()
+    assert header in text and "- a note" in text and "## The machine's limit: a large matmul" in text
+    # 200 images/s x 3 x 0.1 GFLOP = 60 GFLOP/s, 120 % of the 50 GFLOP/s matmul; ours/PyTorch = 2
+    ours = [line for line in text.splitlines() if line.startswith("| resnet20 | keras_cnns")][0]
+    assert "| 60 | 120 |" in ours
+    assert "| PyTorch twin | 200 | 100 | 2 |" in text
+    assert summary.startswith(header) and "| 2 |" in summary
+    assert speedlib.plot_ratios(rows, str(tmp_path / "speed.png")) and (tmp_path / "speed.png").stat().st_size > 0
+    bench = _speed_script()
+    # --from-csv measures nothing: the same tables again from the CSV and the header and notes of the .md
+    assert bench.main(["--from-csv", str(tmp_path / "speed.csv"), "--out", str(tmp_path / "again")]) == 0
+    assert open(tmp_path / "again" / "speed.md").read() == text
+    readme = tmp_path / "README.md"
+    readme.write_text(f"## Performance\n{bench.README_BEGIN}\nnot run yet\n{bench.README_END}\n\n## Python API\n")
+    from report import write_readme_section
+    write_readme_section(str(readme), bench.README_BEGIN, bench.README_END, summary)
+    assert readme.read_text().startswith(f"## Performance\n{bench.README_BEGIN}\n{header}\n")
+    assert "not run yet" not in readme.read_text()
+
+
+def test_quick_plan_pairs_each_model_with_its_peers_and_drops_pytorch_when_missing():
+    bench = _speed_script()
+    args = bench.parse_args(["--quick"])
+    groups = bench.plan(args, torch_ok=True)
+    by_model = {g[0]["model"]: [(t["framework"], t.get("impl")) for t in g] for g in groups if g[0]["kind"] == "keras"}
+    assert by_model["resnet50"] == [("keras_cnns", "resnet50"), ("keras.applications", "ResNet50"),
+                                    ("PyTorch", "torchvision resnet50")]
+    assert by_model["resnet20"] == [("keras_cnns", "resnet20"), ("PyTorch", "twin resnet20")]
+    assert not any(t.get("train") for g in groups for t in g if t.get("model") == "resnet50")   # inference only
+    no_torch = bench.plan(args, torch_ok=False)
+    assert not any(t["framework"] == "PyTorch" for g in no_torch for t in g)
