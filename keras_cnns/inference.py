@@ -320,8 +320,8 @@ def untrained_message(spec):
 
 
 def _has_imagenet(name):
-    from keras_cnns import imagenet
-    return name in imagenet.MODELS
+    from keras_cnns.registry import get_spec
+    return get_spec(name).published_weights("imagenet") is not None
 
 
 def _load_with_weights(name, weights):
@@ -333,10 +333,10 @@ def _load_with_weights(name, weights):
         spec = get_spec(name)
     except ValueError as err:
         raise ModelSourceError(f"--weights needs a registry name as the model: {err}") from None
-    if spec.name not in imagenet.MODELS:
+    if not _has_imagenet(spec.name):
         raise ModelSourceError(
             f"{spec.name} has no ImageNet weights to import; the models that have them: "
-            f"{', '.join(imagenet.MODELS)}. Without --weights, {spec.name} is loaded from "
+            f"{', '.join(imagenet.models())}. Without --weights, {spec.name} is loaded from "
             f"{saved_models_dir()}/{spec.name}-*/.")
     if isinstance(weights, (str, os.PathLike)) and weights != "imagenet" and not os.path.exists(weights):
         raise ModelSourceError(f"{weights}: no such weights file; give 'imagenet' or the path of a "
