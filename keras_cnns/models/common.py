@@ -24,16 +24,20 @@ CAFFE_PREPROCESSING = types.MappingProxyType({
     "mean": (103.939, 116.779, 123.68), "std": (1.0, 1.0, 1.0), "channel_order": "bgr"})
 
 
+@functools.lru_cache(maxsize=None)
 def keras_applications_weights(spec_name, application, importer):
-    """The registry.Weights of keras.applications' ImageNet weights for our `spec_name`, which keras.applications
-    builds as `application` ("VGG16"): "caffe" preprocessing, the 1000 ILSVRC-2012 classes, the two files Keras
-    caches in ~/.keras/models/ (with the top, without it), imported by ``importer(model, source, spec_name=...)``.
+    """The registry.Weights our `spec_name` can import, as a spec's `weights` tuple: none when keras.applications
+    publishes no ImageNet weights for it (`application` None), else its set for `application` ("VGG16"):
+    "caffe" preprocessing, the 1000 ILSVRC-2012 classes, the two files Keras caches in ~/.keras/models/ (with
+    the top, without it), imported by ``importer(model, source, spec_name=...)``. One object per model.
     """
+    if application is None:
+        return ()
     stem = f"{spec_name}_weights_tf_dim_ordering_tf_kernels"
-    return Weights(name="imagenet", dataset="imagenet", origin=f"keras.applications.{application}",
-                   files=(f"{stem}.h5", f"{stem}_notop.h5"), preprocessing=CAFFE_PREPROCESSING,
-                   classes="imagenet_classes.json", num_classes=1000,
-                   importer=functools.partial(importer, spec_name=spec_name))
+    return (Weights(name="imagenet", dataset="imagenet", origin=f"keras.applications.{application}",
+                    files=(f"{stem}.h5", f"{stem}_notop.h5"), preprocessing=CAFFE_PREPROCESSING,
+                    classes="imagenet_classes.json", num_classes=1000,
+                    importer=functools.partial(importer, spec_name=spec_name)),)
 
 
 def check_args(spec_name, *, input_shape, num_classes, include_top, pooling, classifier_activation,

@@ -30,7 +30,6 @@ Deviations from the paper, all shared by keras.applications and torchvision:
 """
 
 import dataclasses
-import functools
 import os
 from typing import Tuple
 
@@ -181,12 +180,9 @@ def _resnet(variant, *, input_shape, num_classes, include_top, pooling, classifi
     return finish_model(inputs, outputs, name=name, weights=weights, published=published)
 
 
-@functools.lru_cache(maxsize=None)
 def _published(variant):
     """The registry.Weights of `variant`: keras.applications' ImageNet set for resnet50/101/152."""
-    if variant not in APPLICATIONS:
-        return ()
-    return (keras_applications_weights(variant, APPLICATIONS[variant], import_applications_weights),)
+    return keras_applications_weights(variant, APPLICATIONS.get(variant), import_applications_weights)
 
 
 def import_applications_weights(model, source, *, spec_name):

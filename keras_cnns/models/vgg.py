@@ -20,7 +20,6 @@ Deviations from the paper:
 - include_top=False / pooling and num_classes != 1000 are additions for reuse.
 """
 
-import functools
 import os
 
 import keras
@@ -120,12 +119,9 @@ def _vgg(*, spec_name, config, batch_norm, head, default_shape, small_variant, i
     return finish_model(inputs, x, name=name, weights=weights, published=published)
 
 
-@functools.lru_cache(maxsize=None)
 def _published(spec_name):
     """The registry.Weights of `spec_name`: keras.applications' ImageNet set for vgg16 and vgg19."""
-    if spec_name not in APPLICATIONS_BUILDERS:
-        return ()
-    return (keras_applications_weights(spec_name, APPLICATIONS_BUILDERS[spec_name], import_applications_weights),)
+    return keras_applications_weights(spec_name, APPLICATIONS_BUILDERS.get(spec_name), import_applications_weights)
 
 
 def _applications_model(spec_name, source, include_top):
