@@ -33,7 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_cnns import metadata as md
-from keras_cnns.paths import saved_models_dir
+from keras_cnns.paths import replaced_atomically, saved_models_dir
 from keras_cnns.registry import get_model, get_spec
 from keras_cnns.training import callbacks as cb
 from keras_cnns.training import recipes as rc
@@ -147,13 +147,6 @@ def inference_model(spec, trained, build_kwargs):
                                "in the trained model.")
         layer.set_weights([np.asarray(w) for w in source.get_weights()])
     return model
-
-
-def _save_model(model, path):
-    folder, name = os.path.split(path)
-    tmp = os.path.join(folder, ".tmp-" + name)
-    model.save(tmp)
-    os.replace(tmp, path)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -527,7 +520,8 @@ def finish(run, net, data, heads, state, work_dir, output_dir, *, seconds, resum
     if source.image_convention is not None:
         meta["image_convention"] = source.image_convention
     if run.chief:
-        _save_model(final, os.path.join(work_dir, md.MODEL_FILENAME))
+        with replaced_atomically(os.path.join(work_dir, md.MODEL_FILENAME)) as tmp:
+            final.save(tmp)
         md.write(work_dir, meta)
         plot_history(state.history, os.path.join(work_dir, "curves.png"),
                      title=f"{spec.name} on {source.name} ({run.recipe.name} recipe)")
