@@ -28,15 +28,22 @@ def register_endpoints(family, endpoints):
 def feature_layers(model):
     """{end point: layer name} for `model`, in network order.
 
-    The family is the one whose end points match the most layers; end points absent from this
-    model (fc6 with include_top=False) are left out.
+    The family is the registry spec's when the model carries a registry name (as get_model and fit build
+    them) and that family declares end points; otherwise (a renamed model, an FCN over a VGG trunk) the
+    family whose end points match the most layers. End points absent from this model (fc6 with
+    include_top=False) are left out.
     """
-    from keras_cnns.registry import load_families
+    from keras_cnns.registry import get_spec, load_families
 
     load_families()  # the families declare their end points when their modules load
     names = [layer.name for layer in model.layers]
+    try:
+        family = get_spec(model.name).family
+    except ValueError:
+        family = None
+    candidates = [_ENDPOINTS[family]] if family in _ENDPOINTS else list(_ENDPOINTS.values())
     best = {}
-    for endpoints in _ENDPOINTS.values():
+    for endpoints in candidates:
         found = {}
         for point, pattern in endpoints:
             matches = [n for n in names if pattern.fullmatch(n)]

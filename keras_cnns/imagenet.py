@@ -9,8 +9,6 @@ bird, 134, and the machine, 517; "maillot", 638 and 639): use the WordNet id whe
 """
 
 import functools
-import importlib
-import inspect
 import json
 import os
 
@@ -18,20 +16,17 @@ import numpy as np
 
 from keras_cnns.data.preprocessing import Preprocessing
 
-CLASS_INDEX_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "imagenet_classes.json")
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+CLASS_INDEX_FILE = os.path.join(PACKAGE_DIR, "imagenet_classes.json")
 NUM_CLASSES = 1000
-# Models whose builders can import keras.applications' ImageNet weights.
-MODELS = ("vgg16", "vgg19", "resnet50", "resnet101", "resnet152")
-# keras.applications VGG and ResNet (v1) "caffe" mode: BGR order, ImageNet channel means subtracted, no
-# scaling; evaluated on the central 224x224 crop of the image resized to a shorter side of 256.
-CAFFE_PREPROCESSING = Preprocessing(size=(224, 224), channels=3, resize="crop", crop_from=256,
-                                    mean=(103.939, 116.779, 123.68), std=(1.0,), channel_order="bgr")
+WEIGHTS = "imagenet"  # the registry.Weights name of these weights (what weights= takes)
 
 
-@functools.lru_cache(maxsize=1)
-def class_index():
-    """[(wordnet_id, name)] for the 1000 ILSVRC-2012 classes, in the models' output order."""
-    with open(CLASS_INDEX_FILE) as f:
+@functools.lru_cache(maxsize=None)
+def class_index(path=CLASS_INDEX_FILE):
+    """[(wordnet_id, name)] of a class index file (default: the 1000 ILSVRC-2012 classes), in the models'
+    output order; a relative path is in the package (a registry.Weights' `classes`)."""
+    with open(os.path.join(PACKAGE_DIR, path)) as f:
         raw = json.load(f)
     return tuple((raw[str(i)][0], raw[str(i)][1]) for i in range(len(raw)))
 
@@ -59,26 +54,27 @@ def decode_predictions(probabilities, top=5):
     return results
 
 
-def preprocessing(name):
-    """The preprocessing that goes with the ImageNet weights of model `name`.
+def models():
+    """The registry names of the models that can import ImageNet weights (their spec's `weights`)."""
+    from keras_cnns.registry import models_with_weights
+    return models_with_weights(WEIGHTS)
 
-    Asks the family module (``keras_cnns.models.<family>.imagenet_preprocessing``), which knows what
-    its weights were trained with; falls back to keras.applications' "caffe" mode, which both VGG and
-    ResNet v1 use.
-    """
+
+def weights_of(name):
+    """The ImageNet registry.Weights of model `name`; ValueError naming the models that have them if none."""
     from keras_cnns.registry import get_spec
 
     spec = get_spec(name)
-    try:
-        module = importlib.import_module(f"keras_cnns.models.{spec.family}")
-    except ImportError:
-        module = None
-    make = getattr(module, "imagenet_preprocessing", None)
-    if make is None:
-        return CAFFE_PREPROCESSING
-    params = inspect.signature(make).parameters
-    result = make(spec.name) if params else make()
-    return result if isinstance(result, Preprocessing) else Preprocessing.from_dict(dict(result))
+    weights = spec.published_weights(WEIGHTS)
+    if weights is None:
+        raise ValueError(f"{spec.name} has no ImageNet weights to import; the models that have them: "
+                         f"{', '.join(models())}. Received: {name!r}")
+    return weights
+
+
+def preprocessing(name):
+    """The Preprocessing that goes with the ImageNet weights of model `name` (its spec's Weights)."""
+    return Preprocessing(**weights_of(name).preprocessing)
 
 
 def metadata(name, weights="imagenet", input_shape=None):
@@ -87,18 +83,20 @@ def metadata(name, weights="imagenet", input_shape=None):
     from keras_cnns.registry import get_spec
 
     spec = get_spec(name)
-    prep = preprocessing(spec.name)
+    published = weights_of(spec.name)
+    prep = Preprocessing(**published.preprocessing)
     shape = list(input_shape or (prep.size[0], prep.size[1], prep.channels))
     source = weights if isinstance(weights, str) else type(weights).__name__
+    index = class_index(published.classes)
     return {
         "model": spec.name,
-        "dataset": "imagenet",
-        "class_names": class_names(),
-        "wordnet_ids": wordnet_ids(),
+        "dataset": published.dataset,
+        "class_names": [class_name for _, class_name in index],
+        "wordnet_ids": [wnid for wnid, _ in index],
         "input_shape": shape,
-        "output": "probabilities",
+        "output": spec.output,
         "preprocessing": prep.to_dict(),
-        "recipe": "keras.applications",
+        "recipe": published.origin,
         "weights": source,
         "epochs": None,
         "test_accuracy": None,

@@ -41,18 +41,23 @@ def read_image(path, max_pixels=MAX_PIXELS):
         raise ImageError(f"{path}: is a directory with no images in it.")
     if os.path.getsize(path) == 0:
         raise ImageError(f"{path}: the file is empty (0 bytes); give a JPEG, PNG, BMP, GIF or WebP image.")
-    old_limit = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = max_pixels
+    # Pillow's own bomb check (process-wide Image.MAX_IMAGE_PIXELS, left as it is) runs when the header is read;
+    # ours runs next, on the header's size, before any pixel is decoded. A limit above Pillow's is capped at
+    # twice Pillow's (above that Image.open raises whatever we allow).
     try:
         with warnings.catch_warnings():
-            # Pillow warns between the limit and twice the limit, and raises above: refuse both.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our limit decides, below
             with Image.open(path) as image:
+                width, height = image.size
+                if width * height > max_pixels:
+                    raise Image.DecompressionBombError(f"{width}x{height}")
                 image.seek(0)
                 image.load()
                 image = ImageOps.exif_transpose(image)
                 return _to_array(image)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except Image.DecompressionBombError:
+        if Image.MAX_IMAGE_PIXELS is not None:
+            max_pixels = min(max_pixels, 2 * Image.MAX_IMAGE_PIXELS)
         raise ImageError(f"{path}: the image is larger than the limit of {max_pixels:,} pixels (a possible "
                          "decompression bomb); shrink it or raise the limit (--max-pixels).") from None
     except UnidentifiedImageError:
@@ -61,8 +66,6 @@ def read_image(path, max_pixels=MAX_PIXELS):
     except (OSError, SyntaxError, ValueError, EOFError) as err:
         raise ImageError(f"{path}: the image is damaged or truncated ({err}); re-save or re-download "
                          "it.") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = old_limit
 
 
 def decode_for_training(path, channels):

@@ -34,6 +34,7 @@ from keras_cnns.data.preprocessing import Preprocessing
 from keras_cnns.images import (IMAGE_EXTENSIONS, MAX_PIXELS, ImageError, image_convention,  # noqa: F401
                                iter_images, list_images, read_image, read_images, to_convention,
                                to_model_pixels)
+from keras_cnns.outputs import looks_like_probabilities, main_output
 
 SAVED_MODELS_ENV = paths.HOME_ENV
 REPO_ROOT = paths.REPO_ROOT
@@ -94,9 +95,7 @@ class Predictor(abc.ABC):
         raw = np.asarray(raw, dtype=np.float64)
         if self.output == "rbf_distances":
             return softmax(-raw)
-        sums = raw.sum(axis=-1)
-        # A softmax head (int8 outputs sum to 1 only within their quantisation step); else logits.
-        if np.all(raw >= -1e-6) and np.allclose(sums, 1.0, atol=0.05):
+        if looks_like_probabilities(raw):  # a softmax head; else logits
             return raw
         return softmax(raw)
 
@@ -149,12 +148,7 @@ class KerasPredictor(Predictor):
         self.model = model
 
     def predict(self, inputs):
-        out = self.model(np.asarray(inputs, np.float32), training=False)
-        if isinstance(out, dict):
-            out = out.get("predictions", next(iter(out.values())))
-        elif isinstance(out, (list, tuple)):
-            out = out[0]
-        return np.asarray(out)
+        return np.asarray(main_output(self.model(np.asarray(inputs, np.float32), training=False)))
 
 
 class SavedModelPredictor(Predictor):
@@ -320,8 +314,8 @@ def untrained_message(spec):
 
 
 def _has_imagenet(name):
-    from keras_cnns import imagenet
-    return name in imagenet.MODELS
+    from keras_cnns.registry import get_spec
+    return get_spec(name).published_weights("imagenet") is not None
 
 
 def _load_with_weights(name, weights):
@@ -333,10 +327,10 @@ def _load_with_weights(name, weights):
         spec = get_spec(name)
     except ValueError as err:
         raise ModelSourceError(f"--weights needs a registry name as the model: {err}") from None
-    if spec.name not in imagenet.MODELS:
+    if not _has_imagenet(spec.name):
         raise ModelSourceError(
             f"{spec.name} has no ImageNet weights to import; the models that have them: "
-            f"{', '.join(imagenet.MODELS)}. Without --weights, {spec.name} is loaded from "
+            f"{', '.join(imagenet.models())}. Without --weights, {spec.name} is loaded from "
             f"{saved_models_dir()}/{spec.name}-*/.")
     if isinstance(weights, (str, os.PathLike)) and weights != "imagenet" and not os.path.exists(weights):
         raise ModelSourceError(f"{weights}: no such weights file; give 'imagenet' or the path of a "

@@ -25,6 +25,8 @@ import json
 import os
 import subprocess
 
+from keras_cnns.paths import atomic_write_text
+
 FILENAME = "metadata.json"
 MODEL_FILENAME = "model.keras"
 
@@ -33,11 +35,7 @@ def write(directory, metadata):
     """Writes metadata.json atomically (a temporary file, then a rename)."""
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, FILENAME)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(dict(metadata, format=1), f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(dict(metadata, format=1), indent=2, sort_keys=True) + "\n")
     return path
 
 

@@ -15,6 +15,7 @@ read-only): :func:`model_search_path` lists them after the home, so a fresh ``pi
 the shipped LeNet-5 at once, and a model trained later in the home takes precedence.
 """
 
+import contextlib
 import os
 import sys
 
@@ -69,3 +70,28 @@ def find_model_dir(dirname):
         if os.path.isdir(candidate):
             return candidate
     return os.path.join(saved_models_dir(), dirname)
+
+
+@contextlib.contextmanager
+def replaced_atomically(path):
+    """The one way the package writes a file that someone may read or resume from: yields a temporary path in
+    the same folder (hidden, per process, same suffix so Keras' savers accept it); when the block succeeds
+    it replaces `path` by one rename, so a reader sees the old file or the new one, never half of one.
+    After an error the temporary file is removed and `path` is untouched."""
+    folder, name = os.path.split(os.path.abspath(os.fspath(path)))
+    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{name}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def atomic_write_text(path, text):
+    """Writes `text` to `path` through replaced_atomically, flushed to the disk before the rename."""
+    with replaced_atomically(path) as tmp:
+        with open(tmp, "w", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())

@@ -13,6 +13,38 @@ import importlib
 from typing import Callable, Optional, Tuple
 
 
+class WeightsImportError(ValueError):
+    """Published weights could not be copied into a model: the source could not be fetched or read, or it
+    does not fit the model as built (classes, input size, layers). The message says what to do."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Weights:
+    """One set of published weights a model can import, the counterpart of torchvision's Weights entries.
+
+    Attributes:
+      name: what ``weights=`` takes to import them ("imagenet").
+      dataset: what they were trained on ("imagenet": ILSVRC-2012).
+      origin: who publishes them and how ("keras.applications.VGG16").
+      files: the files the origin downloads into ~/.keras/models/ (with the classifier, without it); on an
+        offline machine ``weights=`` takes the path of a local copy.
+      preprocessing: the keras_cnns.data.Preprocessing keywords of the inputs they expect.
+      classes: the package file that names the classifier's outputs (index i -> [id, name]).
+      num_classes: the classifier's outputs.
+      importer: ``importer(model, source)`` copies them into a model built by the spec's builder; source is
+        `name`, the path of one of `files`, or the origin's model instance. Raises WeightsImportError.
+    """
+
+    name: str
+    dataset: str
+    origin: str
+    files: Tuple[str, ...]
+    preprocessing: dict
+    classes: str
+    num_classes: int
+    importer: Callable
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
     """What the registry knows about one model besides its builder.
@@ -33,6 +65,7 @@ class ModelSpec:
         turn feature vectors into binary codes).
       aux_min_input_size: for a model with auxiliary training heads (GoogLeNet's, built with
         aux_heads=True), the smallest H (= W) at which they fit; None for a model without them.
+      weights: the published weight sets it can import (:class:`Weights`), none for most.
     """
 
     name: str
@@ -46,6 +79,11 @@ class ModelSpec:
     output: str = "probabilities"
     aux_min_input_size: Optional[int] = None
     task: str = "classification"
+    weights: Tuple[Weights, ...] = ()
+
+    def published_weights(self, name):
+        """The :class:`Weights` named `name` ("imagenet"), or None when the model has none of that name."""
+        return next((w for w in self.weights if w.name == name), None)
 
 
 TASKS = ("classification", "segmentation", "detection", "retrieval")
@@ -55,7 +93,7 @@ _ALIASES = {}
 
 def register_model(name, *, family, paper, input_shape, min_input_size, test_input_shape=None,
                    deviations="none", output="probabilities", aux_min_input_size=None,
-                   task="classification"):
+                   task="classification", weights=()):
     """Decorator: registers a builder under `name`. Refuses a name that is already taken."""
     if task not in TASKS:
         raise ValueError(f"register_model: task must be one of {TASKS}. Received: task={task!r}")
@@ -66,7 +104,7 @@ def register_model(name, *, family, paper, input_shape, min_input_size, test_inp
             name=name, builder=builder, family=family, paper=paper,
             input_shape=tuple(input_shape), min_input_size=int(min_input_size),
             test_input_shape=tuple(test_input_shape or input_shape), deviations=deviations,
-            output=output, aux_min_input_size=aux_min_input_size, task=task)
+            output=output, aux_min_input_size=aux_min_input_size, task=task, weights=tuple(weights))
         return builder
 
     return decorate
@@ -122,6 +160,11 @@ def list_models(pattern: Optional[str] = None, task: Optional[str] = None):
     if pattern is not None:
         names = [n for n in names if fnmatch.fnmatch(n, pattern)]
     return names
+
+
+def models_with_weights(name="imagenet"):
+    """Sorted registry names of the models that can import the published weights `name`."""
+    return [n for n in list_models() if _REGISTRY[n].published_weights(name) is not None]
 
 
 def list_aliases():

@@ -5,6 +5,7 @@ with weights=None: our model then holds its weights and gives its outputs)."""
 import numpy as np
 import pytest
 
+import keras_cnns
 from keras_cnns import imagenet, inference
 
 
@@ -31,13 +32,23 @@ def test_decode_predictions_names_the_best_classes():
         imagenet.decode_predictions(np.zeros((1, 10)))
 
 
-@pytest.mark.parametrize("name", imagenet.MODELS)
-def test_metadata_carries_the_weights_preprocessing_and_class_names(name):
-    from keras_cnns.models import vgg
+def test_the_models_with_imagenet_weights_are_those_keras_applications_publishes():
+    assert imagenet.models() == ["resnet101", "resnet152", "resnet50", "vgg16", "vgg19"]
+    weights = keras_cnns.get_spec("resnet50").published_weights("imagenet")
+    assert weights.origin == "keras.applications.ResNet50" and weights.num_classes == 1000
+    assert weights.files == ("resnet50_weights_tf_dim_ordering_tf_kernels.h5",
+                             "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5")
+    assert keras_cnns.get_spec("resnet18").published_weights("imagenet") is None
 
+
+@pytest.mark.parametrize("name", ["vgg16", "vgg19", "resnet50", "resnet101", "resnet152"])
+def test_metadata_carries_the_weights_preprocessing_and_class_names(name):
     meta = imagenet.metadata(name)
     assert meta["dataset"] == "imagenet" and meta["class_names"] == imagenet.class_names()
-    assert meta["preprocessing"] == vgg.imagenet_preprocessing().to_dict()  # caffe mode for VGG and ResNet
+    # keras.applications' "caffe" mode for VGG and ResNet alike, serialised one way
+    assert meta["preprocessing"] == {"size": (224, 224), "channels": 3, "resize": "crop", "crop_from": 256,
+                                     "mean": (103.939, 116.779, 123.68), "std": (1.0, 1.0, 1.0),
+                                     "channel_order": "bgr"}
     assert meta["input_shape"] == [224, 224, 3] and meta["output"] == "probabilities"
 
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import keras_cnns
+from keras_cnns import imagenet
 from keras_cnns.layers import ZeroPadShortcut
-from keras_cnns.models import resnet
 
 
 def _trainable(model):
@@ -245,7 +245,7 @@ def test_imagenet_import_refuses_what_cannot_fit(reference):
 
 def test_imagenet_preprocessing_is_keras_applications_caffe_mode():
     image = np.random.default_rng(2).integers(0, 256, size=(256, 256, 3)).astype("uint8")
-    ours = np.asarray(resnet.imagenet_preprocessing().apply(image))
+    ours = np.asarray(imagenet.preprocessing("resnet50").apply(image))
     crop = image[16:240, 16:240].astype("float32")
     expected = keras.applications.resnet.preprocess_input(crop.copy())
     np.testing.assert_allclose(ours, expected, atol=1e-3)

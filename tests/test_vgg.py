@@ -9,7 +9,8 @@ import pytest
 
 import keras_cnns
 from keras_cnns.layers import LocalResponseNormalization
-from keras_cnns.models import vgg as vgg_module
+from keras_cnns import imagenet
+from keras_cnns.registry import WeightsImportError
 
 SMALL = (32, 32, 3)
 
@@ -168,7 +169,7 @@ def test_imagenet_offline_says_how_to_get_the_file(monkeypatch):
         raise Exception("URL fetch failure on https://storage.googleapis.com/...: Name or service not known")
 
     monkeypatch.setattr(keras.applications, "VGG16", offline)
-    with pytest.raises(OSError, match="local copy"):
+    with pytest.raises(WeightsImportError, match="local copy"):
         keras_cnns.get_model("vgg16", weights="imagenet", include_top=False, input_shape=SMALL)
 
 
@@ -186,7 +187,7 @@ def test_imagenet_weights_need_compatible_arguments(vgg16_pair):
 
 
 def test_imagenet_preprocessing_is_keras_caffe_mode():
-    prep = vgg_module.imagenet_preprocessing()
+    prep = imagenet.preprocessing("vgg16")
     assert prep.size == (224, 224) and prep.channel_order == "bgr" and prep.std == (1.0, 1.0, 1.0)
     image = np.random.default_rng(6).uniform(0, 255, size=(2, 224, 224, 3)).astype("float32")
     expected = keras.applications.vgg16.preprocess_input(image.copy())

@@ -52,7 +52,9 @@ def parse_args(argv):
     if args.batch_size < 1:
         p.error(f"--batch-size must be at least 1. Received: --batch-size {args.batch_size}")
     if args.weights is not None and args.model is None:
-        p.error("--weights needs --model NAME (vgg16, vgg19, resnet50, resnet101 or resnet152)")
+        from keras_cnns.registry import models_with_weights  # loads the models: only on this error
+
+        p.error(f"--weights needs --model NAME, one of {', '.join(models_with_weights('imagenet'))}")
     return args
 
 

@@ -62,15 +62,7 @@ class Preprocessing:
 
     def convert_channels(self, images):
         """uint8/float (..., H, W, 1|3|4) -> (..., H, W, self.channels); alpha is dropped."""
-        c = images.shape[-1]
-        if c == 4:
-            images = images[..., :3]
-            c = 3
-        if c == self.channels:
-            return images
-        if self.channels == 1:
-            return tf.cast(tf.round(tf.image.rgb_to_grayscale(tf.cast(images, tf.float32))), images.dtype)
-        return tf.image.grayscale_to_rgb(images)
+        return convert_channels(images, self.channels)
 
     def resize_images(self, images):
         """Float (..., H, W, C) in 0..255 -> (..., size[0], size[1], C)."""
@@ -108,3 +100,18 @@ class Preprocessing:
 
 def _as_tuple(value):
     return tuple(value) if isinstance(value, (list, tuple)) else (value,)
+
+
+def convert_channels(images, channels):
+    """uint8/float (..., H, W, 1|3|4) -> (..., H, W, channels) in TensorFlow ops, dtype kept: alpha dropped, grey
+    repeated to RGB, RGB to grey with tf.image.rgb_to_grayscale's weights, rounded (keras_cnns.images.
+    convert_channels is the numpy twin for the TensorFlow-free readers)."""
+    c = images.shape[-1]
+    if c == 4:
+        images = images[..., :3]
+        c = 3
+    if c == channels:
+        return images
+    if channels == 1:
+        return tf.cast(tf.round(tf.image.rgb_to_grayscale(tf.cast(images, tf.float32))), images.dtype)
+    return tf.image.grayscale_to_rgb(images)

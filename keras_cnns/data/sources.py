@@ -28,8 +28,10 @@ from typing import Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
+from keras_cnns.data.preprocessing import convert_channels
 from keras_cnns.images import (IMAGE_EXTENSIONS, dataset_convention, decode_for_training,  # noqa: F401  (one list)
                                read_image)
+from keras_cnns.paths import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -129,10 +131,7 @@ class Source(abc.ABC):
             stats = self._compute_statistics(max_images, seed)
             try:
                 os.makedirs(os.path.dirname(path), exist_ok=True)
-                tmp = f"{path}.{os.getpid()}.tmp"
-                with open(tmp, "w") as f:
-                    json.dump(stats, f, indent=1)
-                os.replace(tmp, path)
+                atomic_write_text(path, json.dumps(stats, indent=1))
             except OSError as err:  # a read-only home is no reason to fail
                 logger.warning("Could not store the dataset statistics in %s: %s", path, err)
         self._statistics = {**cached, key: stats}
@@ -574,13 +573,8 @@ class TfdsSource(Source):
 
 
 def _to_channels(image, channels):
-    image = tf.cast(image, tf.uint8)
-    if image.shape[-1] == 4:
-        image = image[..., :3]
-    if image.shape[-1] == channels:
-        return image
-    return tf.image.grayscale_to_rgb(image) if channels == 3 else tf.cast(
-        tf.round(tf.image.rgb_to_grayscale(tf.cast(image, tf.float32))), tf.uint8)
+    """A TFDS image as uint8 in `channels` (keras_cnns.data.preprocessing.convert_channels)."""
+    return convert_channels(tf.cast(image, tf.uint8), channels)
 
 
 # -- the one door ------------------------------------------------------------------------------------------

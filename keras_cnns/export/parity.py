@@ -8,6 +8,8 @@ import os
 
 import numpy as np
 
+from keras_cnns.outputs import looks_like_probabilities
+
 # quantize mode -> (minimum top-1 agreement, maximum |difference| of the probabilities or None,
 #                   maximum accuracy lost in points or None)
 TARGETS = {
@@ -35,7 +37,7 @@ def measure(reference, candidate_predict, images, labels=None, *, quantize="none
             cand_batches.append(np.asarray(candidate_predict(batch)).reshape(ref_batches[-1].shape))
             bar.add(len(batch))
     ref_raw, cand_raw = np.concatenate(ref_batches), np.concatenate(cand_batches)
-    if reference.output == "probabilities" and _is_distribution(ref_raw):
+    if reference.output == "probabilities" and looks_like_probabilities(ref_raw):
         ref_p, cand_p = ref_raw, cand_raw  # a softmax head: compare its outputs as they are
     else:
         ref_p = reference.probabilities(ref_raw)
@@ -65,10 +67,6 @@ def measure(reference, candidate_predict, images, labels=None, *, quantize="none
     report["target"] = ", ".join(target)
     report["meets_target"] = bool(met)
     return report
-
-
-def _is_distribution(x):
-    return bool(np.all(x >= -1e-6) and np.allclose(x.sum(axis=-1), 1.0, atol=1e-3))
 
 
 def size_bytes(path):

@@ -17,6 +17,8 @@ Signatures:
 import keras
 import tensorflow as tf
 
+from keras_cnns.outputs import main_output
+
 SERVING = "serving_default"
 RAW_IMAGES = "classify_images"
 MOBILE = "classify_mobile"
@@ -33,14 +35,14 @@ def export_savedmodel(model, directory, *, preprocessing, output="probabilities"
     archive.track(model)
 
     def serve(images):
-        return {output: _main_output(model(images, training=False))}
+        return {output: main_output(model(images, training=False))}
 
     archive.add_endpoint(SERVING, serve,
                          input_signature=[tf.TensorSpec([None, h, w, c], tf.float32, name="images")])
     if uint8_endpoint and output == "pixel_probabilities":
         def segment_images(images):
             pixels = preprocessing.convert_channels(tf.cast(images, tf.float32))
-            probs = _main_output(model(preprocessing.normalize(pixels), training=False))
+            probs = main_output(model(preprocessing.normalize(pixels), training=False))
             return {"probabilities": probs, "mask": tf.argmax(probs, axis=-1, output_type=tf.int32)}
 
         archive.add_endpoint(RAW_IMAGES, segment_images,
@@ -66,13 +68,7 @@ def export_savedmodel(model, directory, *, preprocessing, output="probabilities"
 
 def _probabilities(out, output):
     """The model's main output as probabilities: softmax of the negative distances for an RBF output."""
-    scores = _main_output(out)
+    scores = main_output(out)
     return tf.nn.softmax(-scores) if output == "rbf_distances" else scores
 
 
-def _main_output(out):
-    if isinstance(out, dict):
-        return out.get("predictions", next(iter(out.values())))
-    if isinstance(out, (list, tuple)):
-        return out[0]
-    return out

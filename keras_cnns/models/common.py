@@ -6,17 +6,44 @@ with either its own classifier or :func:`pool_features` (include_top=False), and
 :func:`finish_model`, which names the model and loads weights.
 """
 
+import functools
 import os
+import types
 
 import keras
 
+from keras_cnns.registry import Weights
+
 POOLINGS = (None, "avg", "max")
+
+# keras.applications' "caffe" mode, which its VGG and ResNet (v1) ImageNet weights expect, as the keywords of a
+# keras_cnns.data.Preprocessing: the shorter side resized to 256 and the central 224x224 crop (the evaluation
+# protocol), RGB -> BGR, the per-channel ImageNet mean (B, G, R) subtracted, no scaling.
+CAFFE_PREPROCESSING = types.MappingProxyType({
+    "size": (224, 224), "channels": 3, "resize": "crop", "crop_from": 256,
+    "mean": (103.939, 116.779, 123.68), "std": (1.0, 1.0, 1.0), "channel_order": "bgr"})
+
+
+@functools.lru_cache(maxsize=None)
+def keras_applications_weights(spec_name, application, importer):
+    """The registry.Weights our `spec_name` can import, as a spec's `weights` tuple: none when keras.applications
+    publishes no ImageNet weights for it (`application` None), else its set for `application` ("VGG16"):
+    "caffe" preprocessing, the 1000 ILSVRC-2012 classes, the two files Keras caches in ~/.keras/models/ (with
+    the top, without it), imported by ``importer(model, source, spec_name=...)``. One object per model.
+    """
+    if application is None:
+        return ()
+    stem = f"{spec_name}_weights_tf_dim_ordering_tf_kernels"
+    return (Weights(name="imagenet", dataset="imagenet", origin=f"keras.applications.{application}",
+                    files=(f"{stem}.h5", f"{stem}_notop.h5"), preprocessing=CAFFE_PREPROCESSING,
+                    classes="imagenet_classes.json", num_classes=1000,
+                    importer=functools.partial(importer, spec_name=spec_name)),)
 
 
 def check_args(spec_name, *, input_shape, num_classes, include_top, pooling, classifier_activation,
                weights, default_shape, min_size, channels=None, small_variant=None,
                activations=("softmax", None, "linear", "sigmoid"), any_size_top=False,
-               imagenet=False):
+               published=()):
     """Validates the common keywords and returns the input shape (H, W, C) to build with.
 
     Args:
@@ -29,9 +56,9 @@ def check_args(spec_name, *, input_shape, num_classes, include_top, pooling, cla
       activations: classifier_activation values this model accepts.
       any_size_top: True when the classifier works on any spatial size (a global-pooling head), so
         include_top=True allows input_shape=(None, None, C).
-      imagenet: True for the models that can import keras.applications' ImageNet weights; then
-        weights may also be "imagenet", the path of a keras.applications weights file, or a
-        keras.applications model instance (see finish_model's import_weights).
+      published: the model's registry.Weights (its spec's `weights`); then weights may also be one of
+        their names ("imagenet"), the path of a file they come in, or the publisher's model instance
+        (see finish_model).
     """
     if input_shape is None:
         input_shape = tuple(default_shape)
@@ -77,13 +104,12 @@ def check_args(spec_name, *, input_shape, num_classes, include_top, pooling, cla
                          f"Received: classifier_activation={classifier_activation!r}")
     if weights is None or (isinstance(weights, (str, os.PathLike)) and os.path.exists(weights)):
         return input_shape
-    if imagenet and (weights == "imagenet" or isinstance(weights, keras.Model)):
+    if published and (any(weights == w.name for w in published) or isinstance(weights, keras.Model)):
         return input_shape
     allowed = "None or the path of an existing weights file (.weights.h5 or .keras)"
-    if imagenet:
-        allowed += ', "imagenet", or a keras.applications model instance'
+    if published:
+        allowed += f", {', '.join(repr(w.name) for w in published)}, or a keras.applications model instance"
     raise ValueError(f"{spec_name}: weights must be {allowed}. Received: weights={weights!r}")
-    return input_shape
 
 
 def pool_features(x, pooling, name="pool"):
@@ -100,27 +126,41 @@ def classifier(x, num_classes, classifier_activation, name="predictions", **dens
     return keras.layers.Dense(num_classes, activation=classifier_activation, name=name, **dense_kwargs)(x)
 
 
-def finish_model(inputs, outputs, *, name, weights, import_weights=None):
+def finish_model(inputs, outputs, *, name, weights, published=()):
     """Wraps the graph in a Model and loads `weights` when given.
 
-    A keras_cnns weights file is loaded directly; anything else ("imagenet", a keras.applications
-    weights file or model) goes to the family's ``import_weights(model, weights)``.
+    A keras_cnns weights file is loaded directly; published weights (a name such as "imagenet", a
+    keras.applications weights file or model) go to the importer of the matching registry.Weights.
     """
     model = keras.Model(inputs, outputs, name=name)
     if weights is None:
         return model
-    if import_weights is not None and (
-            isinstance(weights, keras.Model) or weights == "imagenet" or _is_foreign_file(weights)):
-        import_weights(model, weights)
+    chosen = published_weights_for(weights, published)
+    if chosen is not None:
+        chosen.importer(model, weights)
     else:
         load_weights(model, weights)
     return model
 
 
-def _is_foreign_file(path):
-    """keras.applications weight files are plain .h5 (not our .weights.h5 / .keras)."""
-    path = os.fspath(path)
+def is_foreign_weights(weights, published=()):
+    """Whether `weights` are somebody else's: the name of one of the `published` registry.Weights
+    ("imagenet"), a keras.applications model, or a plain .h5 file (ours are .weights.h5 or .keras)."""
+    if weights is None:
+        return False
+    if isinstance(weights, keras.Model) or any(weights == w.name for w in published):
+        return True
+    path = os.fspath(weights)
     return path.endswith(".h5") and not path.endswith(".weights.h5")
+
+
+def published_weights_for(weights, published):
+    """The registry.Weights of `published` that `weights` asks for (by name, or the first for a foreign file
+    or model instance); None for our own weights files or a model without published weights."""
+    if not published or not is_foreign_weights(weights, published):
+        return None
+    named = [w for w in published if isinstance(weights, str) and weights == w.name]
+    return named[0] if named else published[0]
 
 
 def load_keras_file(path):

@@ -139,7 +139,9 @@ def load_backbone(model, source):
     return copied
 
 
-def _register(stem, skips, slim):
+def _register(stem, slim=False):
+    """Registers the FCN of VARIANTS[stem] (at 1/8 width when `slim`) and returns its builder."""
+    skips = VARIANTS[stem]
     spec_name = f"{stem}_vgg16" + ("_slim" if slim else "")
     width = SLIM_WIDTH if slim else 1.0
     deviations = ("input padded to a multiple of 32 and scores cropped back (Caffe: 100-pixel pad); fc6 'same' "
@@ -161,10 +163,13 @@ def _register(stem, skips, slim):
     return build
 
 
-for _stem, _skips in VARIANTS.items():
-    for _slim in (False, True):
-        _builder = _register(_stem, _skips, _slim)
-        globals()[_builder.__name__] = _builder
+# One line per variant, so that readers and linters see every builder the module defines.
+fcn32s_vgg16 = _register("fcn32s")
+fcn32s_vgg16_slim = _register("fcn32s", slim=True)
+fcn16s_vgg16 = _register("fcn16s")
+fcn16s_vgg16_slim = _register("fcn16s", slim=True)
+fcn8s_vgg16 = _register("fcn8s")
+fcn8s_vgg16_slim = _register("fcn8s", slim=True)
 
 register_endpoints("fcn", [(f"block{b}", rf"block{b}_pool") for b in range(1, 6)]
                    + [("fc6", r"fc6"), ("fc7", r"fc7"), ("score", r"score_fr")])

@@ -37,10 +37,9 @@ import keras
 
 from keras_cnns.features import register_endpoints
 from keras_cnns.layers.shortcut import ZeroPadShortcut
-from keras_cnns.models.common import check_args, classifier, finish_model, pool_features
-# keras.applications preprocesses its ResNet weights exactly as its VGG ones ("caffe" mode): one description.
-from keras_cnns.models.vgg import imagenet_preprocessing  # noqa: F401
-from keras_cnns.registry import register_model
+from keras_cnns.models.common import (check_args, classifier, finish_model, is_foreign_weights,
+                                      keras_applications_weights, pool_features)
+from keras_cnns.registry import WeightsImportError, register_model
 
 PAPER = "He et al. 2015, Deep Residual Learning for Image Recognition"
 BN_EPSILON = 1.001e-5
@@ -146,13 +145,13 @@ def _resnet(variant, *, input_shape, num_classes, include_top, pooling, classifi
     """Builds `variant` from its CONFIGS row."""
     config = CONFIGS[variant]
     cifar = config.stem == "cifar"
-    importable = variant in APPLICATIONS
+    published = _published(variant)
     input_shape = check_args(
         variant, input_shape=input_shape, num_classes=num_classes, include_top=include_top,
         pooling=pooling, classifier_activation=classifier_activation, weights=weights,
         default_shape=(32, 32, 3) if cifar else (224, 224, 3), min_size=8 if cifar else 32,
-        small_variant=None if cifar else "resnet20", any_size_top=True, imagenet=importable)
-    foreign = importable and _is_foreign(weights)
+        small_variant=None if cifar else "resnet20", any_size_top=True, published=published)
+    foreign = bool(published) and is_foreign_weights(weights, published)
     if foreign and input_shape[-1] != 3:
         raise ValueError(f"{variant}: ImageNet weights need 3-channel (RGB) inputs. "
                          f"Received: input_shape={input_shape!r}")
@@ -178,32 +177,25 @@ def _resnet(variant, *, input_shape, num_classes, include_top, pooling, classifi
         outputs = classifier(x, num_classes, classifier_activation)
     else:
         outputs = pool_features(x, pooling)
-
-    def import_weights(model, source):
-        import_keras_applications(model, source, variant)
-
-    return finish_model(inputs, outputs, name=name, weights=weights,
-                        import_weights=import_weights if importable else None)
+    return finish_model(inputs, outputs, name=name, weights=weights, published=published)
 
 
-def _is_foreign(weights):
-    if weights is None:
-        return False
-    if isinstance(weights, keras.Model) or (isinstance(weights, str) and weights == "imagenet"):
-        return True
-    path = os.fspath(weights)
-    return path.endswith(".h5") and not path.endswith(".weights.h5")
+def _published(variant):
+    """The registry.Weights of `variant`: keras.applications' ImageNet set for resnet50/101/152."""
+    return keras_applications_weights(variant, APPLICATIONS.get(variant), import_applications_weights)
 
 
-def import_keras_applications(model, source, variant):
+def import_applications_weights(model, source, *, spec_name):
     """Copies keras.applications ResNet weights into `model` (our `variant`, built the same way).
 
     `source` is "imagenet" (keras.applications downloads the published file, or reads it from
     ~/.keras/models), the path of such an .h5 file, or a keras.applications model instance.
     keras.applications' convolutions carry a bias b and ours do not: batch norm computes
     gamma * (conv + b - mean) / sqrt(var + eps) + beta, so moving_mean - b in our batch norm gives
-    exactly the same output at inference.
+    exactly the same output at inference. Raises WeightsImportError when the source cannot be read or does
+    not fit.
     """
+    variant = spec_name
     application = APPLICATIONS[variant]
     layer_names = {layer.name for layer in model.layers}
     include_top = "predictions" in layer_names
@@ -217,10 +209,10 @@ def import_keras_applications(model, source, variant):
             reference = build(weights=source if source == "imagenet" else os.fspath(source),
                               include_top=include_top, classes=classes, input_shape=None)
         except Exception as err:  # download failures, wrong files: one actionable message
-            raise ValueError(
+            raise WeightsImportError(
                 f"{variant}: could not load {where} into keras.applications.{application} ({err}). "
-                f"Offline, put the keras.applications file ({variant}_weights_tf_dim_ordering_tf_kernels"
-                f"{'' if include_top else '_notop'}.h5) in ~/.keras/models/ or pass its path as weights=. "
+                f"Offline, put the keras.applications file ({_published(variant)[0].files[0 if include_top else 1]}) "
+                f"in ~/.keras/models/ or pass its path as weights=. "
                 f"Received: weights={source!r}") from None
 
     ours = {layer.name: layer for layer in model.layers if layer.weights}
@@ -228,7 +220,7 @@ def import_keras_applications(model, source, variant):
     missing = sorted(set(ours) - set(theirs))
     extra = sorted(set(theirs) - set(ours) - {"predictions"})
     if missing or extra:
-        raise ValueError(
+        raise WeightsImportError(
             f"{variant}: the source is not a keras.applications.{application} matching this model "
             f"(layers it lacks: {missing[:5]}, layers we lack: {extra[:5]}). With include_top=True the "
             f"source needs its classifier too. Received: weights={reference.name!r}")
@@ -244,94 +236,48 @@ def import_keras_applications(model, source, variant):
         try:
             layer.set_weights(arrays)
         except ValueError as err:
-            raise ValueError(
+            raise WeightsImportError(
                 f"{variant}: layer {layer_name} does not fit the source's ({err}). A classifier with "
                 f"{model.get_layer('predictions').units if include_top else 0} classes needs a source "
                 f"with as many; use include_top=False to keep only the trunk.") from None
 
 
-def _imagenet_spec():
-    return dict(family="resnet", paper=PAPER, input_shape=(224, 224, 3), min_input_size=32,
-                test_input_shape=(32, 32, 3),
-                deviations="Glorot-uniform init (paper: He init); BN epsilon 1.001e-5 as keras.applications")
+def _register(variant, summary):
+    """Registers the builder of CONFIGS[variant] and returns it (assigned to a module name below).
+
+    summary: its docstring, the paper's block counts and the trainable parameters."""
+    cifar = CONFIGS[variant].stem == "cifar"
+    if cifar:
+        spec = dict(family="resnet", paper=f"{PAPER}, section 4.2 (CIFAR-10)", input_shape=(32, 32, 3),
+                    min_input_size=8, test_input_shape=(28, 28, 1),
+                    deviations="option-A zero channels appended after the identity; Glorot-uniform init")
+    else:
+        spec = dict(family="resnet", paper=PAPER, input_shape=(224, 224, 3), min_input_size=32,
+                    test_input_shape=(32, 32, 3), weights=_published(variant),
+                    deviations="Glorot-uniform init (paper: He init); BN epsilon 1.001e-5 as keras.applications")
+
+    @register_model(variant, **spec)
+    def build(*, input_shape=None, num_classes=10 if cifar else 1000, include_top=True, pooling=None,
+              classifier_activation="softmax", weights=None, name=variant):
+        return _resnet(variant, input_shape=input_shape, num_classes=num_classes, include_top=include_top,
+                       pooling=pooling, classifier_activation=classifier_activation, weights=weights, name=name)
+
+    build.__name__ = build.__qualname__ = variant
+    build.__doc__ = summary
+    return build
 
 
-def _cifar_spec():
-    return dict(family="resnet", paper=f"{PAPER}, section 4.2 (CIFAR-10)", input_shape=(32, 32, 3),
-                min_input_size=8, test_input_shape=(28, 28, 1),
-                deviations="option-A zero channels appended after the identity; Glorot-uniform init")
-
-
-@register_model("resnet18", **_imagenet_spec())
-def resnet18(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
-             classifier_activation="softmax", weights=None, name="resnet18"):
-    """ResNet-18: basic blocks [2, 2, 2, 2], 11,689,512 trainable parameters."""
-    return _resnet("resnet18", **_keywords(locals()))
-
-
-@register_model("resnet34", **_imagenet_spec())
-def resnet34(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
-             classifier_activation="softmax", weights=None, name="resnet34"):
-    """ResNet-34: basic blocks [3, 4, 6, 3], 21,797,672 trainable parameters."""
-    return _resnet("resnet34", **_keywords(locals()))
-
-
-@register_model("resnet50", **_imagenet_spec())
-def resnet50(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
-             classifier_activation="softmax", weights=None, name="resnet50"):
-    """ResNet-50: bottlenecks [3, 4, 6, 3], 25,557,032 trainable parameters; ImageNet weights."""
-    return _resnet("resnet50", **_keywords(locals()))
-
-
-@register_model("resnet101", **_imagenet_spec())
-def resnet101(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
-              classifier_activation="softmax", weights=None, name="resnet101"):
-    """ResNet-101: bottlenecks [3, 4, 23, 3], 44,549,160 trainable parameters; ImageNet weights."""
-    return _resnet("resnet101", **_keywords(locals()))
-
-
-@register_model("resnet152", **_imagenet_spec())
-def resnet152(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
-              classifier_activation="softmax", weights=None, name="resnet152"):
-    """ResNet-152: bottlenecks [3, 8, 36, 3], 60,192,808 trainable parameters; ImageNet weights."""
-    return _resnet("resnet152", **_keywords(locals()))
-
-
-@register_model("resnet20", **_cifar_spec())
-def resnet20(*, input_shape=None, num_classes=10, include_top=True, pooling=None,
-             classifier_activation="softmax", weights=None, name="resnet20"):
-    """CIFAR ResNet-20 (n=3): 269,722 trainable parameters with 10 classes."""
-    return _resnet("resnet20", **_keywords(locals()))
-
-
-@register_model("resnet32", **_cifar_spec())
-def resnet32(*, input_shape=None, num_classes=10, include_top=True, pooling=None,
-             classifier_activation="softmax", weights=None, name="resnet32"):
-    """CIFAR ResNet-32 (n=5): 464,154 trainable parameters with 10 classes."""
-    return _resnet("resnet32", **_keywords(locals()))
-
-
-@register_model("resnet44", **_cifar_spec())
-def resnet44(*, input_shape=None, num_classes=10, include_top=True, pooling=None,
-             classifier_activation="softmax", weights=None, name="resnet44"):
-    """CIFAR ResNet-44 (n=7): 658,586 trainable parameters with 10 classes."""
-    return _resnet("resnet44", **_keywords(locals()))
-
-
-@register_model("resnet56", **_cifar_spec())
-def resnet56(*, input_shape=None, num_classes=10, include_top=True, pooling=None,
-             classifier_activation="softmax", weights=None, name="resnet56"):
-    """CIFAR ResNet-56 (n=9): 853,018 trainable parameters with 10 classes."""
-    return _resnet("resnet56", **_keywords(locals()))
-
-
-@register_model("resnet110", **_cifar_spec())
-def resnet110(*, input_shape=None, num_classes=10, include_top=True, pooling=None,
-              classifier_activation="softmax", weights=None, name="resnet110"):
-    """CIFAR ResNet-110 (n=18): 1,727,962 trainable parameters with 10 classes."""
-    return _resnet("resnet110", **_keywords(locals()))
-
-
-def _keywords(arguments):
-    return {key: arguments[key] for key in (
-        "input_shape", "num_classes", "include_top", "pooling", "classifier_activation", "weights", "name")}
+# One line per variant, so that readers and linters see every builder the module defines.
+resnet18 = _register("resnet18", "ResNet-18: basic blocks [2, 2, 2, 2], 11,689,512 trainable parameters.")
+resnet34 = _register("resnet34", "ResNet-34: basic blocks [3, 4, 6, 3], 21,797,672 trainable parameters.")
+resnet50 = _register(
+    "resnet50", "ResNet-50: bottlenecks [3, 4, 6, 3], 25,557,032 trainable parameters; ImageNet weights.")
+resnet101 = _register(
+    "resnet101", "ResNet-101: bottlenecks [3, 4, 23, 3], 44,549,160 trainable parameters; ImageNet weights.")
+resnet152 = _register(
+    "resnet152", "ResNet-152: bottlenecks [3, 8, 36, 3], 60,192,808 trainable parameters; ImageNet weights.")
+resnet20 = _register("resnet20", "CIFAR ResNet-20 (n=3): 269,722 trainable parameters with 10 classes.")
+resnet32 = _register("resnet32", "CIFAR ResNet-32 (n=5): 464,154 trainable parameters with 10 classes.")
+resnet44 = _register("resnet44", "CIFAR ResNet-44 (n=7): 658,586 trainable parameters with 10 classes.")
+resnet56 = _register("resnet56", "CIFAR ResNet-56 (n=9): 853,018 trainable parameters with 10 classes.")
+resnet110 = _register("resnet110", "CIFAR ResNet-110 (n=18): 1,727,962 trainable parameters with 10 classes.")

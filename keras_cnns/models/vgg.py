@@ -24,11 +24,10 @@ import os
 
 import keras
 
-from keras_cnns.data.preprocessing import Preprocessing
 from keras_cnns.features import register_endpoints
 from keras_cnns.layers.lrn import LocalResponseNormalization
-from keras_cnns.models.common import check_args, classifier, finish_model, pool_features
-from keras_cnns.registry import register_model
+from keras_cnns.models.common import check_args, classifier, finish_model, keras_applications_weights, pool_features
+from keras_cnns.registry import WeightsImportError, register_model
 
 PAPER = ("Simonyan, Zisserman 2014, Very Deep Convolutional Networks for Large-Scale Image "
          "Recognition")
@@ -55,19 +54,8 @@ MIN_INPUT_SIZE = 2 ** len(CONFIGS["D"])
 
 # keras.applications names of the hidden FC layers, for the ImageNet import.
 APPLICATIONS_NAMES = {"fc6": "fc1", "fc7": "fc2", "predictions": "predictions"}
+# The variants whose ImageNet weights keras.applications publishes: registry name -> its builder.
 APPLICATIONS_BUILDERS = {"vgg16": "VGG16", "vgg19": "VGG19"}
-# keras.applications.vgg16.preprocess_input ("caffe" mode): RGB -> BGR, minus the ImageNet mean.
-IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)
-
-
-def imagenet_preprocessing():
-    """The preprocessing keras.applications' VGG ImageNet weights expect ("caffe" mode).
-
-    Shorter side to 256, central 224x224 crop, RGB -> BGR, minus the per-channel ImageNet mean
-    (B, G, R) = (103.939, 116.779, 123.68), no scaling.
-    """
-    return Preprocessing(size=(224, 224), channels=3, resize="crop", crop_from=256,
-                         mean=IMAGENET_MEAN_BGR, std=(1.0, 1.0, 1.0), channel_order="bgr")
 
 
 def scaled(units, width):
@@ -111,12 +99,12 @@ def trunk(x, config, batch_norm=False, width=1.0):
 
 def _vgg(*, spec_name, config, batch_norm, head, default_shape, small_variant, input_shape, num_classes,
          include_top, pooling, classifier_activation, weights, name):
-    imagenet = spec_name in APPLICATIONS_BUILDERS
+    published = _published(spec_name)
     input_shape = check_args(
         spec_name, input_shape=input_shape, num_classes=num_classes, include_top=include_top,
         pooling=pooling, classifier_activation=classifier_activation, weights=weights,
         default_shape=default_shape, min_size=MIN_INPUT_SIZE, small_variant=small_variant,
-        imagenet=imagenet)
+        published=published)
     inputs = keras.Input(input_shape, name="image")
     x = trunk(inputs, config, batch_norm)[-1]
     # block5_pool: 7x7x512 at 224x224, 1x1x512 at 32x32.
@@ -128,11 +116,81 @@ def _vgg(*, spec_name, config, batch_norm, head, default_shape, small_variant, i
         x = classifier(x, num_classes, classifier_activation)
     else:
         x = pool_features(x, pooling)
-    import_weights = None
-    if imagenet:
-        def import_weights(model, source):
-            import_applications_weights(model, source, spec_name=spec_name)
-    return finish_model(inputs, x, name=name, weights=weights, import_weights=import_weights)
+    return finish_model(inputs, x, name=name, weights=weights, published=published)
+
+
+def _published(spec_name):
+    """The registry.Weights of `spec_name`: keras.applications' ImageNet set for vgg16 and vgg19."""
+    return keras_applications_weights(spec_name, APPLICATIONS_BUILDERS.get(spec_name), import_applications_weights)
+
+
+def _applications_model(spec_name, source, include_top):
+    """The keras.applications model that holds `source`'s weights."""
+    if isinstance(source, keras.Model):
+        return source
+    build = getattr(keras.applications, APPLICATIONS_BUILDERS[spec_name])
+    if source == "imagenet":
+        # Keras downloads the file once, then reads it from ~/.keras/models.
+        try:
+            return build(weights="imagenet", include_top=include_top)
+        except Exception as err:  # Keras raises a bare Exception when the download fails.
+            raise WeightsImportError(
+                f"{spec_name}: Keras could not fetch its ImageNet weights ({str(err).splitlines()[0]}). "
+                f"Go online once (Keras caches the file in ~/.keras/models), or pass weights= the path "
+                f"of a local copy of keras.applications' {APPLICATIONS_BUILDERS[spec_name]} weights file.") from None
+    path = os.fspath(source)
+    failures = []
+    # A file with the top layers also serves include_top=False (its trunk is copied).
+    for with_top in ((True,) if include_top else (False, True)):
+        try:
+            return build(weights=path, include_top=with_top)
+        except ValueError as err:
+            failures.append(str(err).splitlines()[0])
+    kind = "with the top layers (fc1, fc2, predictions)" if include_top else "with or without the top"
+    raise WeightsImportError(
+        f"{spec_name}: {path!r} is not a keras.applications {APPLICATIONS_BUILDERS[spec_name]} weights file {kind} "
+        f"({'; '.join(failures)}). Received: weights={source!r}")
+
+
+def import_applications_weights(model, source, *, spec_name):
+    """Loads keras.applications VGG16/VGG19 weights into our `model` (built by `spec_name`).
+
+    `source` is "imagenet", the path of a keras.applications .h5 weights file, or a
+    keras.applications model instance. The conv layers carry the same names; fc6, fc7 and
+    predictions take fc1, fc2 and predictions. With include_top=True the model must have 1000
+    classes and a 224x224 input (the size fc1 was trained on); with include_top=False any input
+    size works and only the conv trunk is copied.
+    """
+    ours = [layer for layer in model.layers if layer.weights]
+    include_top = any(layer.name == "predictions" for layer in ours)
+    if include_top and model.get_layer("predictions").units != 1000:
+        raise WeightsImportError(
+            f"{spec_name}: ImageNet weights have 1000 classes; build with num_classes=1000, or with "
+            f"include_top=False and your own head. Received: num_classes="
+            f"{model.get_layer('predictions').units}")
+    src = _applications_model(spec_name, source, include_top)
+    src_layers = {layer.name: layer for layer in src.layers if layer.weights}
+    wanted = {layer.name: APPLICATIONS_NAMES.get(layer.name, layer.name) for layer in ours}
+    src_trunk = {n for n in src_layers if n.startswith("block")}
+    our_trunk = {n for n in wanted.values() if n.startswith("block")}
+    missing = sorted(set(wanted.values()) - set(src_layers))
+    if missing or src_trunk != our_trunk:
+        raise WeightsImportError(
+            f"{spec_name}: the weights source does not match this model: it lacks {missing or 'nothing'} "
+            f"and has conv layers {sorted(src_trunk - our_trunk) or 'none'} that {spec_name} lacks. Pass "
+            f"keras.applications.{APPLICATIONS_BUILDERS[spec_name]} weights"
+            f"{' with the top (include_top=True)' if include_top else ''}. Received: weights={source!r}")
+    for layer in ours:
+        values = src_layers[wanted[layer.name]].get_weights()
+        shapes = [tuple(v.shape) for v in values]
+        expected = [tuple(w.shape) for w in layer.weights]
+        if shapes != expected:
+            hint = (" The ImageNet fc6 expects a 224x224 input; use include_top=False for other sizes."
+                    if layer.name == "fc6" else "")
+            raise WeightsImportError(
+                f"{spec_name}: layer {layer.name} has weights of shapes {expected}, the source "
+                f"{wanted[layer.name]} has {shapes}.{hint} Received: weights={source!r}")
+        layer.set_weights(values)
 
 
 # Registry name -> (Table 1 configuration, batch norm, what differs from the paper).
@@ -148,9 +206,13 @@ for _name, _config in (("vgg11", "A"), ("vgg13", "B"), ("vgg16", "D"), ("vgg19",
     VARIANTS[f"{_name}_bn"] = (_config, True, "BatchNorm after every conv (later work), convs without bias")
 
 
-def _register(spec_name, config, batch_norm, deviations):
+def _register(spec_name):
+    """Registers the builder of VARIANTS[spec_name] and returns it (assigned to a module name below)."""
+    config, batch_norm, deviations = VARIANTS[spec_name]
+
     @register_model(spec_name, family="vgg", paper=PAPER, input_shape=(224, 224, 3),
-                    min_input_size=MIN_INPUT_SIZE, test_input_shape=(32, 32, 3), deviations=deviations)
+                    min_input_size=MIN_INPUT_SIZE, test_input_shape=(32, 32, 3), deviations=deviations,
+                    weights=_published(spec_name))
     def build(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
               classifier_activation="softmax", weights=None, name=spec_name):
         return _vgg(spec_name=spec_name, config=config, batch_norm=batch_norm, head=IMAGENET_HEAD,
@@ -166,8 +228,17 @@ def _register(spec_name, config, batch_norm, deviations):
     return build
 
 
-for _name, (_config, _bn, _deviations) in VARIANTS.items():
-    globals()[_name] = _register(_name, _config, _bn, _deviations)
+# One line per variant, so that readers and linters see every builder the module defines.
+vgg11 = _register("vgg11")
+vgg11_lrn = _register("vgg11_lrn")
+vgg13 = _register("vgg13")
+vgg16_c = _register("vgg16_c")
+vgg16 = _register("vgg16")
+vgg19 = _register("vgg19")
+vgg11_bn = _register("vgg11_bn")
+vgg13_bn = _register("vgg13_bn")
+vgg16_bn = _register("vgg16_bn")
+vgg19_bn = _register("vgg19_bn")
 
 
 @register_model("vgg_cifar", family="vgg", paper=PAPER, input_shape=(32, 32, 3), min_input_size=MIN_INPUT_SIZE,
@@ -186,75 +257,6 @@ def vgg_cifar(*, input_shape=None, num_classes=10, include_top=True, pooling=Non
                 default_shape=(32, 32, 3), small_variant=None, input_shape=input_shape,
                 num_classes=num_classes, include_top=include_top, pooling=pooling,
                 classifier_activation=classifier_activation, weights=weights, name=name)
-
-
-def _applications_model(spec_name, source, include_top):
-    """The keras.applications model that holds `source`'s weights."""
-    if isinstance(source, keras.Model):
-        return source
-    build = getattr(keras.applications, APPLICATIONS_BUILDERS[spec_name])
-    if source == "imagenet":
-        # Keras downloads the file once, then reads it from ~/.keras/models.
-        try:
-            return build(weights="imagenet", include_top=include_top)
-        except Exception as err:  # Keras raises a bare Exception when the download fails.
-            raise OSError(
-                f"{spec_name}: Keras could not fetch its ImageNet weights ({str(err).splitlines()[0]}). "
-                f"Go online once (Keras caches the file in ~/.keras/models), or pass weights= the path "
-                f"of a local copy of keras.applications' {APPLICATIONS_BUILDERS[spec_name]} weights file.") from None
-    path = os.fspath(source)
-    failures = []
-    # A file with the top layers also serves include_top=False (its trunk is copied).
-    for with_top in ((True,) if include_top else (False, True)):
-        try:
-            return build(weights=path, include_top=with_top)
-        except ValueError as err:
-            failures.append(str(err).splitlines()[0])
-    kind = "with the top layers (fc1, fc2, predictions)" if include_top else "with or without the top"
-    raise ValueError(
-        f"{spec_name}: {path!r} is not a keras.applications {APPLICATIONS_BUILDERS[spec_name]} weights file {kind} "
-        f"({'; '.join(failures)}). Received: weights={source!r}")
-
-
-def import_applications_weights(model, source, *, spec_name):
-    """Loads keras.applications VGG16/VGG19 weights into our `model` (built by `spec_name`).
-
-    `source` is "imagenet", the path of a keras.applications .h5 weights file, or a
-    keras.applications model instance. The conv layers carry the same names; fc6, fc7 and
-    predictions take fc1, fc2 and predictions. With include_top=True the model must have 1000
-    classes and a 224x224 input (the size fc1 was trained on); with include_top=False any input
-    size works and only the conv trunk is copied.
-    """
-    ours = [layer for layer in model.layers if layer.weights]
-    include_top = any(layer.name == "predictions" for layer in ours)
-    if include_top and model.get_layer("predictions").units != 1000:
-        raise ValueError(
-            f"{spec_name}: ImageNet weights have 1000 classes; build with num_classes=1000, or with "
-            f"include_top=False and your own head. Received: num_classes="
-            f"{model.get_layer('predictions').units}")
-    src = _applications_model(spec_name, source, include_top)
-    src_layers = {layer.name: layer for layer in src.layers if layer.weights}
-    wanted = {layer.name: APPLICATIONS_NAMES.get(layer.name, layer.name) for layer in ours}
-    src_trunk = {n for n in src_layers if n.startswith("block")}
-    our_trunk = {n for n in wanted.values() if n.startswith("block")}
-    missing = sorted(set(wanted.values()) - set(src_layers))
-    if missing or src_trunk != our_trunk:
-        raise ValueError(
-            f"{spec_name}: the weights source does not match this model: it lacks {missing or 'nothing'} "
-            f"and has conv layers {sorted(src_trunk - our_trunk) or 'none'} that {spec_name} lacks. Pass "
-            f"keras.applications.{APPLICATIONS_BUILDERS[spec_name]} weights"
-            f"{' with the top (include_top=True)' if include_top else ''}. Received: weights={source!r}")
-    for layer in ours:
-        values = src_layers[wanted[layer.name]].get_weights()
-        shapes = [tuple(v.shape) for v in values]
-        expected = [tuple(w.shape) for w in layer.weights]
-        if shapes != expected:
-            hint = (" The ImageNet fc6 expects a 224x224 input; use include_top=False for other sizes."
-                    if layer.name == "fc6" else "")
-            raise ValueError(
-                f"{spec_name}: layer {layer.name} has weights of shapes {expected}, the source "
-                f"{wanted[layer.name]} has {shapes}.{hint} Received: weights={source!r}")
-        layer.set_weights(values)
 
 
 register_endpoints("vgg", [(f"block{b}", rf"block{b}_pool") for b in range(1, 6)]

@@ -32,6 +32,8 @@ import sys
 
 import numpy as np
 
+from keras_cnns.paths import atomic_write_text
+
 INDEX_FORMAT = 1
 INDEX_JSON = "index.json"
 INDEX_ARRAYS = "arrays.npz"
@@ -441,11 +443,7 @@ class RetrievalIndex:
         np.savez_compressed(os.path.join(directory, INDEX_ARRAYS), **arrays)
         meta = dict(self.meta, format=INDEX_FORMAT,
                     feature_dtype=None if self.features is None else str(self.features.dtype))
-        tmp = os.path.join(directory, INDEX_JSON + ".tmp")
-        with open(tmp, "w") as f:
-            json.dump(meta, f, indent=2, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, os.path.join(directory, INDEX_JSON))
+        atomic_write_text(os.path.join(directory, INDEX_JSON), json.dumps(meta, indent=2, sort_keys=True) + "\n")
         return directory
 
     @classmethod

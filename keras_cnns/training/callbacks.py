@@ -19,6 +19,7 @@ good checkpoint, when the loss becomes NaN or infinite.
 
 import csv
 import glob
+import io
 import json
 import math
 import os
@@ -26,6 +27,8 @@ import time
 
 import keras
 import numpy as np
+
+from keras_cnns.paths import atomic_write_text, replaced_atomically
 
 STATE = "state.json"
 HISTORY = "history.csv"
@@ -35,21 +38,10 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
-def atomic_write_text(path, text):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def atomic_save_weights(model, path):
-    """model.save_weights to a temporary name in the same folder, then an atomic rename."""
-    folder, name = os.path.split(path)
-    tmp = os.path.join(folder, ".tmp-" + name)
-    model.save_weights(tmp)
-    os.replace(tmp, path)
+    """model.save_weights through keras_cnns.paths.replaced_atomically."""
+    with replaced_atomically(path) as tmp:
+        model.save_weights(tmp)
 
 
 def write_history_csv(path, rows):
@@ -57,13 +49,12 @@ def write_history_csv(path, rows):
     columns = []
     for row in rows:
         columns += [k for k in row if k not in columns]
-    tmp = path + ".tmp"
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(row)
-    os.replace(tmp, path)
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=columns)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(row)
+    atomic_write_text(path, text.getvalue())
 
 
 def read_history_csv(path):

@@ -12,6 +12,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from keras_cnns.outputs import main_output
+
 TEN_CROP_RATIO = 256 / 224   # evaluation images are this much larger than the crops (AlexNet/VGG)
 
 
@@ -51,8 +53,7 @@ def predict_scores(model, dataset, output="probabilities", ten_crop=False, limit
             break
         bar.add()
         out = run(images)
-        if isinstance(out, dict):
-            out = out["predictions"]
+        out = main_output(out)
         labels.append(np.asarray(y).reshape(-1))
         scores.append(scores_from_outputs(out, output))
     return np.concatenate(labels).astype(np.int64), np.concatenate(scores)

@@ -1,16 +1,21 @@
 """fit(): train any model of the zoo on any source, evaluate it and write a model directory.
 
-One function for notebooks and for apps/train.py (a thin argparse door over it). It
-  1. picks the recipe (keras_cnns.training.recipes) and the distribution strategy;
-  2. builds the tf.data pipelines (keras_cnns.data) with the global batch size (per-replica batch x
-     replicas; the last partial training batch dropped under a strategy);
-  3. builds and compiles the model inside strategy.scope(), resumes from checkpoints/ when an earlier run of
-     the same command was interrupted, and trains with model.fit (a custom strategy.run loop under
-     MultiWorkerMirroredStrategy, see keras_cnns.training.loop);
-  4. evaluates the inference form of the model (GoogLeNet without its auxiliary heads) on the test split
-     and writes model.keras, metadata.json, history.csv and curves.png to the output directory;
-     TensorBoard logs go to logs/ and checkpoints to checkpoints/ under it.
+One function for notebooks and for apps/train.py (a thin argparse door over it), made of steps that a
+new task reuses:
+  1. resolve_run: the recipe's defaults filled in and checked, the distribution strategy made (a Run);
+  2. make_datasets: the task's data step (TASK_STEPS: classification, segmentation) builds the tf.data
+     pipelines (keras_cnns.data) with the global batch size (per-replica batch x replicas; the last partial
+     training batch dropped under a strategy), cut to `limit` for quick runs (a RunData);
+  3. plan_heads, run_state, build_model: the loss and metrics of the task (auxiliary heads where they fit),
+     the crash-safe state in checkpoints/, and the model built and compiled inside strategy.scope(),
+     resumed from checkpoints/ when an earlier run of the same command was interrupted;
+  4. run_fit with make_callbacks: model.fit (a custom strategy.run loop under MultiWorkerMirroredStrategy,
+     see keras_cnns.training.loop);
+  5. finish: evaluates the inference form of the model (GoogLeNet without its auxiliary heads) on the test
+     split with the task's evaluation and writes model.keras, metadata.json, history.csv and curves.png to
+     the output directory; TensorBoard logs go to logs/ and checkpoints to checkpoints/ under it.
 The run holds a lock on its output directory (keras_cnns.training.lock): a second run into it is refused.
+A new task adds one TaskSteps entry to TASK_STEPS (data, compile, monitor, evaluate).
 """
 
 import contextlib
@@ -21,14 +26,14 @@ import os
 import shutil
 import tempfile
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from keras_cnns import metadata as md
-from keras_cnns.paths import saved_models_dir
+from keras_cnns.paths import replaced_atomically, saved_models_dir
 from keras_cnns.registry import get_model, get_spec
 from keras_cnns.training import callbacks as cb
 from keras_cnns.training import recipes as rc
@@ -52,49 +57,6 @@ class FitResult:
     evaluation: dict
     output_dir: str
     resumed_from: int = 0
-
-
-def _classification_data(spec, dataset, data_dir, input_shape, batch_size, augment, validation_split, seed,
-                         drop_remainder):
-    """(source, preprocessing, input shape, Datasets) of a classification run."""
-    from keras_cnns import data
-
-    source = dataset if isinstance(dataset, data.Source) else data.load_source(dataset, data_dir=data_dir)
-    prep = data.default_preprocessing(source, tuple(input_shape or spec.input_shape))
-    splits = data.make_datasets(source, preprocessing=prep, batch_size=batch_size, augment=augment,
-                                validation_split=validation_split, seed=seed, drop_remainder=drop_remainder,
-                                cache=True)
-    return source, prep, (*prep.size, prep.channels), splits
-
-
-def _segmentation_data(dataset, data_dir, input_shape, batch_size, seed, drop_remainder, limit=None):
-    """(source, preprocessing, input shape, Datasets) of a segmentation run: the source's own train, validation
-    and test splits (validation None, test = validation when it lacks them). With `limit`, the scenes
-    generate no more than `limit` scenes per split."""
-    from keras_cnns.data.pipeline import Datasets
-    from keras_cnns.data.segmentation import (SCENES, SegmentationSource, default_preprocessing,
-                                              load_segmentation, segmentation_dataset)
-
-    if isinstance(dataset, SegmentationSource):
-        source = dataset
-    elif dataset == SCENES and limit:
-        source = load_segmentation(dataset, counts={split: int(limit) for split in ("train", "validation", "test")})
-    else:
-        source = load_segmentation(dataset, data_dir=data_dir)
-    if "train" not in source.splits:
-        raise ValueError(f"{source.name} has no train split. Received: splits {source.splits}")
-    prep = default_preprocessing(source, tuple(input_shape[:2]) if input_shape else None)
-    made = {split: segmentation_dataset(source, split, prep, batch_size, shuffle=split == "train", seed=seed,
-                                        drop_remainder=drop_remainder and split == "train")
-            for split in ("train", "validation", "test") if split in source.splits}
-    test_split = "test" if "test" in made else "validation" if "validation" in made else "train"
-    sizes = {split: source.size(split) for split in made}
-    splits = Datasets(train=made["train"], validation=made.get("validation"), test=made[test_split],
-                      class_names=tuple(source.class_names), train_size=sizes["train"],
-                      validation_size=sizes.get("validation", 0), test_size=sizes[test_split], preprocessing=prep,
-                      batch_size=int(batch_size), augment=None, train_indices=np.arange(sizes["train"]),
-                      validation_indices=np.arange(sizes.get("validation", 0)), drop_remainder=drop_remainder)
-    return source, prep, (*prep.size, prep.channels), splits
 
 
 def default_output_dir(model_name, dataset_name):
@@ -187,11 +149,216 @@ def inference_model(spec, trained, build_kwargs):
     return model
 
 
-def _save_model(model, path):
-    folder, name = os.path.split(path)
-    tmp = os.path.join(folder, ".tmp-" + name)
-    model.save(tmp)
-    os.replace(tmp, path)
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """The resolved options of one run: the recipe's defaults filled in, checked, the strategy made."""
+
+    spec: object
+    recipe: rc.Recipe
+    epochs: int
+    batch_size: int
+    precision: str
+    augment: Optional[str]
+    strategy: tf.distribute.Strategy
+    seed: int
+    limit: Optional[int]
+    validation_split: float
+    data_dir: Optional[str]
+    input_shape: Optional[tuple]
+
+    @property
+    def replicas(self):
+        return self.strategy.num_replicas_in_sync
+
+    @property
+    def chief(self):
+        return st.is_chief(self.strategy)
+
+    @property
+    def multiworker(self):
+        return isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+    @property
+    def drop_remainder(self):
+        """The last partial training batch is dropped under a strategy of several replicas."""
+        return self.replicas > 1
+
+
+@dataclasses.dataclass
+class RunData:
+    """The data of a run: the source, its preprocessing, the model input shape (H, W, C), the Datasets and the
+    train/validation/test pipelines actually used (cut to `limit`) with the steps of an epoch."""
+
+    source: object
+    preprocessing: object
+    shape: tuple
+    splits: object
+    train: tf.data.Dataset
+    validation: Optional[tf.data.Dataset]
+    test: tf.data.Dataset
+    steps: int
+
+
+@dataclasses.dataclass
+class Heads:
+    """How the model is built and compiled for its data: build arguments, the auxiliary-head loss weight (0 when
+    off), compile()'s loss, loss weights and metrics, and the metric the checkpoints keep the best of."""
+
+    build_kwargs: dict
+    aux_weight: float
+    loss: object
+    loss_weights: Optional[dict]
+    metrics: object
+    monitor: str
+
+
+def resolve_run(model, *, epochs=None, batch_size=None, recipe="paper", precision="float32", strategy="auto",
+                cpu_replicas=0, augment="recipe", seed=0, limit=None, validation_split=0.1, data_dir=None,
+                input_shape=None, log=print) -> Run:
+    """The run's options resolved and checked (a ValueError names the bad one) and its strategy made."""
+    spec = get_spec(model)
+    rec = rc.get_recipe(spec, recipe)
+    epochs = int(rec.epochs if epochs is None else epochs)
+    batch_size = int(rec.batch_size if batch_size is None else batch_size)
+    if epochs < 1:
+        raise ValueError(f"epochs must be a positive integer. Received: epochs={epochs!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}. Received: precision={precision!r}")
+    if augment == "recipe":
+        augment = rec.augment
+    dist = st.make_strategy(strategy, cpu_replicas)
+    replicas = dist.num_replicas_in_sync
+    if batch_size % replicas:
+        raise ValueError(f"The global batch size must be a multiple of the {replicas} replicas. "
+                         f"Received: batch_size={batch_size}")
+    log(f"Strategy: {st.describe(dist)}; global batch {batch_size} = {batch_size // replicas} per replica "
+        f"x {replicas} replica(s)")
+    return Run(spec=spec, recipe=rec, epochs=epochs, batch_size=batch_size, precision=precision, augment=augment,
+               strategy=dist, seed=seed, limit=limit, validation_split=validation_split, data_dir=data_dir,
+               input_shape=tuple(input_shape) if input_shape else None)
+
+
+def _classification_data(run, dataset):
+    """(source, preprocessing, input shape, Datasets) of a classification run."""
+    from keras_cnns import data
+
+    source = dataset if isinstance(dataset, data.Source) else data.load_source(dataset, data_dir=run.data_dir)
+    prep = data.default_preprocessing(source, tuple(run.input_shape or run.spec.input_shape))
+    splits = data.make_datasets(source, preprocessing=prep, batch_size=run.batch_size, augment=run.augment,
+                                validation_split=run.validation_split, seed=run.seed,
+                                drop_remainder=run.drop_remainder, cache=True)
+    return source, prep, (*prep.size, prep.channels), splits
+
+
+def _segmentation_data(run, dataset):
+    """(source, preprocessing, input shape, Datasets) of a segmentation run: the source's own train, validation
+    and test splits (validation None, test = validation when it lacks them). With the run's `limit`, the scenes
+    generate no more than `limit` scenes per split."""
+    from keras_cnns.data.pipeline import Datasets
+    from keras_cnns.data.segmentation import (SCENES, SegmentationSource, default_preprocessing,
+                                              load_segmentation, segmentation_dataset)
+
+    if isinstance(dataset, SegmentationSource):
+        source = dataset
+    elif dataset == SCENES and run.limit:
+        source = load_segmentation(dataset, counts={split: int(run.limit)
+                                                    for split in ("train", "validation", "test")})
+    else:
+        source = load_segmentation(dataset, data_dir=run.data_dir)
+    if "train" not in source.splits:
+        raise ValueError(f"{source.name} has no train split. Received: splits {source.splits}")
+    prep = default_preprocessing(source, run.input_shape[:2] if run.input_shape else None)
+    made = {split: segmentation_dataset(source, split, prep, run.batch_size, shuffle=split == "train",
+                                        seed=run.seed, drop_remainder=run.drop_remainder and split == "train")
+            for split in ("train", "validation", "test") if split in source.splits}
+    test_split = "test" if "test" in made else "validation" if "validation" in made else "train"
+    sizes = {split: source.size(split) for split in made}
+    splits = Datasets(train=made["train"], validation=made.get("validation"), test=made[test_split],
+                      class_names=tuple(source.class_names), train_size=sizes["train"],
+                      validation_size=sizes.get("validation", 0), test_size=sizes[test_split], preprocessing=prep,
+                      batch_size=run.batch_size, augment=None, train_indices=np.arange(sizes["train"]),
+                      validation_indices=np.arange(sizes.get("validation", 0)),
+                      drop_remainder=run.drop_remainder)
+    return source, prep, (*prep.size, prep.channels), splits
+
+
+def _segmentation_compile(spec, num_classes, aux_weight):
+    from keras_cnns.tasks import segmentation as seg
+    return seg.loss(), None, seg.compile_metrics(num_classes)
+
+
+def _classification_evaluate(spec, model, data, log):
+    labels, outputs = predict_scores(model, data.test, output=spec.output)
+    evaluation = summarize(labels, outputs, data.source.class_names)
+    log(f"Test accuracy {evaluation['accuracy']:.4f}" +
+        (f", top-5 {evaluation['top5']:.4f}" if evaluation["top5"] is not None else "") +
+        f" on {evaluation['examples']} test images")
+    scores = {"test_accuracy": evaluation["accuracy"], "test_top5": evaluation["top5"],
+              "test_examples": evaluation["examples"]}
+    return evaluation, scores
+
+
+def _segmentation_evaluate(spec, model, data, log):
+    from keras_cnns.tasks import segmentation as seg
+    evaluation = seg.evaluate(model, data.test, data.source.class_names)
+    log(f"Test mean IoU {evaluation['mean_iou']:.4f}, pixel accuracy {evaluation['pixel_accuracy']:.4f} "
+        f"on {data.splits.test_size} test images")
+    scores = {"test_mean_iou": evaluation["mean_iou"], "test_pixel_accuracy": evaluation["pixel_accuracy"],
+              "test_per_class_iou": evaluation["per_class_iou"], "test_pixels": evaluation["pixels"]}
+    return evaluation, scores
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSteps:
+    """The steps of fit() that differ by task (a ModelSpec's `task`):
+
+    data(run, dataset) -> (source, preprocessing, (H, W, C), keras_cnns.data.pipeline.Datasets);
+    compile(spec, num_classes, aux_weight) -> (loss, loss_weights, metrics) for Model.compile;
+    monitor: the validation metric whose best epoch the checkpoints keep (higher is better);
+    evaluate(spec, inference model, RunData, log) -> (evaluation dict, the test_* scores for metadata.json).
+    A new task adds one entry to TASK_STEPS (and its default dataset to recipes.DEFAULT_DATASETS).
+    """
+
+    data: Callable
+    compile: Callable
+    monitor: str
+    evaluate: Callable
+
+
+TASK_STEPS = {
+    "classification": TaskSteps(_classification_data, _losses_and_metrics, "accuracy",
+                                _classification_evaluate),
+    "segmentation": TaskSteps(_segmentation_data, _segmentation_compile, "mean_iou", _segmentation_evaluate),
+}
+
+
+def task_steps(spec) -> TaskSteps:
+    try:
+        return TASK_STEPS[spec.task]
+    except KeyError:
+        raise ValueError(f"fit() trains models of the tasks {sorted(TASK_STEPS)}. Received: {spec.name}, "
+                         f"a {spec.task} model") from None
+
+
+def make_datasets(run, dataset, log=print) -> RunData:
+    """The task's data step, then the pipelines cut to the run's `limit` (quick runs)."""
+    source, prep, shape, splits = task_steps(run.spec).data(run, dataset)
+    train, val, test = splits.train, splits.validation, splits.test
+    steps = splits.steps_per_epoch
+    if run.limit:
+        limit, batch_size = run.limit, run.batch_size
+        steps = max(1, min(steps, limit // batch_size))
+        train = train.take(steps)
+        val = val.take(math.ceil(limit / batch_size)) if val is not None else None
+        test = test.take(math.ceil(limit / batch_size))
+    # Every pipeline states its cardinality (data.pipeline.counted_examples): Keras counts the steps of an
+    # epoch from it, and finds no "ran out of data".
+    log(f"Data: {source.name}: {splits.train_size} training, {splits.validation_size} validation, "
+        f"{splits.test_size} test images; {steps} steps per epoch; augment={run.augment}")
+    return RunData(source=source, preprocessing=prep, shape=shape, splits=splits, train=train, validation=val,
+                   test=test, steps=steps)
 
 
 def fit(model, dataset=None, *, epochs=None, batch_size=None, recipe="paper", precision="float32", jit=None,
@@ -225,152 +392,141 @@ def fit(model, dataset=None, *, epochs=None, batch_size=None, recipe="paper", pr
       resume: continue from checkpoints/ in the output directory if an earlier run left some.
       log: where the one-line messages go (print by default).
     """
-    spec = get_spec(model)
-    rec = rc.get_recipe(spec, recipe)
-    epochs = int(rec.epochs if epochs is None else epochs)
-    batch_size = int(rec.batch_size if batch_size is None else batch_size)
-    if epochs < 1:
-        raise ValueError(f"epochs must be a positive integer. Received: epochs={epochs!r}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}. Received: precision={precision!r}")
-    if augment == "recipe":
-        augment = rec.augment
-
-    dist = st.make_strategy(strategy, cpu_replicas)
-    replicas = dist.num_replicas_in_sync
-    if batch_size % replicas:
-        raise ValueError(f"The global batch size must be a multiple of the {replicas} replicas. "
-                         f"Received: batch_size={batch_size}")
-    chief = st.is_chief(dist)
-    multiworker = isinstance(dist, tf.distribute.MultiWorkerMirroredStrategy)
-    log(f"Strategy: {st.describe(dist)}; global batch {batch_size} = {batch_size // replicas} per replica "
-        f"x {replicas} replica(s)")
-
-    segmentation = spec.task == "segmentation"
+    run = resolve_run(model, epochs=epochs, batch_size=batch_size, recipe=recipe, precision=precision,
+                      strategy=strategy, cpu_replicas=cpu_replicas, augment=augment, seed=seed, limit=limit,
+                      validation_split=validation_split, data_dir=data_dir, input_shape=input_shape, log=log)
     if dataset is None:
-        dataset = rc.DEFAULT_DATASETS[spec.task]
+        dataset = rc.DEFAULT_DATASETS[run.spec.task]
     with contextlib.ExitStack() as held, _reproducible(seed, deterministic):
-        if segmentation:
-            run = _segmentation_data(dataset, data_dir, input_shape, batch_size, seed, replicas > 1, limit)
-        else:
-            run = _classification_data(spec, dataset, data_dir, input_shape, batch_size, augment, validation_split,
-                                       seed, replicas > 1)
-        source, prep, shape, splits = run
-        output_dir = output_dir or default_output_dir(spec.name, source.name)
-        work_dir = output_dir if chief else tempfile.mkdtemp(prefix="keras_cnns-worker-")
+        data = make_datasets(run, dataset, log)
+        output_dir = output_dir or default_output_dir(run.spec.name, data.source.name)
+        work_dir = output_dir if run.chief else tempfile.mkdtemp(prefix="keras_cnns-worker-")
         os.makedirs(work_dir, exist_ok=True)
-        if chief:  # one run per output directory, released on the way out (exceptions too)
+        if run.chief:  # one run per output directory, released on the way out (exceptions too)
             held.enter_context(output_lock(work_dir))
-        train, val, test = splits.train, splits.validation, splits.test
-        steps = splits.steps_per_epoch
-        if limit:
-            steps = max(1, min(steps, limit // batch_size))
-            train = train.take(steps)
-            val = val.take(math.ceil(limit / batch_size)) if val is not None else None
-            test = test.take(math.ceil(limit / batch_size))
-        # Every pipeline states its cardinality (data.pipeline.counted_examples): Keras counts the steps of an
-        # epoch from it, and finds no "ran out of data".
-        log(f"Data: {source.name}: {splits.train_size} training, {splits.validation_size} validation, "
-            f"{splits.test_size} test images; {steps} steps per epoch; augment={augment}")
-
-        aux_weight = rec.aux_weight if _aux_heads_fit(spec, shape) else 0.0
-        if spec.aux_min_input_size is not None and not aux_weight:
-            log(f"Auxiliary heads off: they need inputs of at least {spec.aux_min_input_size}x"
-                f"{spec.aux_min_input_size}; training at {shape[0]}x{shape[1]}")
-        # A fully convolutional model is saved with a (None, None, C) input: it segments any size.
-        build_shape = (None, None, shape[2]) if spec.input_shape[0] is None else shape
-        build_kwargs = {"input_shape": build_shape, "num_classes": source.num_classes}
-        if segmentation:
-            from keras_cnns.tasks import segmentation as seg
-            loss, loss_weights, metrics = seg.loss(), None, seg.compile_metrics(source.num_classes)
-        else:
-            loss, loss_weights, metrics = _losses_and_metrics(spec, source.num_classes, aux_weight)
-        if aux_weight:
-            train = _with_aux_labels(train)
-            val = _with_aux_labels(val) if val is not None else None
-        monitor = "val_mean_iou" if segmentation else "val_predictions_accuracy" if aux_weight else "val_accuracy"
-        if val is None:
-            monitor = monitor[len("val_"):]
-
-        config = {"model": spec.name, "dataset": source.name, "recipe": rec.name, "seed": seed,
-                  "batch_size": batch_size}
-        state = cb.RunState(os.path.join(work_dir, "checkpoints"), os.path.join(work_dir, "history.csv"),
-                            config, monitor=monitor, mode="max")
-        if resume:
-            done = state.load()
-        else:
-            done = 0
-            shutil.rmtree(state.dir, ignore_errors=True)
-            os.makedirs(state.dir)
-        if done:
-            log(f"Resuming from checkpoints/ after epoch {done} of {epochs}")
-
-        with _dtype_policy(precision), dist.scope():
-            net = get_model(spec.name, **build_kwargs, **({"aux_heads": True} if aux_weight else {}))
-            optimizer = rc.build_optimizer(rec, steps, epochs)
-            net.compile(optimizer=optimizer, loss=loss, loss_weights=loss_weights, metrics=metrics,
-                        jit_compile="auto" if jit is None else bool(jit))
-            state.restore(net)
-
+        heads = plan_heads(run, data, log)
+        if heads.aux_weight:
+            data.train = _with_aux_labels(data.train)
+            data.validation = _with_aux_labels(data.validation) if data.validation is not None else None
+        state = run_state(run, data, heads, work_dir, resume, log)
+        resumed_from = state.epochs_done
+        net = build_model(run, data, heads, state, jit)
         started = time.time()
-        plateau = rc.plateau_callback(rec)
-        if done < epochs:
-            if multiworker:
-                from keras_cnns.training.loop import custom_fit
-                diverged = custom_fit(net, dist, train, val, loss=loss, loss_weights=loss_weights, epochs=epochs,
-                                      initial_epoch=done, state=state, global_batch=batch_size,
-                                      output=spec.output, log=log, verbose=verbose)
-            else:
-                committer = cb.EpochCommitter(state, plateau)
-                callbacks = [c for c in (plateau, committer) if c is not None]
-                if tensorboard and chief:
-                    if importlib.util.find_spec("tensorboard") is not None:
-                        callbacks.append(keras.callbacks.TensorBoard(os.path.join(work_dir, "logs")))
-                    else:
-                        log("TensorBoard is not installed: no logs/ for this run (pip install tensorboard)")
-                net.fit(train, validation_data=val, epochs=epochs, initial_epoch=done, callbacks=callbacks,
-                        shuffle=False, verbose=verbose)  # the pipeline shuffles (seeded)
-                diverged = committer.divergence_message() if committer.diverged else None
-            if diverged:
-                raise cb.TrainingDiverged(diverged)
+        run_fit(run, net, data, heads, state, work_dir, tensorboard=tensorboard, verbose=verbose, log=log)
         seconds = time.time() - started
+        return finish(run, net, data, heads, state, work_dir, output_dir, seconds=seconds,
+                      resumed_from=resumed_from, log=log)
 
-        final = inference_model(spec, net, build_kwargs)
-        if segmentation:
-            evaluation = seg.evaluate(final, test, source.class_names)
-            scores = {"test_mean_iou": evaluation["mean_iou"], "test_pixel_accuracy": evaluation["pixel_accuracy"],
-                      "test_per_class_iou": evaluation["per_class_iou"], "test_pixels": evaluation["pixels"]}
-            log(f"Test mean IoU {evaluation['mean_iou']:.4f}, pixel accuracy {evaluation['pixel_accuracy']:.4f} "
-                f"on {splits.test_size} test images")
-        else:
-            labels, outputs = predict_scores(final, test, output=spec.output)
-            evaluation = summarize(labels, outputs, source.class_names)
-            scores = {"test_accuracy": evaluation["accuracy"], "test_top5": evaluation["top5"],
-                      "test_examples": evaluation["examples"]}
-            log(f"Test accuracy {evaluation['accuracy']:.4f}" +
-                (f", top-5 {evaluation['top5']:.4f}" if evaluation["top5"] is not None else "") +
-                f" on {evaluation['examples']} test images")
 
-        meta = {
-            "model": spec.name, "task": spec.task, "dataset": source.name, "class_names": list(source.class_names),
-            "input_shape": list(build_shape), "output": spec.output, "preprocessing": prep.to_dict(),
-            "recipe": rec.name, "recipe_details": rec.to_dict(), "epochs": epochs, "batch_size": batch_size,
-            "precision": precision, "strategy": st.strategy_name(dist), "replicas": replicas,
-            **scores, "best_validation": state.best,
-            "training_seconds_this_run": round(seconds, 1), "seed": seed, "limit": limit,
-            "versions": md.versions(), "git_commit": md.git_commit(),
-        }
-        if source.image_convention is not None:
-            meta["image_convention"] = source.image_convention
-        if chief:
-            _save_model(final, os.path.join(work_dir, md.MODEL_FILENAME))
-            md.write(work_dir, meta)
-            plot_history(state.history, os.path.join(work_dir, "curves.png"),
-                         title=f"{spec.name} on {source.name} ({rec.name} recipe)")
-            log(f"Wrote {os.path.join(work_dir, md.MODEL_FILENAME)}, metadata.json, history.csv, curves.png")
+def plan_heads(run, data, log=print) -> Heads:
+    """Build arguments and compile()'s loss/metrics for the run's data: auxiliary heads only where the model has
+    them and they fit the input (GoogLeNet's need 65x65 and more)."""
+    spec, shape = run.spec, data.shape
+    aux_weight = run.recipe.aux_weight if _aux_heads_fit(spec, shape) else 0.0
+    if spec.aux_min_input_size is not None and not aux_weight:
+        log(f"Auxiliary heads off: they need inputs of at least {spec.aux_min_input_size}x"
+            f"{spec.aux_min_input_size}; training at {shape[0]}x{shape[1]}")
+    # A fully convolutional model is saved with a (None, None, C) input: it segments any size.
+    build_shape = (None, None, shape[2]) if spec.input_shape[0] is None else shape
+    build_kwargs = {"input_shape": build_shape, "num_classes": data.source.num_classes}
+    steps = task_steps(spec)
+    loss, loss_weights, metrics = steps.compile(spec, data.source.num_classes, aux_weight)
+    monitor = f"predictions_{steps.monitor}" if aux_weight else steps.monitor
+    if data.validation is not None:
+        monitor = "val_" + monitor
+    return Heads(build_kwargs=build_kwargs, aux_weight=aux_weight, loss=loss, loss_weights=loss_weights,
+                 metrics=metrics, monitor=monitor)
+
+
+def run_state(run, data, heads, work_dir, resume, log=print) -> cb.RunState:
+    """The crash-safe state under work_dir (checkpoints/, history.csv), loaded when resuming, wiped if not."""
+    config = {"model": run.spec.name, "dataset": data.source.name, "recipe": run.recipe.name, "seed": run.seed,
+              "batch_size": run.batch_size}
+    state = cb.RunState(os.path.join(work_dir, "checkpoints"), os.path.join(work_dir, "history.csv"),
+                        config, monitor=heads.monitor, mode="max")
+    if resume:
+        state.load()
+    else:
+        shutil.rmtree(state.dir, ignore_errors=True)
+        os.makedirs(state.dir)
+    if state.epochs_done:
+        log(f"Resuming from checkpoints/ after epoch {state.epochs_done} of {run.epochs}")
+    return state
+
+
+def build_model(run, data, heads, state, jit=None) -> keras.Model:
+    """The training model (with aux heads when on), compiled under the run's precision and strategy, with the
+    weights and optimizer of the last committed epoch when resuming."""
+    with _dtype_policy(run.precision), run.strategy.scope():
+        net = get_model(run.spec.name, **heads.build_kwargs, **({"aux_heads": True} if heads.aux_weight else {}))
+        optimizer = rc.build_optimizer(run.recipe, data.steps, run.epochs)
+        net.compile(optimizer=optimizer, loss=heads.loss, loss_weights=heads.loss_weights, metrics=heads.metrics,
+                    jit_compile="auto" if jit is None else bool(jit))
+        state.restore(net)
+    return net
+
+
+def make_callbacks(run, state, work_dir, tensorboard=True, log=print):
+    """(EpochCommitter, callbacks for Model.fit): the recipe's plateau schedule, the committer of each epoch, and
+    TensorBoard into work_dir/logs on the chief when it is installed."""
+    plateau = rc.plateau_callback(run.recipe)
+    committer = cb.EpochCommitter(state, plateau)
+    callbacks = [c for c in (plateau, committer) if c is not None]
+    if tensorboard and run.chief:
+        if importlib.util.find_spec("tensorboard") is not None:
+            callbacks.append(keras.callbacks.TensorBoard(os.path.join(work_dir, "logs")))
         else:
-            shutil.rmtree(work_dir, ignore_errors=True)
+            log("TensorBoard is not installed: no logs/ for this run (pip install tensorboard)")
+    return committer, callbacks
+
+
+def run_fit(run, net, data, heads, state, work_dir, *, tensorboard=True, verbose=1, log=print):
+    """Trains from the last committed epoch to run.epochs: Model.fit, or the custom strategy.run loop under
+    MultiWorkerMirroredStrategy. Raises TrainingDiverged when the loss stops being finite."""
+    done = state.epochs_done
+    if done >= run.epochs:
+        return
+    if run.multiworker:
+        from keras_cnns.training.loop import custom_fit
+        diverged = custom_fit(net, run.strategy, data.train, data.validation, loss=heads.loss,
+                              loss_weights=heads.loss_weights, epochs=run.epochs, initial_epoch=done, state=state,
+                              global_batch=run.batch_size, output=run.spec.output, log=log, verbose=verbose)
+    else:
+        committer, callbacks = make_callbacks(run, state, work_dir, tensorboard, log)
+        net.fit(data.train, validation_data=data.validation, epochs=run.epochs, initial_epoch=done,
+                callbacks=callbacks, shuffle=False, verbose=verbose)  # the pipeline shuffles (seeded)
+        diverged = committer.divergence_message() if committer.diverged else None
+    if diverged:
+        raise cb.TrainingDiverged(diverged)
+
+
+def finish(run, net, data, heads, state, work_dir, output_dir, *, seconds, resumed_from=0,
+           log=print) -> FitResult:
+    """Evaluates the inference form of the trained model on the test split; on the chief writes model.keras,
+    metadata.json and curves.png (history.csv is written epoch by epoch); a worker removes its scratch dir."""
+    spec, source = run.spec, data.source
+    final = inference_model(spec, net, heads.build_kwargs)
+    evaluation, scores = task_steps(spec).evaluate(spec, final, data, log)
+    meta = {
+        "model": spec.name, "task": spec.task, "dataset": source.name, "class_names": list(source.class_names),
+        "input_shape": list(heads.build_kwargs["input_shape"]), "output": spec.output,
+        "preprocessing": data.preprocessing.to_dict(), "recipe": run.recipe.name,
+        "recipe_details": run.recipe.to_dict(), "epochs": run.epochs, "batch_size": run.batch_size,
+        "precision": run.precision, "strategy": st.strategy_name(run.strategy), "replicas": run.replicas,
+        **scores, "best_validation": state.best,
+        "training_seconds_this_run": round(seconds, 1), "seed": run.seed, "limit": run.limit,
+        "versions": md.versions(), "git_commit": md.git_commit(),
+    }
+    if source.image_convention is not None:
+        meta["image_convention"] = source.image_convention
+    if run.chief:
+        with replaced_atomically(os.path.join(work_dir, md.MODEL_FILENAME)) as tmp:
+            final.save(tmp)
+        md.write(work_dir, meta)
+        plot_history(state.history, os.path.join(work_dir, "curves.png"),
+                     title=f"{spec.name} on {source.name} ({run.recipe.name} recipe)")
+        log(f"Wrote {os.path.join(work_dir, md.MODEL_FILENAME)}, metadata.json, history.csv, curves.png")
+    else:
+        shutil.rmtree(work_dir, ignore_errors=True)
     return FitResult(model=final, history=list(state.history), metadata=meta, evaluation=evaluation,
-                     output_dir=output_dir, resumed_from=done)
+                     output_dir=output_dir, resumed_from=resumed_from)

@@ -14,6 +14,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_cnns.outputs import main_output
+
 
 def _per_example_loss(loss, loss_weights, y, out):
     if isinstance(loss, dict):
@@ -22,10 +24,6 @@ def _per_example_loss(loss, loss_weights, y, out):
             total += (loss_weights or {}).get(name, 1.0) * tf.cast(fn.call(y, out[name]), tf.float32)
         return total
     return tf.cast(loss.call(y, out), tf.float32)
-
-
-def _main_output(out):
-    return out["predictions"] if isinstance(out, dict) else out
 
 
 def custom_fit(net, dist, train, val, *, loss, loss_weights, epochs, initial_epoch, state, global_batch,
@@ -42,7 +40,7 @@ def custom_fit(net, dist, train, val, *, loss, loss_weights, epochs, initial_epo
 
     def counts(y, out, per_example):
         y = tf.reshape(tf.cast(y, tf.int64), [-1])
-        correct = tf.reduce_sum(tf.cast(tf.equal(pick(_main_output(out), axis=-1), y), tf.float32))
+        correct = tf.reduce_sum(tf.cast(tf.equal(pick(main_output(out), axis=-1), y), tf.float32))
         return tf.reduce_sum(per_example), correct, tf.cast(tf.size(y), tf.float32)
 
     def train_replica(x, y):
