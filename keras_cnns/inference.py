@@ -79,6 +79,12 @@ class Predictor(abc.ABC):
     def predict(self, inputs):
         """Preprocessed float32 [B, H, W, C] -> the model's raw output [B, classes] (numpy)."""
 
+    def outputs(self, inputs):
+        """Preprocessed float32 [B, H, W, C] -> every named output of the model as numpy ({name: array}): a
+        detector's boxes, scores, classes and num_detections (keras_cnns.tasks.detection)."""
+        raise ModelSourceError(f"{self.source}: a {self.kind} model gives one output here, not named outputs; "
+                               "use the model directory or its SavedModel export.")
+
     def preprocess(self, images):
         """uint8 images (each (H, W, C), any size) -> float32 [B, H, W, C] model inputs: each brought to the
         training data's convention (:meth:`conform`), then the training preprocessing."""
@@ -156,6 +162,10 @@ class KerasPredictor(Predictor):
             out = out[0]
         return np.asarray(out)
 
+    def outputs(self, inputs):
+        out = self.model(np.asarray(inputs, np.float32), training=False)
+        return {k: np.asarray(v) for k, v in out.items()} if isinstance(out, dict) else {"predictions": np.asarray(out)}
+
 
 class SavedModelPredictor(Predictor):
     kind = "savedmodel"
@@ -179,6 +189,12 @@ class SavedModelPredictor(Predictor):
 
         out = self._fn(**{self._input_name: tf.constant(np.asarray(inputs, np.float32))})
         return out[self._output_name].numpy()
+
+    def outputs(self, inputs):
+        import tensorflow as tf
+
+        out = self._fn(**{self._input_name: tf.constant(np.asarray(inputs, np.float32))})
+        return {k: v.numpy() for k, v in out.items()}
 
 
 class TFLitePredictor(Predictor):

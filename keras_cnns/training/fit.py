@@ -97,6 +97,30 @@ def _segmentation_data(dataset, data_dir, input_shape, batch_size, seed, drop_re
     return source, prep, (*prep.size, prep.channels), splits
 
 
+def _detection_data(dataset, batch_size, seed, limit=None):
+    """(source, preprocessing, input shape, Datasets) of a detection run: the Fashion-MNIST scenes with their
+    boxes (keras_cnns.data.scenes, task "detection"); with `limit`, no more than `limit` scenes per split."""
+    from keras_cnns.data import scenes
+    from keras_cnns.data.pipeline import Datasets
+    from keras_cnns.data.segmentation import SCENES, SceneSegmentationSource
+
+    if dataset != SCENES and not isinstance(dataset, SceneSegmentationSource):
+        raise ValueError(f"Detection models train on {SCENES!r} (boxes of the Fashion-MNIST scenes). "
+                         f"Received: dataset={dataset!r}")
+    source = dataset if isinstance(dataset, SceneSegmentationSource) else SceneSegmentationSource(
+        counts={split: int(limit) for split in scenes.SPLITS} if limit else None)
+    prep = scenes.scene_preprocessing(source=source._source)
+    made = {split: scenes.scene_dataset(source.scene_set(split), "detection", prep, batch_size,
+                                        shuffle=split == "train", seed=seed) for split in scenes.SPLITS}
+    sizes = {split: source.size(split) for split in made}
+    splits = Datasets(train=made["train"], validation=made["validation"], test=made["test"],
+                      class_names=tuple(source.class_names), train_size=sizes["train"],
+                      validation_size=sizes["validation"], test_size=sizes["test"], preprocessing=prep,
+                      batch_size=int(batch_size), augment=None, train_indices=np.arange(sizes["train"]),
+                      validation_indices=np.arange(sizes["validation"]))
+    return source, prep, (*prep.size, prep.channels), splits
+
+
 def default_output_dir(model_name, dataset_name):
     """<saved-models home>/<model>-<dataset>/: the home is keras_cnns.paths.saved_models_dir(), the folder
     inference looks in, whatever the working directory."""
@@ -249,10 +273,13 @@ def fit(model, dataset=None, *, epochs=None, batch_size=None, recipe="paper", pr
         f"x {replicas} replica(s)")
 
     segmentation = spec.task == "segmentation"
+    detection = spec.task == "detection"
     if dataset is None:
         dataset = rc.DEFAULT_DATASETS[spec.task]
     with contextlib.ExitStack() as held, _reproducible(seed, deterministic):
-        if segmentation:
+        if detection:
+            run = _detection_data(dataset, batch_size, seed, limit)
+        elif segmentation:
             run = _segmentation_data(dataset, data_dir, input_shape, batch_size, seed, replicas > 1, limit)
         else:
             run = _classification_data(spec, dataset, data_dir, input_shape, batch_size, augment, validation_split,
@@ -285,19 +312,23 @@ def fit(model, dataset=None, *, epochs=None, batch_size=None, recipe="paper", pr
         if segmentation:
             from keras_cnns.tasks import segmentation as seg
             loss, loss_weights, metrics = seg.loss(), None, seg.compile_metrics(source.num_classes)
+        elif detection:  # the detector's train_step computes its own four losses (models.faster_rcnn)
+            loss, loss_weights, metrics = None, None, None
+            jit = bool(jit)  # no XLA unless asked: TensorFlow's NMS ops are not all XLA-compiled
         else:
             loss, loss_weights, metrics = _losses_and_metrics(spec, source.num_classes, aux_weight)
         if aux_weight:
             train = _with_aux_labels(train)
             val = _with_aux_labels(val) if val is not None else None
         monitor = "val_mean_iou" if segmentation else "val_predictions_accuracy" if aux_weight else "val_accuracy"
+        monitor = "val_loss" if detection else monitor
         if val is None:
             monitor = monitor[len("val_"):]
 
         config = {"model": spec.name, "dataset": source.name, "recipe": rec.name, "seed": seed,
                   "batch_size": batch_size}
         state = cb.RunState(os.path.join(work_dir, "checkpoints"), os.path.join(work_dir, "history.csv"),
-                            config, monitor=monitor, mode="max")
+                            config, monitor=monitor, mode="min" if detection else "max")
         if resume:
             done = state.load()
         else:
@@ -338,7 +369,14 @@ def fit(model, dataset=None, *, epochs=None, batch_size=None, recipe="paper", pr
         seconds = time.time() - started
 
         final = inference_model(spec, net, build_kwargs)
-        if segmentation:
+        if detection:
+            from keras_cnns.tasks import detection as dt
+            evaluation = dt.evaluate(final, test, source.class_names)
+            scores = {"test_map50": evaluation["map50"], "test_map_coco": evaluation["map_coco"],
+                      "test_per_class_ap50": evaluation["per_class_ap50"], "test_images": evaluation["images"]}
+            log(f"Test mAP@0.5 {evaluation['map50']:.4f}, AP@[.5:.95] {evaluation['map_coco']:.4f} "
+                f"on {evaluation['images']} test scenes")
+        elif segmentation:
             evaluation = seg.evaluate(final, test, source.class_names)
             scores = {"test_mean_iou": evaluation["mean_iou"], "test_pixel_accuracy": evaluation["pixel_accuracy"],
                       "test_per_class_iou": evaluation["per_class_iou"], "test_pixels": evaluation["pixels"]}
