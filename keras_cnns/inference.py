@@ -288,6 +288,9 @@ def load(source=None, weights=None, labels=None, warn=None):
     model file without metadata). warn: where the one-line warning about a model without metadata goes
     (default: the logging module)."""
     from keras_cnns import layers as _  # noqa: F401  (registers our layers before any .keras loads)
+    from keras_cnns.registry import load_families
+
+    load_families()  # and our Model classes (models.faster_rcnn.FasterRCNN)
 
     if source is None and weights is None:
         source = default_model_dir()

@@ -125,7 +125,10 @@ def _is_foreign_file(path):
 
 def load_keras_file(path):
     """A .keras file of the zoo as an uncompiled model, loaded with safe_mode on."""
+    import importlib
+
     from keras_cnns import layers as _  # noqa: F401  (registers the custom layers)
+    importlib.import_module("keras_cnns.models")  # and the Model classes (FasterRCNN)
     return keras.saving.load_model(os.fspath(path), compile=False, safe_mode=True)
 
 

@@ -21,7 +21,8 @@ Registered: ``frcnn_resnet101`` (the article's), ``frcnn_resnet50`` (stride 16, 
 Fashion-MNIST scenes (128x128, items 32..64 pixels): a ResNet-10 (one basic block per stage) at a quarter of
 the width, whose trunk has output stride 8 instead of 16 (conv4_x's first block does not stride, so the
 128x128 scenes give a 16x16 shared map rather than 8x8), anchors 24/40/64 pixels x ratios 1:2, 1:1, 2:1
-(``DetectorConfig``), 300 proposals in training and 100 at test.
+(``DetectorConfig``), 150 proposals in training and 50 at test (a scene holds at most 4 items), 16 RoIs
+per image in the head's batch (4 foreground).
 
 Training (:meth:`FasterRCNN.train_step`, inside model.fit) is the approximate joint training of the paper
 (sec. 3.2): RPN and head losses summed, proposals treated as constants. Targets and losses
@@ -30,7 +31,7 @@ Training (:meth:`FasterRCNN.train_step`, inside model.fit) is the approximate jo
     the border ignored; 256 sampled per image, at most half positive. Loss = sigmoid cross-entropy over the
     sampled anchors / their number + smooth L1 (beta 1/9) of the positive anchors' deltas / the number of
     sampled anchors (the paper's lambda = 10 with N_reg ~ 2,400 locations is about the same weight).
-  * Head: 64 RoIs per image (32 for the small one), 25% foreground (IoU >= 0.5), background IoU in [0, 0.5),
+  * Head: 64 RoIs per image (16 for the small one), 25% foreground (IoU >= 0.5), background IoU in [0, 0.5),
     the ground-truth boxes added to the proposals; deltas divided by (0.1, 0.1, 0.2, 0.2). Loss = softmax
     cross-entropy over the sampled RoIs / their number + smooth L1 (beta 1) of the foreground RoIs' deltas of
     their own class / the number of sampled RoIs.
@@ -117,7 +118,7 @@ CONFIGS = {
     "frcnn_resnet50": DetectorConfig(resnet.CONFIGS["resnet50"]),
     "frcnn_resnet_small": DetectorConfig(
         SMALL_RESNET, width=0.25, trunk_stride=8, anchor_scales=(24.0, 40.0, 64.0), rpn_channels=128,
-        pre_nms_train=1000, post_nms_train=300, pre_nms_test=600, post_nms_test=100, roi_batch=32,
+        pre_nms_train=1000, post_nms_train=150, pre_nms_test=300, post_nms_test=50, roi_batch=16,
         max_per_class=20, max_detections=20, frozen_batch_norm=False),
 }
 # The classifier whose trunk each detector can start from (backbone_weights="imagenet").
