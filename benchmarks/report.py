@@ -1,4 +1,7 @@
-"""What every benchmark shares: a pandas table as markdown, and the README section it is written into."""
+"""What every benchmark shares: a pandas table as markdown, the README section it is written into, and the
+inference speed of a model on a test pipeline."""
+
+import time
 
 
 def write_readme_section(path, begin, end, text):
@@ -20,3 +23,15 @@ def markdown_table(frame, index=False):
     lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
     lines += ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]
     return "\n".join(lines)
+
+
+def inference_images_per_second(model, dataset, batches=10):
+    """Test-split images per second through model.predict_on_batch, after one warm-up batch."""
+    seen, seconds = 0, 0.0
+    for i, (images, _) in enumerate(dataset.take(batches + 1)):
+        start = time.perf_counter()
+        model.predict_on_batch(images)
+        if i:
+            seconds += time.perf_counter() - start
+            seen += int(images.shape[0])
+    return seen / max(seconds, 1e-9)
