@@ -19,7 +19,7 @@ import os
 import sys
 
 from keras_cnns import cli, results
-from keras_cnns.cli import USER_ERRORS, first_line, quiet_native_logs
+from keras_cnns.cli import load_task_model, make_output_folder, quiet_native_logs
 
 EXIT_BAD_INPUT = 2
 DEFAULT_MODEL = "frcnn_resnet_small"
@@ -54,21 +54,9 @@ def main(argv=None):
     def fail(message):
         print(f"detect.py: {message}", file=sys.stderr)
 
-    try:
-        predictor = inference.load(args.model)
-    except USER_ERRORS as err:
-        fail(first_line(err))
-        return EXIT_BAD_INPUT
-    if predictor.metadata.get("task") != "detection" or predictor.kind == "tflite":
-        what = "a .tflite file" if predictor.kind == "tflite" else \
-            f"a {predictor.metadata.get('task', 'classification')} model"
-        fail(f"{predictor.source} is {what}, not a detector detect.py can run; pass a Faster R-CNN model directory "
-             f"or its SavedModel export (e.g. --model {DEFAULT_MODEL}).")
-        return EXIT_BAD_INPUT
-    try:
-        os.makedirs(args.output, exist_ok=True)
-    except OSError as err:
-        fail(f"cannot create the output folder {args.output!r} ({err.strerror}); choose another with --output.")
+    predictor = load_task_model(args.model, "detection", fail, "a Faster R-CNN model directory or its SavedModel",
+                                DEFAULT_MODEL)
+    if predictor is None or not make_output_folder(args.output, fail):
         return EXIT_BAD_INPUT
     limit = args.max_pixels or inference.MAX_PIXELS
     paths = inference.list_images(args.images)

@@ -295,7 +295,9 @@ class FasterRCNN(keras.Model):
         with tf.GradientTape() as tape:
             losses = self.losses_on(images, targets, training=True)
             total = tf.add_n(list(losses.values()))
-            scaled = self.optimizer.scale_loss(total) if hasattr(self.optimizer, "scale_loss") else total
+            # under a strategy the replicas' gradients are summed: each replica's loss is its share of the mean
+            scaled = total / tf.cast(tf.distribute.get_strategy().num_replicas_in_sync, total.dtype)
+            scaled = self.optimizer.scale_loss(scaled) if hasattr(self.optimizer, "scale_loss") else scaled
         variables = self.trainable_variables
         gradients = tape.gradient(scaled, variables)
         self.optimizer.apply_gradients(zip(gradients, variables))
