@@ -21,7 +21,8 @@ sys.path.append(os.path.join(_ROOT, "benchmarks"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse  # noqa: E402
-import time  # noqa: E402
+
+from report import inference_images_per_second  # noqa: E402
 
 MODELS = ("fcn32s_vgg16_slim", "fcn16s_vgg16_slim", "fcn8s_vgg16_slim")
 SHIPPED = "fcn8s_vgg16_slim"
@@ -42,18 +43,6 @@ def parse_args(argv=None):
     p.add_argument("--write-readme", default=None, metavar="README")
     p.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
     return p.parse_args(argv)
-
-
-def inference_images_per_second(model, dataset, batches=10):
-    """Test-split images per second through model.predict_on_batch, after one warm-up batch."""
-    seen, seconds = 0, 0.0
-    for i, (images, _) in enumerate(dataset.take(batches + 1)):
-        start = time.perf_counter()
-        model.predict_on_batch(images)
-        if i:
-            seconds += time.perf_counter() - start
-            seen += int(images.shape[0])
-    return seen / max(seconds, 1e-9)
 
 
 def run(name, args):

@@ -80,6 +80,12 @@ class Predictor(abc.ABC):
     def predict(self, inputs):
         """Preprocessed float32 [B, H, W, C] -> the model's raw output [B, classes] (numpy)."""
 
+    def outputs(self, inputs):
+        """Preprocessed float32 [B, H, W, C] -> every named output of the model as numpy ({name: array}): a
+        detector's boxes, scores, classes and num_detections (keras_cnns.tasks.detection)."""
+        raise ModelSourceError(f"{self.source}: a {self.kind} model gives one output here, not named outputs; "
+                               "use the model directory or its SavedModel export.")
+
     def preprocess(self, images):
         """uint8 images (each (H, W, C), any size) -> float32 [B, H, W, C] model inputs: each brought to the
         training data's convention (:meth:`conform`), then the training preprocessing."""
@@ -150,6 +156,10 @@ class KerasPredictor(Predictor):
     def predict(self, inputs):
         return np.asarray(main_output(self.model(np.asarray(inputs, np.float32), training=False)))
 
+    def outputs(self, inputs):
+        out = self.model(np.asarray(inputs, np.float32), training=False)
+        return {k: np.asarray(v) for k, v in out.items()} if isinstance(out, dict) else {"predictions": np.asarray(out)}
+
 
 class SavedModelPredictor(Predictor):
     kind = "savedmodel"
@@ -173,6 +183,12 @@ class SavedModelPredictor(Predictor):
 
         out = self._fn(**{self._input_name: tf.constant(np.asarray(inputs, np.float32))})
         return out[self._output_name].numpy()
+
+    def outputs(self, inputs):
+        import tensorflow as tf
+
+        out = self._fn(**{self._input_name: tf.constant(np.asarray(inputs, np.float32))})
+        return {k: v.numpy() for k, v in out.items()}
 
 
 class TFLitePredictor(Predictor):
@@ -266,6 +282,9 @@ def load(source=None, weights=None, labels=None, warn=None):
     model file without metadata). warn: where the one-line warning about a model without metadata goes
     (default: the logging module)."""
     from keras_cnns import layers as _  # noqa: F401  (registers our layers before any .keras loads)
+    from keras_cnns.registry import load_families
+
+    load_families()  # and our Model classes (models.faster_rcnn.FasterRCNN)
 
     if source is None and weights is None:
         source = default_model_dir()

@@ -52,3 +52,31 @@ def parser(doc, prog=None, cls=argparse.ArgumentParser):
     as the description, the rest (the examples and notes) as the epilog, both shown as written."""
     head, _, rest = doc.strip().partition("\n\n")
     return cls(prog=prog, description=head, epilog=rest.strip("\n").rstrip() or None, formatter_class=HelpFormatter)
+
+
+def load_task_model(model, task, fail, kind, example):
+    """The inference Predictor of `model` for an app of one task (segment.py, detect.py), or None after one line
+    through `fail`: a model that does not load, or a model of another task (``kind``: what to pass instead, e.g.
+    "an FCN"; ``example``: a model name)."""
+    from keras_cnns import inference
+
+    try:
+        predictor = inference.load(model)
+    except USER_ERRORS as err:
+        fail(first_line(err))
+        return None
+    if predictor.metadata.get("task") != task:
+        fail(f"{predictor.source} is a {predictor.metadata.get('task', 'classification')} model, not a {task} "
+             f"model; pass {kind} (e.g. --model {example}). For classifiers use classify.py.")
+        return None
+    return predictor
+
+
+def make_output_folder(path, fail):
+    """Creates an app's --output folder; False after one line through `fail` when it cannot."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as err:
+        fail(f"cannot create the output folder {path!r} ({err.strerror}); choose another with --output.")
+        return False
+    return True

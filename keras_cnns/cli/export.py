@@ -67,6 +67,11 @@ def main(argv=None):
     print(f"wrote {result['artifact']}")
     if result.get("mobile"):
         print(f"wrote {result['mobile']} (mobile: uint8 pixels in, probabilities out, labels.txt beside it)")
+    if "same_detections" in report:  # a detector: its detections compared on test scenes
+        print(f"{report['images']} test images: same detections {report['same_detections']}, largest box "
+              f"difference {report['max_abs_box_difference']:.2g} px, score {report['max_abs_score_difference']:.2g}")
+        print(f"report: {os.path.join(result['output'], 'parity.json')}")
+        return 0
     print(export.parity.markdown(report), end="")
     print(f"report: {os.path.join(result['output'], 'parity.md')}")
     return 0

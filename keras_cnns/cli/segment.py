@@ -19,7 +19,7 @@ import os
 import sys
 
 from keras_cnns import results
-from keras_cnns.cli import USER_ERRORS, first_line, quiet_native_logs
+from keras_cnns.cli import load_task_model, make_output_folder, quiet_native_logs
 
 EXIT_BAD_INPUT = 2
 DEFAULT_MODEL = "fcn8s_vgg16_slim"
@@ -49,19 +49,8 @@ def main(argv=None):
     def fail(message):
         print(f"segment.py: {message}", file=sys.stderr)
 
-    try:
-        predictor = inference.load(args.model)
-    except USER_ERRORS as err:
-        fail(first_line(err))
-        return EXIT_BAD_INPUT
-    if predictor.metadata.get("task") != "segmentation":
-        fail(f"{predictor.source} is a {predictor.metadata.get('task', 'classification')} model, not a "
-             f"segmentation model; pass an FCN (e.g. --model {DEFAULT_MODEL}). For classifiers use classify.py.")
-        return EXIT_BAD_INPUT
-    try:
-        os.makedirs(args.output, exist_ok=True)
-    except OSError as err:
-        fail(f"cannot create the output folder {args.output!r} ({err.strerror}); choose another with --output.")
+    predictor = load_task_model(args.model, "segmentation", fail, "an FCN", DEFAULT_MODEL)
+    if predictor is None or not make_output_folder(args.output, fail):
         return EXIT_BAD_INPUT
     limit = args.max_pixels or inference.MAX_PIXELS
     paths = inference.list_images(args.images)

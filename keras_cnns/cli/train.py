@@ -25,7 +25,7 @@ def parse_args(argv=None):
     p.add_argument("--dataset", default=None,
                    help="classifiers: fashion_mnist (default), mnist, an image folder (one sub-folder per class) "
                         "or tfds:NAME; segmentation models (fcn*): fashion_mnist_scenes (default), a folder of "
-                        "images/ and masks/, or tfds:NAME")
+                        "images/ and masks/, or tfds:NAME; detectors (frcnn*): fashion_mnist_scenes (default)")
     p.add_argument("--data-dir", default=None, help="where the dataset's files are")
     p.add_argument("--input-size", default=None, metavar="N|HxW",
                    help="train at this image size (channels from the data), e.g. 32 for googlenet on a CPU; "

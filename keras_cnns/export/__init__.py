@@ -13,6 +13,7 @@ pixels in, probabilities out, labels.txt beside it, in the same quantisation; th
 too (``report["mobile"]``). :mod:`keras_cnns.lite` runs it without TensorFlow.
 """
 
+import json
 import os
 import shutil
 import tempfile
@@ -123,6 +124,9 @@ def export_model(source, fmt, *, quantize="none", calibration=100, output=None, 
                          f"Received: a {reference.kind} model ({reference.source}).")
     meta = reference.metadata
     prep = reference.preprocessing
+    if meta.get("task") == "detection":
+        return _export_detector(reference, fmt, quantize, output or default_output(reference, fmt, quantize),
+                                uint8_endpoint, test_images)
     out = output or default_output(reference, fmt, quantize)
     os.makedirs(out, exist_ok=True)
     artifact = os.path.join(out, ARTIFACT_NAMES[fmt])
@@ -198,3 +202,54 @@ def _mobile_parity(reference, runner, images, labels, quantize, out):
                   latency_ms=runner.latency_ms(),
                   float_ops=tflite_lib.float_ops(runner) if quantize == "int8" else None)
     return report
+
+
+def _export_detector(reference, fmt, quantize, out, uint8_endpoint, test_images=None, n=16):
+    """A Faster R-CNN's inference graph (image in; boxes, classes, scores out; NMS inside) as a SavedModel, with a
+    parity report on `n` test scenes: the largest box and score differences and whether every image keeps its
+    classes. TFLite: converted with the built-in ops only; when an op of the graph is not one of them the error
+    names it (CombinedNonMaxSuppression: TFLite's detectors use the custom TFLite_Detection_PostProcess op)."""
+    if fmt == "onnx" or quantize != "none":
+        raise ValueError(f"A detector exports to savedmodel (and tflite where the ops allow), unquantised. "
+                         f"Received: format={fmt!r}, quantize={quantize!r}")
+    os.makedirs(out, exist_ok=True)
+    artifact = os.path.join(out, ARTIFACT_NAMES[fmt])
+    if os.path.isdir(artifact):
+        shutil.rmtree(artifact)
+    meta = dict(reference.metadata, export={"format": fmt, "quantize": quantize,
+                                            "artifact": os.path.basename(artifact)})
+    with tempfile.TemporaryDirectory() as tmp:
+        saved = artifact if fmt == "savedmodel" else os.path.join(tmp, "savedmodel")
+        export_savedmodel(reference.model, saved, preprocessing=reference.preprocessing, output="detections",
+                          uint8_endpoint=uint8_endpoint)
+        if fmt == "tflite":
+            try:
+                tflite_lib.convert(saved, artifact)
+            except Exception as err:  # the converter's ConverterError lists the ops it lacks
+                blocked = tflite_lib.unsupported_ops(str(err))
+                raise ValueError(
+                    f"{meta.get('model')}: TFLite cannot hold this detector with its built-in ops: "
+                    f"{', '.join(blocked) or first_error_line(err)} "
+                    "(non-maximum suppression and crop-and-resize run in TensorFlow, not in TFLite's builtins). "
+                    "Export --format savedmodel, which detect.py runs.") from None
+    metadata_lib.write(out, meta)
+    if test_images is None:
+        from keras_cnns.data import scenes
+        images = np.asarray(reference.preprocessing.apply(scenes.generate("test", n).images), np.float32)
+    else:
+        images = np.asarray(test_images[0] if isinstance(test_images, tuple) else test_images, np.float32)[:n]
+    runner = inference.SavedModelPredictor(artifact, meta)
+    ours, theirs = reference.outputs(images), runner.outputs(images)
+    same_counts = bool(np.array_equal(ours["num_detections"], theirs["num_detections"]))
+    report = {"model": meta.get("model"), "format": fmt, "artifact": artifact, "images": int(len(images)),
+              "same_detections": same_counts and bool(np.array_equal(ours["classes"], theirs["classes"])),
+              "max_abs_box_difference": float(np.max(np.abs(ours["boxes"] - theirs["boxes"]), initial=0.0)),
+              "max_abs_score_difference": float(np.max(np.abs(ours["scores"] - theirs["scores"]), initial=0.0)),
+              "size_bytes": parity.size_bytes(artifact)}
+    with open(os.path.join(out, "parity.json"), "w") as f:
+        json.dump(report, f, indent=2)
+    return {"artifact": artifact, "output": out, "report": report, "mobile": None}
+
+
+def first_error_line(err):
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:200]

@@ -104,3 +104,11 @@ def float_ops(predictor):
     """Names of the ops that run in float32 in a quantised .tflite (its TFLitePredictor), sorted."""
     skip = {"QUANTIZE", "DEQUANTIZE"}
     return sorted({name for name, dtype in predictor.ops() if dtype == "float32" and name not in skip})
+
+
+def unsupported_ops(message):
+    """The TensorFlow op names a TFLite ConverterError lists as unsupported (e.g. CombinedNonMaxSuppression)."""
+    import re
+
+    found = re.findall(r"'tf\.([A-Z][A-Za-z0-9_]*)' op is neither", message)
+    return sorted(set(found))

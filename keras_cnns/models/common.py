@@ -165,7 +165,10 @@ def published_weights_for(weights, published):
 
 def load_keras_file(path):
     """A .keras file of the zoo as an uncompiled model, loaded with safe_mode on."""
+    import importlib
+
     from keras_cnns import layers as _  # noqa: F401  (registers the custom layers)
+    importlib.import_module("keras_cnns.models")  # and the Model classes (FasterRCNN)
     return keras.saving.load_model(os.fspath(path), compile=False, safe_mode=True)
 
 

@@ -140,6 +140,39 @@ def _merge(shortcut, residual, name):
 _BLOCKS = {"basic": _basic_block, "bottleneck": _bottleneck_block}
 
 
+def stem(inputs, config, width=1.0):
+    """conv1 (and pool1) of a CONFIGS row: the ImageNet 7x7/2 convolution and 3x3/2 max-pool (stride 4), or
+    the CIFAR 3x3 convolution (stride 1). ``width`` multiplies the filters (1.0: the paper's)."""
+    if config.stem == "cifar":
+        return _conv_bn(inputs, _scaled(config.widths[0], width), 3, 1, "conv1")
+    x = _conv_bn(inputs, _scaled(64, width), 7, 2, "conv1")
+    x = keras.layers.ZeroPadding2D(1, name="pool1_pad")(x)
+    return keras.layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
+
+
+def stage(x, config, index, strides=None, width=1.0):
+    """Stage ``index`` (0 = conv2_x) of a CONFIGS row: its blocks, named conv{index + 2}_block{k}.
+
+    ``strides`` of its first block defaults to the paper's (1 for conv2_x, else 2); Faster R-CNN's trunks
+    set it (stride 1 to keep a finer map, models.faster_rcnn). ``width`` multiplies the filters."""
+    if strides is None:
+        strides = 2 if index > 0 else 1
+    block = _BLOCKS[config.block]
+    filters = _scaled(config.widths[index], width)
+    for k in range(config.blocks[index]):
+        x = block(x, filters, strides if k == 0 else 1, config.shortcut, f"conv{index + 2}_block{k + 1}")
+    return x
+
+
+def stage_channels(config, index, width=1.0):
+    """The channels stage ``index`` outputs (a bottleneck's 4x its width)."""
+    return _scaled(config.widths[index], width) * (EXPANSION if config.block == "bottleneck" else 1)
+
+
+def _scaled(filters, width):
+    return max(1, int(round(filters * width)))
+
+
 def _resnet(variant, *, input_shape, num_classes, include_top, pooling, classifier_activation,
             weights, name):
     """Builds `variant` from its CONFIGS row."""
@@ -160,17 +193,9 @@ def _resnet(variant, *, input_shape, num_classes, include_top, pooling, classifi
                          f"include_top=False. Received: num_classes={num_classes!r}")
 
     inputs = keras.Input(shape=input_shape)
-    if cifar:                                                            # (32, 32, C)
-        x = _conv_bn(inputs, config.widths[0], 3, 1, "conv1")            # (32, 32, 16)
-    else:                                                                # (224, 224, 3)
-        x = _conv_bn(inputs, 64, 7, 2, "conv1")                          # (112, 112, 64)
-        x = keras.layers.ZeroPadding2D(1, name="pool1_pad")(x)
-        x = keras.layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)  # (56, 56, 64)
-    block = _BLOCKS[config.block]
-    for stage, (blocks, width) in enumerate(zip(config.blocks, config.widths)):
-        for index in range(blocks):
-            strides = 2 if stage > 0 and index == 0 else 1
-            x = block(x, width, strides, config.shortcut, f"conv{stage + 2}_block{index + 1}")
+    x = stem(inputs, config)                       # ImageNet (224, 224, 3) -> (56, 56, 64); CIFAR (32, 32, 16)
+    for index in range(len(config.blocks)):
+        x = stage(x, config, index)
     # ImageNet: (7, 7, 512 | 2048); CIFAR: (8, 8, 64)
     if include_top:
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)

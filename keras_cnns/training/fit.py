@@ -310,14 +310,56 @@ def _segmentation_evaluate(spec, model, data, log):
     return evaluation, scores
 
 
+def _detection_data(run, dataset):
+    """(source, preprocessing, input shape, Datasets) of a detection run: the Fashion-MNIST scenes with their
+    boxes (keras_cnns.data.scenes, task "detection"); with the run's `limit`, no more than `limit` scenes per
+    split."""
+    from keras_cnns.data import scenes
+    from keras_cnns.data.pipeline import Datasets
+    from keras_cnns.data.segmentation import SCENES, SceneSegmentationSource
+
+    if dataset != SCENES and not isinstance(dataset, SceneSegmentationSource):
+        raise ValueError(f"Detection models train on {SCENES!r} (boxes of the Fashion-MNIST scenes). "
+                         f"Received: dataset={dataset!r}")
+    source = dataset if isinstance(dataset, SceneSegmentationSource) else SceneSegmentationSource(
+        counts={split: int(run.limit) for split in scenes.SPLITS} if run.limit else None)
+    prep = scenes.scene_preprocessing(source=source._source)
+    made = {split: scenes.scene_dataset(source.scene_set(split), "detection", prep, run.batch_size,
+                                        shuffle=split == "train", seed=run.seed) for split in scenes.SPLITS}
+    sizes = {split: source.size(split) for split in made}
+    splits = Datasets(train=made["train"], validation=made["validation"], test=made["test"],
+                      class_names=tuple(source.class_names), train_size=sizes["train"],
+                      validation_size=sizes["validation"], test_size=sizes["test"], preprocessing=prep,
+                      batch_size=run.batch_size, augment=None, train_indices=np.arange(sizes["train"]),
+                      validation_indices=np.arange(sizes["validation"]))
+    return source, prep, (*prep.size, prep.channels), splits
+
+
+def _detection_compile(spec, num_classes, aux_weight):
+    """Nothing for compile(): the detector's train_step computes its own four losses (models.faster_rcnn)."""
+    return None, None, None
+
+
+def _detection_evaluate(spec, model, data, log):
+    from keras_cnns.tasks import detection as dt
+    evaluation = dt.evaluate(model, data.test, data.source.class_names)
+    log(f"Test mAP@0.5 {evaluation['map50']:.4f}, AP@[.5:.95] {evaluation['map_coco']:.4f} "
+        f"on {evaluation['images']} test scenes")
+    scores = {"test_map50": evaluation["map50"], "test_map_coco": evaluation["map_coco"],
+              "test_per_class_ap50": evaluation["per_class_ap50"], "test_images": evaluation["images"]}
+    return evaluation, scores
+
+
 @dataclasses.dataclass(frozen=True)
 class TaskSteps:
     """The steps of fit() that differ by task (a ModelSpec's `task`):
 
     data(run, dataset) -> (source, preprocessing, (H, W, C), keras_cnns.data.pipeline.Datasets);
     compile(spec, num_classes, aux_weight) -> (loss, loss_weights, metrics) for Model.compile;
-    monitor: the validation metric whose best epoch the checkpoints keep (higher is better);
-    evaluate(spec, inference model, RunData, log) -> (evaluation dict, the test_* scores for metadata.json).
+    monitor: the validation metric whose best epoch the checkpoints keep;
+    evaluate(spec, inference model, RunData, log) -> (evaluation dict, the test_* scores for metadata.json);
+    mode: "max" when a higher monitor is better, "min" when lower;
+    jit: XLA for the train step when fit()'s `jit` is None (None = Keras' "auto").
     A new task adds one entry to TASK_STEPS (and its default dataset to recipes.DEFAULT_DATASETS).
     """
 
@@ -325,12 +367,17 @@ class TaskSteps:
     compile: Callable
     monitor: str
     evaluate: Callable
+    mode: str = "max"
+    jit: Optional[bool] = None
 
 
 TASK_STEPS = {
     "classification": TaskSteps(_classification_data, _losses_and_metrics, "accuracy",
                                 _classification_evaluate),
     "segmentation": TaskSteps(_segmentation_data, _segmentation_compile, "mean_iou", _segmentation_evaluate),
+    # no XLA unless asked: TensorFlow's NMS ops are not all XLA-compiled
+    "detection": TaskSteps(_detection_data, _detection_compile, "loss", _detection_evaluate, mode="min",
+                           jit=False),
 }
 
 
@@ -443,7 +490,7 @@ def run_state(run, data, heads, work_dir, resume, log=print) -> cb.RunState:
     config = {"model": run.spec.name, "dataset": data.source.name, "recipe": run.recipe.name, "seed": run.seed,
               "batch_size": run.batch_size}
     state = cb.RunState(os.path.join(work_dir, "checkpoints"), os.path.join(work_dir, "history.csv"),
-                        config, monitor=heads.monitor, mode="max")
+                        config, monitor=heads.monitor, mode=task_steps(run.spec).mode)
     if resume:
         state.load()
     else:
@@ -461,9 +508,15 @@ def build_model(run, data, heads, state, jit=None) -> keras.Model:
         net = get_model(run.spec.name, **heads.build_kwargs, **({"aux_heads": True} if heads.aux_weight else {}))
         optimizer = rc.build_optimizer(run.recipe, data.steps, run.epochs)
         net.compile(optimizer=optimizer, loss=heads.loss, loss_weights=heads.loss_weights, metrics=heads.metrics,
-                    jit_compile="auto" if jit is None else bool(jit))
+                    jit_compile=_jit_compile(run.spec, jit))
         state.restore(net)
     return net
+
+
+def _jit_compile(spec, jit):
+    """compile()'s jit_compile: fit()'s `jit` when given, else the task's default, else Keras' "auto"."""
+    jit = task_steps(spec).jit if jit is None else jit
+    return "auto" if jit is None else bool(jit)
 
 
 def make_callbacks(run, state, work_dir, tensorboard=True, log=print):

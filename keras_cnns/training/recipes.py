@@ -159,6 +159,15 @@ RECIPES = {(r.family, r.name): r for r in [
               "per-pixel mean loss (the paper's 1e-4 is for Caffe's summed loss); 50 epochs (our choice)."),
     _r("fcn", "fast", optimizer="adam", learning_rate=2e-3, weight_decay=0.0, epochs=12, batch_size=32,
        schedule="cosine", warmup=1, augment=None, source="Adam + cosine decay, for the slim FCNs on a CPU."),
+    # Faster R-CNN (Ren et al. 2015, sec. 3.3; He et al. 2015 appendix A for ResNet): SGD momentum 0.9, weight decay
+    # 1e-4 (ResNet; 5e-4 for VGG), lr 0.001 then x0.1 for the last quarter (VOC: 60k + 20k iterations of 1 image).
+    _r("frcnn", "paper", optimizer="sgd", learning_rate=1e-3, momentum=0.9, weight_decay=1e-4, epochs=16,
+       batch_size=1, schedule="step", boundaries=(12,), factor=0.1, augment=None,
+       source="Ren et al. 2015 sec. 3.3: SGD momentum 0.9, 1 image per batch, lr 0.001 then 0.0001 for the last "
+              "quarter, weight decay 1e-4 (ResNet); 16 epochs of the scenes (our choice)."),
+    _r("frcnn", "fast", optimizer="adam", learning_rate=1e-3, weight_decay=0.0, epochs=8, batch_size=8,
+       schedule="cosine", warmup=1, augment=None,
+       source="Adam + cosine decay, 8 scenes per batch: the small detector from scratch on a CPU."),
 ]}
 
 
@@ -177,7 +186,8 @@ def recipe_family(spec):
 CPU_MIN_SIZE = 32   # below this the 224x224 models lose most of their stages to 1x1 maps
 
 
-DEFAULT_DATASETS = {"classification": "fashion_mnist", "segmentation": "fashion_mnist_scenes"}
+DEFAULT_DATASETS = {"classification": "fashion_mnist", "segmentation": "fashion_mnist_scenes",
+                    "detection": "fashion_mnist_scenes"}
 """What a model of each task trains on when no dataset is given (the built-in data)."""
 
 
