@@ -4,12 +4,17 @@ default is computed elsewhere; inspect.py's CSV quotes what needs quoting (the G
 import csv
 import importlib
 import io
+import os
 import pkgutil
+import subprocess
+import sys
 
 import pytest
 
 import keras_cnns.cli
 from keras_cnns import anatomy
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 APPS = sorted(m.name for m in pkgutil.iter_modules(keras_cnns.cli.__path__)
               if hasattr(importlib.import_module(f"keras_cnns.cli.{m.name}"), "parse_args"))
@@ -58,3 +63,13 @@ def test_per_layer_csv_parses_back_to_the_table():
     assert rows[0][:4] == ["layer", "type", "output shape", "parameters"]
     assert {r[0]: int(r[3]) for r in rows[1:]}["c3"] == 1516
     assert len({len(r) for r in rows}) == 1
+
+
+@pytest.mark.parametrize("env, shown", [({}, False), ({"KERAS_CNNS_NATIVE_LOGS": "1"}, True)])
+def test_the_apps_hide_native_log_lines_unless_asked_and_keep_python_stderr(env, shown):
+    code = ("import os, sys; from keras_cnns.cli.stderr import quiet_native_logs; quiet_native_logs(); "
+            "os.write(2, b'native line\\n'); print('python line', file=sys.stderr)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **env}, cwd=ROOT)
+    assert "python line" in proc.stderr
+    assert ("native line" in proc.stderr) is shown

@@ -13,8 +13,9 @@ def quiet_native_logs():
 
     Only the command-line apps call this (never a library function), first thing in their main(). A native
     crash would otherwise die silently: faulthandler reports it (the signal and the Python stack) on the
-    original stream."""
-    if getattr(sys.stderr, "keras_cnns_quiet", False):
+    original stream. KERAS_CNNS_NATIVE_LOGS=1 in the environment leaves descriptor 2 alone (to read what
+    TensorFlow says when it aborts)."""
+    if getattr(sys.stderr, "keras_cnns_quiet", False) or os.environ.get("KERAS_CNNS_NATIVE_LOGS") == "1":
         return
     try:
         saved = os.dup(2)
