@@ -163,8 +163,10 @@ def list_models(pattern: Optional[str] = None, task: Optional[str] = None):
 
 
 def models_with_weights(name="imagenet"):
-    """Sorted registry names of the models that can import the published weights `name`."""
-    return [n for n in list_models() if _REGISTRY[n].published_weights(name) is not None]
+    """Registry names of the models that can import the published weights `name`, in registration order
+    (each family's variants by depth: resnet50, resnet101, resnet152)."""
+    load_families()
+    return [n for n, spec in _REGISTRY.items() if spec.published_weights(name) is not None]
 
 
 def list_aliases():

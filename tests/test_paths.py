@@ -59,7 +59,7 @@ def test_imagenet_weights_error_names_the_models_that_have_them():
         inference.load("alexnet", weights="imagenet")
     message = str(info.value)
     assert message.startswith("alexnet has no ImageNet weights")
-    assert "vgg16, vgg19, resnet50, resnet101, resnet152" in message
+    assert "resnet50, resnet101, resnet152" in message and "vgg16, vgg19" in message
 
 
 def test_the_alias_inception_finds_a_googlenet_in_the_home(monkeypatch, tmp_path):
