@@ -33,7 +33,7 @@ def test_decode_predictions_names_the_best_classes():
 
 
 def test_the_models_with_imagenet_weights_are_those_keras_applications_publishes():
-    assert imagenet.models() == ["resnet101", "resnet152", "resnet50", "vgg16", "vgg19"]
+    assert imagenet.models() == ["resnet50", "resnet101", "resnet152", "vgg16", "vgg19"]  # registration order
     weights = keras_cnns.get_spec("resnet50").published_weights("imagenet")
     assert weights.origin == "keras.applications.ResNet50" and weights.num_classes == 1000
     assert weights.files == ("resnet50_weights_tf_dim_ordering_tf_kernels.h5",
