@@ -21,7 +21,6 @@ sys.path[:] = [_ROOT] + [p for p in sys.path if os.path.abspath(p or ".") != os.
 sys.path.append(os.path.join(_ROOT, "benchmarks"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import argparse  # noqa: E402
 
 from report import inference_images_per_second  # noqa: E402
 
@@ -32,17 +31,9 @@ BEGIN, END = "<!-- detection-table: written by benchmarks/detection.py -->", "<!
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("\n\n")[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--epochs", type=int, default=None, help="default: the fast recipe's")
-    p.add_argument("--smoke", action="store_true", help="1 epoch on 64 scenes per split")
-    p.add_argument("--ship", action="store_true",
-                   help=f"write {MODEL} into the saved-models home (the model detect.py uses by default)")
-    p.add_argument("--work", default=os.path.join(_ROOT, "build", "benchmarks", "detection"))
-    p.add_argument("--results", default=os.path.join(_ROOT, "benchmarks", "results"))
-    p.add_argument("--write-readme", default=None, metavar="README")
-    p.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
-    return p.parse_args(argv)
+    from report import training_benchmark_parser
+
+    return training_benchmark_parser(__doc__, "detection", MODEL, "detect.py").parse_args(argv)
 
 
 def run(args):

@@ -49,3 +49,24 @@ def inference_images_per_second(model, dataset, batches=10):
             seconds += time.perf_counter() - start
             seen += int(images.shape[0])
     return seen / max(seconds, 1e-9)
+
+
+def training_benchmark_parser(doc, name, shipped, app):
+    """The options every benchmark that trains a task's model shares: --epochs, --smoke, --ship (writes
+    `shipped` into the saved-models home, `app`'s default model), --work (build/benchmarks/<name>), --results,
+    --write-readme and --verbose; `doc` is the script's docstring (first line, then the usage paragraph)."""
+    import argparse
+    import os
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    p = argparse.ArgumentParser(description=doc.splitlines()[0], epilog=doc.split("\n\n")[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--epochs", type=int, default=None, help="default: the fast recipe's")
+    p.add_argument("--smoke", action="store_true", help="1 epoch on 64 scenes per split")
+    p.add_argument("--ship", action="store_true",
+                   help=f"write {shipped} into the saved-models home (the model {app} uses by default)")
+    p.add_argument("--work", default=os.path.join(root, "build", "benchmarks", name))
+    p.add_argument("--results", default=os.path.join(root, "benchmarks", "results"))
+    p.add_argument("--write-readme", default=None, metavar="README")
+    p.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
+    return p

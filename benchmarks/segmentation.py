@@ -20,7 +20,6 @@ sys.path[:] = [_ROOT] + [p for p in sys.path if os.path.abspath(p or ".") != os.
 sys.path.append(os.path.join(_ROOT, "benchmarks"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import argparse  # noqa: E402
 
 from report import inference_images_per_second  # noqa: E402
 
@@ -31,17 +30,10 @@ BEGIN, END = "<!-- segmentation-table: written by benchmarks/segmentation.py -->
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("\n\n")[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    from report import training_benchmark_parser
+
+    p = training_benchmark_parser(__doc__, "segmentation", SHIPPED, "segment.py")
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
-    p.add_argument("--epochs", type=int, default=None, help="default: the fast recipe's")
-    p.add_argument("--smoke", action="store_true", help="1 epoch on 64 scenes per split")
-    p.add_argument("--ship", action="store_true",
-                   help=f"write {SHIPPED} into the saved-models home (the model segment.py uses by default)")
-    p.add_argument("--work", default=os.path.join(_ROOT, "build", "benchmarks", "segmentation"))
-    p.add_argument("--results", default=os.path.join(_ROOT, "benchmarks", "results"))
-    p.add_argument("--write-readme", default=None, metavar="README")
-    p.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
     return p.parse_args(argv)
 
 
