@@ -66,6 +66,8 @@ class ModelSpec:
       aux_min_input_size: for a model with auxiliary training heads (GoogLeNet's, built with
         aux_heads=True), the smallest H (= W) at which they fit; None for a model without them.
       weights: the published weight sets it can import (:class:`Weights`), none for most.
+      recipe: the family row of keras_cnns.training.recipes.RECIPES it trains with, when that is not its
+        family (the CIFAR-sized members of an ImageNet family: resnet20 trains with "resnet_cifar").
     """
 
     name: str
@@ -80,6 +82,12 @@ class ModelSpec:
     aux_min_input_size: Optional[int] = None
     task: str = "classification"
     weights: Tuple[Weights, ...] = ()
+    recipe: Optional[str] = None
+
+    @property
+    def recipe_family(self):
+        """The family row of the training recipes this model trains with (its family unless `recipe` says)."""
+        return self.recipe or self.family
 
     def published_weights(self, name):
         """The :class:`Weights` named `name` ("imagenet"), or None when the model has none of that name."""
@@ -93,7 +101,7 @@ _ALIASES = {}
 
 def register_model(name, *, family, paper, input_shape, min_input_size, test_input_shape=None,
                    deviations="none", output="probabilities", aux_min_input_size=None,
-                   task="classification", weights=()):
+                   task="classification", weights=(), recipe=None):
     """Decorator: registers a builder under `name`. Refuses a name that is already taken."""
     if task not in TASKS:
         raise ValueError(f"register_model: task must be one of {TASKS}. Received: task={task!r}")
@@ -104,7 +112,8 @@ def register_model(name, *, family, paper, input_shape, min_input_size, test_inp
             name=name, builder=builder, family=family, paper=paper,
             input_shape=tuple(input_shape), min_input_size=int(min_input_size),
             test_input_shape=tuple(test_input_shape or input_shape), deviations=deviations,
-            output=output, aux_min_input_size=aux_min_input_size, task=task, weights=tuple(weights))
+            output=output, aux_min_input_size=aux_min_input_size, task=task, weights=tuple(weights),
+            recipe=recipe)
         return builder
 
     return decorate

@@ -136,7 +136,7 @@ def nin(*, input_shape=None, num_classes=1000, include_top=True, pooling=None,
 
 
 @register_model("nin_cifar", family="nin", paper=f"{PAPER}, section 4.2 (CIFAR-10)",
-                input_shape=(32, 32, 3), min_input_size=8, test_input_shape=(28, 28, 1),
+                input_shape=(32, 32, 3), min_input_size=8, test_input_shape=(28, 28, 1), recipe="nin_cifar",
                 deviations="linear class maps (no ReLU before the softmax)")
 def nin_cifar(*, input_shape=None, num_classes=10, include_top=True, pooling=None,
               classifier_activation="softmax", weights=None, name="nin_cifar"):

@@ -274,7 +274,7 @@ def _register(variant, summary):
     cifar = CONFIGS[variant].stem == "cifar"
     if cifar:
         spec = dict(family="resnet", paper=f"{PAPER}, section 4.2 (CIFAR-10)", input_shape=(32, 32, 3),
-                    min_input_size=8, test_input_shape=(28, 28, 1),
+                    min_input_size=8, test_input_shape=(28, 28, 1), recipe="resnet_cifar",
                     deviations="option-A zero channels appended after the identity; Glorot-uniform init")
     else:
         spec = dict(family="resnet", paper=PAPER, input_shape=(224, 224, 3), min_input_size=32,

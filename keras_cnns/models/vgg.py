@@ -242,7 +242,7 @@ vgg19_bn = _register("vgg19_bn")
 
 
 @register_model("vgg_cifar", family="vgg", paper=PAPER, input_shape=(32, 32, 3), min_input_size=MIN_INPUT_SIZE,
-                test_input_shape=(32, 32, 3),
+                test_input_shape=(32, 32, 3), recipe="vgg_cifar",
                 deviations="not in the paper: D trunk with BatchNorm on 32x32 inputs, FC head 512-512")
 def vgg_cifar(*, input_shape=None, num_classes=10, include_top=True, pooling=None,
               classifier_activation="softmax", weights=None, name="vgg_cifar"):

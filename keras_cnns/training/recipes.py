@@ -80,7 +80,7 @@ def _r(family, name, **kwargs):
 
 
 # One table: (family, recipe name) -> Recipe. Families with a CIFAR-sized variant in the zoo have a
-# second row keyed "<family>_cifar" (chosen by recipe_family() from the model's default input size).
+# second row keyed "<family>_cifar", which their CIFAR-sized members name on their spec (``recipe=``).
 RECIPES = {(r.family, r.name): r for r in [
     # LeNet-5 (LeCun et al. 1998). The paper trains with stochastic diagonal Levenberg-Marquardt (SDLM,
     # a per-weight step from a running estimate of the Hessian's diagonal) for 20 passes with a global step
@@ -171,18 +171,6 @@ RECIPES = {(r.family, r.name): r for r in [
 ]}
 
 
-def recipe_family(spec):
-    """The recipe row of a model: its family, with "_cifar" for the 32x32 members of a family that has
-    an ImageNet-sized row too (resnet20 -> "resnet_cifar", vgg_cifar -> "vgg_cifar")."""
-    family = spec.family
-    if family.endswith("_cifar"):
-        return family
-    small = spec.input_shape[0] is not None and spec.input_shape[0] <= 64
-    if small and (family + "_cifar", "paper") in RECIPES:
-        return family + "_cifar"
-    return family
-
-
 CPU_MIN_SIZE = 32   # below this the 224x224 models lose most of their stages to 1x1 maps
 
 
@@ -212,7 +200,7 @@ def get_recipe(spec, name="paper"):
         return name
     if name not in RECIPE_NAMES:
         raise ValueError(f"recipe must be one of {RECIPE_NAMES}. Received: recipe={name!r}")
-    family = recipe_family(spec)
+    family = spec.recipe_family
     if (family, name) not in RECIPES:
         known = sorted({f for f, _ in RECIPES})
         raise ValueError(f"No {name!r} recipe for the {family!r} family (model {spec.name!r}); recipes exist "
