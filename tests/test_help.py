@@ -73,3 +73,13 @@ def test_the_apps_hide_native_log_lines_unless_asked_and_keep_python_stderr(env,
                           env={**os.environ, **env}, cwd=ROOT)
     assert "python line" in proc.stderr
     assert ("native line" in proc.stderr) is shown
+
+
+def test_native_lines_reach_the_terminal_again_once_an_app_has_loaded_its_model():
+    code = ("import os, sys; from keras_cnns.cli.stderr import quiet_native_logs, restore_native_logs; "
+            "quiet_native_logs(); os.write(2, b'start-up line\\n'); restore_native_logs(); restore_native_logs(); "
+            "os.write(2, b'abort message\\n'); print('python line', file=sys.stderr)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={k: v for k, v in os.environ.items() if k != "KERAS_CNNS_NATIVE_LOGS"}, cwd=ROOT)
+    assert "start-up line" not in proc.stderr
+    assert "abort message" in proc.stderr and "python line" in proc.stderr

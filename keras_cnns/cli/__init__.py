@@ -9,7 +9,7 @@ import argparse
 import copy
 import os
 
-from keras_cnns.cli.stderr import quiet_native_logs  # noqa: F401
+from keras_cnns.cli.stderr import quiet_native_logs, restore_native_logs  # noqa: F401
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

@@ -23,7 +23,7 @@ A thin door over keras_cnns.inference.
 import sys
 
 from keras_cnns import cli, results
-from keras_cnns.cli import USER_ERRORS, first_line, quiet_native_logs
+from keras_cnns.cli import USER_ERRORS, first_line, quiet_native_logs, restore_native_logs
 
 EXIT_BAD_INPUT = 2
 
@@ -81,6 +81,7 @@ def main(argv=None):
     except USER_ERRORS as err:  # ModelSourceError and friends: one line, no traceback
         fail(first_line(err))
         return EXIT_BAD_INPUT
+    restore_native_logs()
     limit = args.max_pixels or inference.MAX_PIXELS
     top = min(args.top, len(predictor.class_names))
     paths = inference.list_images(args.images)

@@ -19,7 +19,7 @@ import os
 import sys
 
 from keras_cnns import cli, results
-from keras_cnns.cli import load_task_model, make_output_folder, quiet_native_logs
+from keras_cnns.cli import load_task_model, make_output_folder, quiet_native_logs, restore_native_logs
 
 EXIT_BAD_INPUT = 2
 DEFAULT_MODEL = "frcnn_resnet_small"
@@ -58,6 +58,7 @@ def main(argv=None):
                                 DEFAULT_MODEL)
     if predictor is None or not make_output_folder(args.output, fail):
         return EXIT_BAD_INPUT
+    restore_native_logs()
     limit = args.max_pixels or inference.MAX_PIXELS
     paths = inference.list_images(args.images)
     records = []

@@ -23,7 +23,7 @@ import os
 import sys
 
 from keras_cnns import results
-from keras_cnns.cli import quiet_native_logs
+from keras_cnns.cli import quiet_native_logs, restore_native_logs
 
 EXIT_BAD_INPUT = 2
 EPILOG = __doc__.split("\n\n")[1]
@@ -122,6 +122,7 @@ def query(args):
                              "`python apps/retrieve.py build --no-features` or pass --index.")
         fail(str(err).splitlines()[0])
         return EXIT_BAD_INPUT
+    restore_native_logs()
     prep = Preprocessing.from_dict(meta["preprocessing"])
     limit = args.max_pixels or inference.MAX_PIXELS
     paths = inference.list_images(args.images)

@@ -20,7 +20,7 @@ import os
 import sys
 
 from keras_cnns import cli, results
-from keras_cnns.cli import USER_ERRORS, first_line, quiet_native_logs
+from keras_cnns.cli import USER_ERRORS, first_line, quiet_native_logs, restore_native_logs
 
 EXIT_BAD_INPUT = 2
 DEFAULT_OUTPUT = "scoremap-out"
@@ -67,6 +67,7 @@ def main(argv=None):
     except USER_ERRORS as err:  # ModelSourceError, a non-Keras artifact, an unconvertible model
         fail(first_line(err))
         return EXIT_BAD_INPUT
+    restore_native_logs()
     classes = None
     if args.class_name is not None:
         try:
