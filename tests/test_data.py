@@ -263,6 +263,20 @@ def test_training_order_is_seeded_and_reshuffled_every_epoch():
     assert np.array_equal(_all_ids(ds.test), _all_ids(ds.test))  # evaluation is never shuffled
 
 
+def test_no_memory_cache_when_the_prepared_images_would_not_fit_and_the_same_batches_come_out(monkeypatch):
+    from keras_cnns.data import pipeline
+
+    source = _id_source()
+    cached = data.make_datasets(source, _raw_prep(), batch_size=32, validation_split=0.1, seed=3)
+    assert cached.cache_note == ""
+    # 230 images of 4x4x1 float32 = 14,720 bytes: a "machine" of 20,000 bytes has room for half of that only
+    monkeypatch.setattr(pipeline, "physical_memory_bytes", lambda: 20_000)
+    uncached = data.make_datasets(source, _raw_prep(), batch_size=32, validation_split=0.1, seed=3)
+    assert "no in-memory cache" in uncached.cache_note and "0.0 GiB" in uncached.cache_note
+    for split in ("train", "validation", "test"):
+        assert np.array_equal(_all_ids(getattr(cached, split)), _all_ids(getattr(uncached, split)))
+
+
 def test_drop_remainder_gives_full_static_batches_and_the_shard_policy_is_explicit():
     ds = data.make_datasets(_id_source(), _raw_prep(), batch_size=32, validation_split=0.1, drop_remainder=True)
     assert ds.train.element_spec[0].shape == (32, 4, 4, 1)

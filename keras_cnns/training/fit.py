@@ -403,7 +403,8 @@ def make_datasets(run, dataset, log=print) -> RunData:
     # Every pipeline states its cardinality (data.pipeline.counted_examples): Keras counts the steps of an
     # epoch from it, and finds no "ran out of data".
     log(f"Data: {source.name}: {splits.train_size} training, {splits.validation_size} validation, "
-        f"{splits.test_size} test images; {steps} steps per epoch; augment={run.augment}")
+        f"{splits.test_size} test images; {steps} steps per epoch; augment={run.augment}"
+        + (f"; {splits.cache_note}" if splits.cache_note else ""))
     return RunData(source=source, preprocessing=prep, shape=shape, splits=splits, train=train, validation=val,
                    test=test, steps=steps)
 
