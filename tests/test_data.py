@@ -263,7 +263,7 @@ def test_training_order_is_seeded_and_reshuffled_every_epoch():
     assert np.array_equal(_all_ids(ds.test), _all_ids(ds.test))  # evaluation is never shuffled
 
 
-def test_no_memory_cache_when_the_prepared_images_would_not_fit_and_the_same_batches_come_out(monkeypatch):
+def test_no_memory_cache_nor_shuffle_of_prepared_images_when_they_would_not_fit(monkeypatch):
     from keras_cnns.data import pipeline
 
     source = _id_source()
@@ -273,8 +273,13 @@ def test_no_memory_cache_when_the_prepared_images_would_not_fit_and_the_same_bat
     monkeypatch.setattr(pipeline, "physical_memory_bytes", lambda: 20_000)
     uncached = data.make_datasets(source, _raw_prep(), batch_size=32, validation_split=0.1, seed=3)
     assert "no in-memory cache" in uncached.cache_note and "0.0 GiB" in uncached.cache_note
-    for split in ("train", "validation", "test"):
+    for split in ("validation", "test"):
         assert np.array_equal(_all_ids(getattr(cached, split)), _all_ids(getattr(uncached, split)))
+    # the shuffle runs on the source's examples, before they are prepared: the same images, seeded, every epoch anew
+    epoch1, epoch2 = _all_ids(uncached.train), _all_ids(uncached.train)
+    assert sorted(epoch1) == sorted(epoch2) == sorted(_all_ids(cached.train)) and not np.array_equal(epoch1, epoch2)
+    again = data.make_datasets(source, _raw_prep(), batch_size=32, validation_split=0.1, seed=3)
+    assert np.array_equal(_all_ids(again.train), epoch1)
 
 
 def test_drop_remainder_gives_full_static_batches_and_the_shard_policy_is_explicit():

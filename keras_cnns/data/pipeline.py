@@ -7,7 +7,8 @@ Training pipeline order (each step only where it applies):
      in batches of 256 when all images share one size]
   -> cache (memory, or a file when ``cache`` is a path): everything before is deterministic. An in-memory
      cache that would take more than half the machine's memory (Fashion-MNIST at 224x224: 54,000 float32
-     images of 602 KB, 32.5 GB with validation and test) is not made: that work is then redone every epoch
+     images of 602 KB, 32.5 GB with validation and test) is not made: that work is then redone every epoch,
+     and the shuffle moves before it (a shuffle buffer of the prepared images would not fit either)
   -> shuffle (seeded, reshuffled every epoch)
   -> batch (``drop_remainder`` for distribution strategies)
   -> random augmentation, each image its own draws from one stateless seed per batch per epoch, then
@@ -305,15 +306,22 @@ def make_datasets(source, preprocessing=None, batch_size=128, augment=None, vali
     train_idx, val_idx = split_indices(source.size("train"), validation_split, seed)
     fixed, random, batched = _train_stages(source, prep, augment)
 
-    train = _map_fixed(counted_examples(source, "train", train_idx), fixed, source.image_size is not None)
+    examples = counted_examples(source, "train", train_idx)
+    same_size = source.image_size is not None
+    train = _map_fixed(examples, fixed, same_size)
     cache_note = ""
     if cache is True:
         cache_note = _memory_cache_note(train, len(train_idx), len(val_idx) + source.size("test"), prep)
         cache = not cache_note
-    train = _cached(train, cache if cache is True or not cache else f"{cache}-train-{seed}")
     if shuffle_buffer is None:
         shuffle_buffer = len(train_idx) if source.is_in_memory() else 10_000
-    train = train.shuffle(max(1, min(shuffle_buffer, len(train_idx))), seed=seed, reshuffle_each_iteration=True)
+    buffer = max(1, min(shuffle_buffer, len(train_idx)))
+    if cache_note:
+        # A shuffle buffer of prepared images would not fit either: shuffle the source's examples, then prepare.
+        train = _map_fixed(examples.shuffle(buffer, seed=seed, reshuffle_each_iteration=True), fixed, same_size)
+    else:
+        train = _cached(train, cache if cache is True or not cache else f"{cache}-train-{seed}")
+        train = train.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
     # One stateless seed per batch (or per image) per epoch, each image its own draws: the same run seed gives
     # the same augmentations, every epoch new ones.
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
