@@ -322,38 +322,49 @@ def run_child(task, timeout, env=None):
     return None, f"exit {proc.returncode}: {tail[-1] if tail else 'no output'}"
 
 
+def settings(args):
+    """The (precision, jit, steps_per_execution) settings each model is measured at: every combination of
+    --precisions, --jit and --spe, or with --one-at-a-time the first of each (the baseline) and then each
+    knob's other values with the others at the baseline (what one knob does, in a fraction of the time)."""
+    if not args.one_at_a_time:
+        return [(p, j, s) for p in args.precisions for j in args.jit for s in args.spe]
+    p0, j0, s0 = args.precisions[0], args.jit[0], args.spe[0]
+    return ([(p0, j0, s0)] + [(p, j0, s0) for p in args.precisions[1:]]
+            + [(p0, j, s0) for j in args.jit[1:]] + [(p0, j0, s) for s in args.spe[1:]])
+
+
 def plan(args, torch_ok):
     """The groups of tasks; the members of a group are run alternately, --repeats times."""
     base = {"batch": args.batch, "warmup_steps": args.warmup_steps, "min_seconds": args.min_seconds,
             "latency_repeats": args.latency_repeats, "max_step_seconds": args.max_step_seconds}
     groups = []
     for threads in args.threads:
-        groups.append([dict(kind="matmul", framework=f, n=args.matmul_n, threads=threads, min_seconds=args.min_seconds)
-                       for f in ("TensorFlow", "PyTorch") if f == "TensorFlow" or torch_ok])
+        if not args.no_matmul:
+            groups.append([dict(kind="matmul", framework=f, n=args.matmul_n, threads=threads,
+                                min_seconds=args.min_seconds)
+                           for f in ("TensorFlow", "PyTorch") if f == "TensorFlow" or torch_ok])
         for model in args.models:
             infer_only = model in args.infer_only
-            for precision in args.precisions:
-                for jit in args.jit:
-                    for spe in args.spe:
-                        common = dict(base, model=model, precision=precision, jit=jit, spe=spe, threads=threads,
-                                      train=True, infer=not args.no_infer)
-                        if infer_only:
-                            if jit or spe != 1 or precision != "float32":
-                                continue
-                            common["train"] = False
-                            common["batch32"] = not args.quick  # --quick: batch-1 latency only
-                        group = [dict(common, kind="keras", framework=speedlib.OURS, impl=model)]
-                        if model in KERAS_APPLICATIONS and not args.no_peers:
-                            group.append(dict(common, kind="keras", framework="keras.applications",
-                                              impl=KERAS_APPLICATIONS[model]))
-                        first_setting = not jit and spe == 1
-                        torch_precision = TORCH_PRECISION[precision]
-                        if (model in TORCH_PEERS and torch_ok and first_setting and not args.no_peers
-                                and not (precision == "onednn_amp" and "mixed_bfloat16" in args.precisions)):
-                            impl = f"torchvision {model}" if model in KERAS_APPLICATIONS else f"twin {model}"
-                            group.append(dict(common, kind="torch", framework="PyTorch", impl=impl,
-                                              precision=torch_precision, jit=False, spe=1))
-                        groups.append(group)
+            for precision, jit, spe in settings(args):
+                common = dict(base, model=model, precision=precision, jit=jit, spe=spe, threads=threads,
+                              train=True, infer=not args.no_infer)
+                if infer_only:
+                    if jit or spe != 1 or precision != "float32":
+                        continue
+                    common["train"] = False
+                    common["batch32"] = not args.quick  # --quick: batch-1 latency only
+                group = [dict(common, kind="keras", framework=speedlib.OURS, impl=model)]
+                if model in KERAS_APPLICATIONS and not args.no_peers:
+                    group.append(dict(common, kind="keras", framework="keras.applications",
+                                      impl=KERAS_APPLICATIONS[model]))
+                first_setting = not jit and spe == 1
+                torch_precision = TORCH_PRECISION[precision]
+                if (model in TORCH_PEERS and torch_ok and first_setting and not args.no_peers
+                        and not (precision == "onednn_amp" and "mixed_bfloat16" in args.precisions)):
+                    impl = f"torchvision {model}" if model in KERAS_APPLICATIONS else f"twin {model}"
+                    group.append(dict(common, kind="torch", framework="PyTorch", impl=impl,
+                                      precision=torch_precision, jit=False, spe=1))
+                groups.append(group)
         if not args.no_pipeline:
             groups += [[dict(kind="pipeline", framework="tf.data", model=m, batch=args.batch,
                              batches=args.pipeline_batches, threads=threads)]
@@ -440,6 +451,10 @@ def parse_args(argv):
     p.add_argument("--precisions", nargs="+", default=None, choices=PRECISIONS)
     p.add_argument("--jit", nargs="+", default=None, choices=("off", "on"))
     p.add_argument("--spe", nargs="+", type=int, default=None, help="steps_per_execution values")
+    p.add_argument("--one-at-a-time", action="store_true",
+                   help="vary one of --precisions, --jit, --spe at a time from the first value of each "
+                        "(default: every combination)")
+    p.add_argument("--no-matmul", action="store_true", help="leave out the matmul limit")
     p.add_argument("--threads", nargs="+", type=int, default=[os.cpu_count()])
     p.add_argument("--omp-wait-policy", choices=("ACTIVE", "PASSIVE"), default=None,
                    help="OMP_WAIT_POLICY of the children (PyTorch's OpenMP threads; default: the library's)")
@@ -523,6 +538,8 @@ def main(argv=None):
     if args.omp_wait_policy:
         env["OMP_WAIT_POLICY"] = args.omp_wait_policy
     header = speedlib.machine_header(versions(), args.threads, env.get("OMP_WAIT_POLICY", "default"))
+    # what was run (a subset of models or knobs, the repeats) travels with the table it made
+    header += f"; best of {args.repeats}; run: python benchmarks/speed.py {' '.join(argv or sys.argv[1:])}".rstrip()
     print(header, flush=True)
     total = sum(len(g) for g in groups) * args.repeats
     done = 0

@@ -153,3 +153,20 @@ def test_quick_plan_pairs_each_model_with_its_peers_and_drops_pytorch_when_missi
     assert not any(t.get("train") for g in groups for t in g if t.get("model") == "resnet50")   # inference only
     no_torch = bench.plan(args, torch_ok=False)
     assert not any(t["framework"] == "PyTorch" for g in no_torch for t in g)
+
+
+def test_one_knob_at_a_time_varies_each_setting_alone_from_the_baseline():
+    bench = _speed_script()
+    argv = ["--precisions", "float32", "mixed_bfloat16", "--jit", "off", "on", "--spe", "1", "8", "32"]
+    crossed = bench.settings(bench.parse_args(argv))
+    assert len(crossed) == 2 * 2 * 3
+    single = bench.settings(bench.parse_args(argv + ["--one-at-a-time"]))
+    assert single == [("float32", False, 1), ("mixed_bfloat16", False, 1), ("float32", True, 1),
+                      ("float32", False, 8), ("float32", False, 32)]
+    groups = bench.plan(bench.parse_args(argv + ["--one-at-a-time", "--models", "resnet20", "--no-matmul",
+                                                 "--no-pipeline", "--no-litert"]), torch_ok=True)
+    # the PyTorch twin runs beside the two jit-off, steps_per_execution-1 settings, at the matching precision
+    assert [[(t["framework"], t["precision"]) for t in g] for g in groups][:2] == [
+        [("keras_cnns", "float32"), ("PyTorch", "float32")],
+        [("keras_cnns", "mixed_bfloat16"), ("PyTorch", "bf16_autocast")]]
+    assert len(groups) == 5
