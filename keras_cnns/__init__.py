@@ -13,7 +13,7 @@ imported in this process (``import keras`` then ``import keras_cnns``, then kera
 import importlib
 import sys
 
-__version__ = "0.1.0"
+from keras_cnns.version import __version__  # noqa: F401
 
 # public name -> module that defines it
 _LAZY = {

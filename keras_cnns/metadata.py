@@ -26,6 +26,7 @@ import os
 import subprocess
 
 from keras_cnns.paths import atomic_write_text
+from keras_cnns.version import __version__
 
 FILENAME = "metadata.json"
 MODEL_FILENAME = "model.keras"
@@ -56,8 +57,7 @@ def versions():
     import keras
     import tensorflow as tf
 
-    import keras_cnns
-    return {"keras_cnns": keras_cnns.__version__, "tensorflow": tf.__version__, "keras": keras.__version__}
+    return {"keras_cnns": __version__, "tensorflow": tf.__version__, "keras": keras.__version__}
 
 
 def git_commit():
