@@ -7,7 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from test_training import ROOT, train_cli, write_small_fashion_mnist
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def evaluate_cli(*args):
@@ -17,9 +18,9 @@ def evaluate_cli(*args):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, small_fashion_mnist, train_cli):
     base = tmp_path_factory.mktemp("apps")
-    data_dir = write_small_fashion_mnist(base / "data", n_train=512, n_test=128)
+    data_dir = small_fashion_mnist(base / "data", n_train=512, n_test=128)
     out = base / "lenet5"
     run = train_cli("--model", "lenet5", "--dataset", "fashion_mnist", "--data-dir", data_dir, "--epochs", 1,
                     "--batch-size", 64, "--recipe", "fast", "--output", out, "--verbose", 0, timeout=240)
@@ -57,7 +58,7 @@ def test_train_bad_input_is_one_line_and_exit_2(args, words, capsys, monkeypatch
     assert words in err and len(err.strip().splitlines()) == 1 and err.startswith("train.py: error")
 
 
-def test_train_bad_input_in_a_real_process_has_no_traceback():
+def test_train_bad_input_in_a_real_process_has_no_traceback(train_cli):
     res = train_cli("--model", "lenet6", timeout=120)
     assert res.returncode == 2 and "Unknown model" in res.stderr and "Traceback" not in res.stderr
 

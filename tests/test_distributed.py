@@ -8,12 +8,13 @@ import subprocess
 import sys
 
 import pytest
-from test_training import ROOT, train_cli, write_small_fashion_mnist
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return write_small_fashion_mnist(tmp_path_factory.mktemp("data"), n_train=1024, n_test=256)
+def data_dir(tmp_path_factory, small_fashion_mnist):
+    return small_fashion_mnist(tmp_path_factory.mktemp("data"), n_train=1024, n_test=256)
 
 
 def _args(data_dir, out, *extra):
@@ -21,7 +22,7 @@ def _args(data_dir, out, *extra):
             "--batch-size", 64, "--recipe", "fast", "--output", out, "--verbose", 0, "--seed", 1, *extra]
 
 
-def test_mirrored_over_two_cpu_replicas_matches_one_device(data_dir, tmp_path):
+def test_mirrored_over_two_cpu_replicas_matches_one_device(data_dir, tmp_path, train_cli):
     one = train_cli(*_args(data_dir, tmp_path / "one", "--strategy", "default"), timeout=240)
     two = train_cli(*_args(data_dir, tmp_path / "two", "--strategy", "mirrored", "--cpu-replicas", 2),
                     timeout=240)

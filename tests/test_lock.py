@@ -9,7 +9,6 @@ import sys
 import time
 
 import pytest
-from test_training import train_cli, train_popen, write_small_fashion_mnist
 
 from keras_cnns import training
 from keras_cnns.training import lock
@@ -57,8 +56,9 @@ def test_the_lock_is_released_when_the_block_raises(tmp_path):
     assert not os.path.exists(tmp_path / lock.LOCK_FILENAME)
 
 
-def test_two_runs_into_one_directory_the_second_is_refused_the_first_finishes(tmp_path):
-    data_dir = write_small_fashion_mnist(tmp_path / "data", n_train=1200, n_test=128)
+def test_two_runs_into_one_directory_the_second_is_refused_the_first_finishes(tmp_path, small_fashion_mnist,
+                                                                              train_cli, train_popen):
+    data_dir = small_fashion_mnist(tmp_path / "data", n_train=1200, n_test=128)
     out = tmp_path / "run"
     args = ["--model", "lenet5", "--dataset", "fashion_mnist", "--data-dir", data_dir, "--epochs", 3,
             "--batch-size", 32, "--recipe", "fast", "--output", out, "--verbose", 0]

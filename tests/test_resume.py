@@ -6,13 +6,12 @@ import signal
 import subprocess
 import time
 
-from test_training import train_cli, train_popen, write_small_fashion_mnist
-
 from keras_cnns import training
 
 
-def test_sigkill_mid_training_then_rerun_resumes_with_one_row_per_epoch(tmp_path):
-    data_dir = write_small_fashion_mnist(tmp_path / "data", n_train=1200, n_test=128)
+def test_sigkill_mid_training_then_rerun_resumes_with_one_row_per_epoch(tmp_path, small_fashion_mnist, train_cli,
+                                                                       train_popen):
+    data_dir = small_fashion_mnist(tmp_path / "data", n_train=1200, n_test=128)
     out = tmp_path / "run"
     args = ["--model", "lenet5", "--dataset", "fashion_mnist", "--data-dir", data_dir, "--epochs", 4,
             "--batch-size", 32, "--recipe", "fast", "--output", out, "--verbose", 0]

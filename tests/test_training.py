@@ -4,8 +4,6 @@ images) and LeNet-5, one or two epochs each."""
 import csv
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,43 +11,10 @@ import pytest
 import keras_cnns
 from keras_cnns import data, metadata, training
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def small_arrays(n_train=512, n_test=128):
-    """The first images of Fashion-MNIST's train and test splits."""
-    source = data.load_source("fashion_mnist")
-    (x, y), (xt, yt) = source.arrays("train"), source.arrays("test")
-    return (x[:n_train], y[:n_train]), (xt[:n_test], yt[:n_test]), source.class_names
-
-
-def write_small_fashion_mnist(directory, n_train=512, n_test=128):
-    """A Fashion-MNIST data dir (the four IDX files) holding only the first images: for subprocess runs."""
-    (x, y), (xt, yt), _ = small_arrays(n_train, n_test)
-    os.makedirs(directory, exist_ok=True)
-    for name, array in (("train-images-idx3-ubyte", x[..., 0]), ("train-labels-idx1-ubyte", y),
-                        ("t10k-images-idx3-ubyte", xt[..., 0]), ("t10k-labels-idx1-ubyte", yt)):
-        data.write_idx(os.path.join(directory, name + ".gz"), array)
-    return str(directory)
-
-
-def train_cli(*args, env=None, **kwargs):
-    """subprocess.run of apps/train.py with TensorFlow quiet; returns the CompletedProcess."""
-    env = dict(os.environ if env is None else env, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
-    return subprocess.run([sys.executable, os.path.join(ROOT, "apps", "train.py"), *map(str, args)],
-                          capture_output=True, text=True, env=env, **kwargs)
-
-
-def train_popen(*args, **kwargs):
-    """subprocess.Popen of apps/train.py with TensorFlow quiet (a run to watch, kill or race)."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
-    return subprocess.Popen([sys.executable, os.path.join(ROOT, "apps", "train.py"), *map(str, args)], env=env,
-                            **kwargs)
-
 
 @pytest.fixture(scope="module")
-def small_source():
-    train, test, names = small_arrays()
+def small_source(small_fashion_arrays):
+    train, test, names = small_fashion_arrays()
     return data.from_arrays(train, test, names, name="fashion_mnist_small")
 
 
