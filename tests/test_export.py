@@ -89,10 +89,21 @@ def test_tflite_dynamic_range(exports):
     assert report["top1_agreement"] >= 0.99 and report["accuracy_drop_points"] <= 1.0
 
 
+def test_the_shipped_lenet5_in_int8_meets_the_target_of_99_percent_agreement(tmp_path):
+    """The int8 target held at its real value, on a model trained to the end (the shipped LeNet-5, 90% accurate)
+    and 1,000 Fashion-MNIST test images; the small fixture below sits too close to its decision boundaries."""
+    shipped = os.path.join(ROOT, "saved_models", "lenet5-fashion_mnist")
+    report = export.export_model(shipped, "tflite", quantize="int8", output=str(tmp_path / "int8"),
+                                 parity_images=1000, mobile=False)["report"]
+    assert report["n_images"] == 1000
+    assert report["top1_agreement"] >= 0.99, report
+    assert report["accuracy_drop_points"] <= 1.0, report
+
+
 def test_tflite_int8_agrees_and_keeps_accuracy(exports):
-    # The issue's target is 99% agreement; this fixture (2 epochs on 4,000 images, ~77% accurate) sits
-    # close to many decision boundaries and measures ~98% on 400 images, so it is held to 97% here.
-    # The trained LeNet-5's numbers are in benchmarks/export_table.py's table.
+    # The target (99% agreement) is asserted on the shipped LeNet-5 above (99.6% on 1,000 images); this
+    # fixture (2 epochs on 4,000 images, ~77% accurate) sits close to many decision boundaries and measures
+    # ~98% on 400 images, so here it checks the export path at 97%.
     report = exports("tflite", "int8")["report"]
     assert report["top1_agreement"] >= 0.97, report
     assert report["accuracy_drop_points"] <= 1.0, report
