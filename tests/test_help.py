@@ -83,3 +83,18 @@ def test_native_lines_reach_the_terminal_again_once_an_app_has_loaded_its_model(
                           env={k: v for k, v in os.environ.items() if k != "KERAS_CNNS_NATIVE_LOGS"}, cwd=ROOT)
     assert "start-up line" not in proc.stderr
     assert "abort message" in proc.stderr and "python line" in proc.stderr
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_help_in_a_fresh_process_imports_no_model_module_nor_tensorflow(app):
+    code = ("import contextlib, io, runpy, sys\n"
+            f"sys.argv = ['apps/{app}.py', '--help']\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    try:\n"
+            f"        runpy.run_path('apps/{app}.py', run_name='__main__')\n"
+            "    except SystemExit:\n"
+            "        pass\n"
+            "print(sorted(m for m in sys.modules if m.startswith('keras_cnns.models') or m == 'tensorflow'))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
