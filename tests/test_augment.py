@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from keras_cnns import data
 from keras_cnns.data import augment as aug
-from keras_cnns.data.sources import pca_of_covariance
+from keras_cnns.data.statistics import pca_of_covariance
 
 
 def _seed(i):

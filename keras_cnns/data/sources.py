@@ -16,12 +16,9 @@ and otherwise a FileNotFoundError says how to get them.
 
 import abc
 import dataclasses
-import gzip
 import hashlib
-import json
 import logging
 import os
-import struct
 from concurrent.futures import ThreadPoolExecutor
 from typing import Optional, Tuple
 
@@ -31,12 +28,12 @@ import tensorflow as tf
 from keras_cnns.data.preprocessing import convert_channels
 from keras_cnns.images import (IMAGE_EXTENSIONS, dataset_convention, decode_for_training,  # noqa: F401  (one list)
                                read_image)
-from keras_cnns.paths import atomic_write_text
+from keras_cnns.data.idx import read_idx
+from keras_cnns.data.statistics import pca_of_covariance, stored_statistics
 
 logger = logging.getLogger(__name__)
 
 DATA_DIR_ENV = "KERAS_CNNS_DATA_DIR"
-CACHE_DIR_ENV = "KERAS_CNNS_CACHE_DIR"
 
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -53,8 +50,6 @@ _IDX_DATASETS = {
 }
 _IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
               "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
-               0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 
 
 class Source(abc.ABC):
@@ -115,27 +110,8 @@ class Source(abc.ABC):
         """
         if max_images is None:
             max_images = self.size("train") if self.is_in_memory() else 20000
-        key = f"{self.fingerprint()}-{max_images}-{seed}"
-        cached = getattr(self, "_statistics", {})
-        if key in cached:
-            return cached[key]
-        path = os.path.join(stats_dir(), f"{_safe_name(self.name)}-{key}.json")
-        stats = None
-        if os.path.exists(path):
-            try:
-                with open(path) as f:
-                    stats = json.load(f)
-            except (OSError, ValueError):
-                stats = None
-        if stats is None:
-            stats = self._compute_statistics(max_images, seed)
-            try:
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-                atomic_write_text(path, json.dumps(stats, indent=1))
-            except OSError as err:  # a read-only home is no reason to fail
-                logger.warning("Could not store the dataset statistics in %s: %s", path, err)
-        self._statistics = {**cached, key: stats}
-        return stats
+        return stored_statistics(self, f"{self.fingerprint()}-{max_images}-{seed}",
+                                 lambda: self._compute_statistics(max_images, seed))
 
     def _compute_statistics(self, max_images, seed):
         n = self.size("train")
@@ -170,22 +146,6 @@ class Source(abc.ABC):
     def __repr__(self):
         return (f"<{type(self).__name__} {self.name!r}: {self.num_classes} classes, {self.channels} channel(s), "
                 f"train={self.size('train')}, test={self.size('test')}, from {self.origin}>")
-
-
-def pca_of_covariance(covariance):
-    """Eigenvalues (descending) and eigenvectors (columns) of a symmetric covariance matrix."""
-    eigvals, eigvecs = np.linalg.eigh(np.asarray(covariance, dtype=np.float64))
-    order = np.argsort(eigvals)[::-1]
-    return np.maximum(eigvals[order], 0.0), eigvecs[:, order]
-
-
-def stats_dir():
-    base = os.environ.get(CACHE_DIR_ENV) or os.path.join(os.path.expanduser("~"), ".keras", "keras_cnns")
-    return os.path.join(base, "stats")
-
-
-def _safe_name(name):
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[-60:]
 
 
 # -- in-memory arrays (MNIST, Fashion-MNIST, anything already loaded) ----------------------------------
@@ -258,34 +218,6 @@ def from_arrays(train, test, class_names=None, name="arrays"):
 
 
 # -- IDX files ----------------------------------------------------------------------------------------
-def read_idx(path):
-    """Reads an IDX file (the MNIST format), gzipped or not, into a NumPy array."""
-    with open(path, "rb") as f:
-        data = f.read()
-    if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
-        raise ValueError(f"Not an IDX file (bad magic number): {path}")
-    ndim = data[3]
-    dims = struct.unpack(f">{ndim}i", data[4:4 + 4 * ndim])
-    dtype = np.dtype(_IDX_DTYPES[data[2]])
-    expected = int(np.prod(dims)) * dtype.itemsize
-    body = data[4 + 4 * ndim:]
-    if len(body) != expected:
-        raise ValueError(f"IDX file {path} is truncated or padded: header says {dims} ({expected} bytes), "
-                         f"found {len(body)} bytes")
-    return np.frombuffer(body, dtype=dtype).reshape(dims).astype(dtype.newbyteorder("="))
-
-
-def write_idx(path, array):
-    """Writes a uint8 array as an IDX file (gzipped when path ends with .gz); used by the tests."""
-    array = np.ascontiguousarray(array, dtype=np.uint8)
-    data = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}i", *array.shape) + array.tobytes()
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "wb") as f:
-        f.write(data)
-
-
 def _find_idx_dir(directory, spec):
     """The directory (directory itself or one of its dataset sub-folders) holding the four IDX files."""
     for candidate in (directory, *(os.path.join(directory, sub) for sub in spec["subdirs"])):
