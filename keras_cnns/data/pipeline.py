@@ -218,8 +218,8 @@ def _image_bytes(ds):
 
 
 def _memory_cache_note(train, train_count, eval_count, prep):
-    """"" when the in-memory caches of the three splits fit in MEMORY_CACHE_FRACTION of the machine's memory,
-    else the sentence saying why they are not made."""
+    """The empty string when the in-memory caches of the three splits fit in MEMORY_CACHE_FRACTION of the
+    machine's memory, else the sentence saying why they are not made."""
     eval_bytes = prep.size[0] * prep.size[1] * prep.channels * 4   # float32 model inputs
     need = _image_bytes(train) * train_count + eval_bytes * eval_count
     total = physical_memory_bytes()
