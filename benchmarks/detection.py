@@ -21,8 +21,7 @@ sys.path[:] = [_ROOT] + [p for p in sys.path if os.path.abspath(p or ".") != os.
 sys.path.append(os.path.join(_ROOT, "benchmarks"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-
-from report import inference_images_per_second  # noqa: E402
+from report import inference_images_per_second, training_benchmark_parser  # noqa: E402
 
 MODEL = "frcnn_resnet_small"
 TARGET_MAP50 = 0.85
@@ -31,8 +30,6 @@ BEGIN, END = "<!-- detection-table: written by benchmarks/detection.py -->", "<!
 
 
 def parse_args(argv=None):
-    from report import training_benchmark_parser
-
     return training_benchmark_parser(__doc__, "detection", MODEL, "detect.py").parse_args(argv)
 
 

@@ -1,6 +1,8 @@
 """What every benchmark shares: a pandas table as markdown, the README section it is written into, the median
 time of a call, and the inference speed of a model on a test pipeline."""
 
+import argparse
+import os
 import time
 
 
@@ -55,9 +57,6 @@ def training_benchmark_parser(doc, name, shipped, app):
     """The options every benchmark that trains a task's model shares: --epochs, --smoke, --ship (writes
     `shipped` into the saved-models home, `app`'s default model), --work (build/benchmarks/<name>), --results,
     --write-readme and --verbose; `doc` is the script's docstring (first line, then the usage paragraph)."""
-    import argparse
-    import os
-
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     p = argparse.ArgumentParser(description=doc.splitlines()[0], epilog=doc.split("\n\n")[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

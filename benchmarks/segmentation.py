@@ -20,8 +20,7 @@ sys.path[:] = [_ROOT] + [p for p in sys.path if os.path.abspath(p or ".") != os.
 sys.path.append(os.path.join(_ROOT, "benchmarks"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-
-from report import inference_images_per_second  # noqa: E402
+from report import inference_images_per_second, training_benchmark_parser  # noqa: E402
 
 MODELS = ("fcn32s_vgg16_slim", "fcn16s_vgg16_slim", "fcn8s_vgg16_slim")
 SHIPPED = "fcn8s_vgg16_slim"
@@ -30,8 +29,6 @@ BEGIN, END = "<!-- segmentation-table: written by benchmarks/segmentation.py -->
 
 
 def parse_args(argv=None):
-    from report import training_benchmark_parser
-
     p = training_benchmark_parser(__doc__, "segmentation", SHIPPED, "segment.py")
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     return p.parse_args(argv)

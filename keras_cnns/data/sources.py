@@ -110,8 +110,12 @@ class Source(abc.ABC):
         """
         if max_images is None:
             max_images = self.size("train") if self.is_in_memory() else 20000
-        return stored_statistics(self, f"{self.fingerprint()}-{max_images}-{seed}",
-                                 lambda: self._compute_statistics(max_images, seed))
+        key = f"{self.fingerprint()}-{max_images}-{seed}"
+        cached = getattr(self, "_statistics", {})
+        if key not in cached:
+            self._statistics = {**cached, key: stored_statistics(
+                self.name, key, lambda: self._compute_statistics(max_images, seed))}
+        return self._statistics[key]
 
     def _compute_statistics(self, max_images, seed):
         n = self.size("train")

@@ -1,7 +1,7 @@
 """Dataset statistics kept once computed: per-channel mean and std and the RGB covariance's eigen-decomposition
 (AlexNet's PCA colour augmentation), stored as small JSON files under ``$KERAS_CNNS_CACHE_DIR/stats``
-(default ~/.keras/keras_cnns/stats) and on the source object. :meth:`keras_cnns.data.Source.statistics`
-computes them; this module only keeps them."""
+(default ~/.keras/keras_cnns/stats). :meth:`keras_cnns.data.Source.statistics` computes them and keeps its own
+in-memory copy; this module only keeps the files."""
 
 import json
 import logging
@@ -26,13 +26,10 @@ def _safe_name(name):
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[-60:]
 
 
-def stored_statistics(source, key, compute):
-    """The statistics of `source` under `key`: from the source object, else from its file, else ``compute()``,
-    then kept in both (a file that cannot be written is a warning, not an error)."""
-    cached = getattr(source, "_statistics", {})
-    if key in cached:
-        return cached[key]
-    path = os.path.join(stats_dir(), f"{_safe_name(source.name)}-{key}.json")
+def stored_statistics(name, key, compute):
+    """The statistics of the source named `name` under `key`: from their file, else ``compute()`` and then
+    written there (a file that cannot be written is a warning, not an error)."""
+    path = os.path.join(stats_dir(), f"{_safe_name(name)}-{key}.json")
     stats = None
     if os.path.exists(path):
         try:
@@ -47,7 +44,6 @@ def stored_statistics(source, key, compute):
             atomic_write_text(path, json.dumps(stats, indent=1))
         except OSError as err:  # a read-only home is no reason to fail
             logger.warning("Could not store the dataset statistics in %s: %s", path, err)
-    source._statistics = {**cached, key: stats}
     return stats
 
 
