@@ -237,3 +237,24 @@ def test_feature_maps_are_the_five_block_pools_and_fc6_fc7():
         "block5": (2, 2, 512), "fc6": (4096,), "fc7": (4096,)}
     trunk = keras_cnns.get_model("vgg16", input_shape=(64, 64, 3), include_top=False)
     assert list(keras_cnns.feature_layers(trunk)) == [f"block{b}" for b in range(1, 6)]
+
+
+def test_vgg16_slim_is_configuration_d_at_one_eighth_width_with_531490_parameters():
+    # convs 8,8 | 16,16 | 32 x3 | 64 x3 | 64 x3 (230,424); fc6 64*512+512 (1x1 pool5 at 32x32); fc7 512*512+512; 10 classes
+    model = keras_cnns.get_model("vgg16_slim")
+    assert tuple(model.input_shape[1:]) == (32, 32, 1) and model.output_shape == (None, 10)
+    assert [conv.filters for conv in _convs(model)] == [8, 8, 16, 16, 32, 32, 32, 64, 64, 64, 64, 64, 64]
+    assert model.get_layer("fc6").units == model.get_layer("fc7").units == 512
+    assert model.count_params() == 230_424 + (64 * 512 + 512) + (512 * 512 + 512) + (512 * 10 + 10) == 531_490
+
+
+def test_vgg16_slim_is_the_classifier_twin_of_the_slim_fcns_backbone():
+    from keras_cnns.models import fcn
+
+    classifier = keras_cnns.get_model("vgg16_slim")
+    net = keras_cnns.get_model("fcn8s_vgg16_slim", input_shape=(None, None, 1), num_classes=11)
+    copied = fcn.load_backbone(net, classifier)
+    assert [name for name in copied if name.startswith("block")] == [conv.name for conv in _convs(classifier)]
+    assert "fc7" in copied and "fc6" not in copied   # fc6 saw a 1x1 pool5 map; the FCN's fc6 is 7x7
+    for conv in _convs(classifier):
+        np.testing.assert_array_equal(net.get_layer(conv.name).get_weights()[0], conv.get_weights()[0])

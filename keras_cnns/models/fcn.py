@@ -42,7 +42,6 @@ OUTPUT_STRIDE = 32
 FC_UNITS = 4096
 FC6_KERNEL = 7
 DROPOUT = 0.5
-SLIM_WIDTH = 1 / 8
 
 # Registry stem -> the pools whose scores are fused, deepest first (FCN-32s fuses none).
 VARIANTS = {
@@ -143,7 +142,7 @@ def _register(stem, slim=False):
     """Registers the FCN of VARIANTS[stem] (at 1/8 width when `slim`) and returns its builder."""
     skips = VARIANTS[stem]
     spec_name = f"{stem}_vgg16" + ("_slim" if slim else "")
-    width = SLIM_WIDTH if slim else 1.0
+    width = vgg.SLIM_WIDTH if slim else 1.0
     deviations = ("input padded to a multiple of 32 and scores cropped back (Caffe: 100-pixel pad); fc6 'same' "
                   "padding; trainable final upsampling" + ("; every width / 8 (not in the paper)" if slim else ""))
 

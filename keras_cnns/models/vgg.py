@@ -98,7 +98,7 @@ def trunk(x, config, batch_norm=False, width=1.0):
 
 
 def _vgg(*, spec_name, config, batch_norm, head, default_shape, small_variant, input_shape, num_classes,
-         include_top, pooling, classifier_activation, weights, name):
+         include_top, pooling, classifier_activation, weights, name, width=1.0):
     published = _published(spec_name)
     input_shape = check_args(
         spec_name, input_shape=input_shape, num_classes=num_classes, include_top=include_top,
@@ -106,12 +106,12 @@ def _vgg(*, spec_name, config, batch_norm, head, default_shape, small_variant, i
         default_shape=default_shape, min_size=MIN_INPUT_SIZE, small_variant=small_variant,
         published=published)
     inputs = keras.Input(input_shape, name="image")
-    x = trunk(inputs, config, batch_norm)[-1]
+    x = trunk(inputs, config, batch_norm, width)[-1]
     # block5_pool: 7x7x512 at 224x224, 1x1x512 at 32x32.
     if include_top:
         x = keras.layers.Flatten(name="flatten")(x)
         for i, units in enumerate(head, start=6):
-            x = keras.layers.Dense(units, activation="relu", name=f"fc{i}")(x)
+            x = keras.layers.Dense(scaled(units, width), activation="relu", name=f"fc{i}")(x)
             x = keras.layers.Dropout(DROPOUT, name=f"drop{i}")(x)
         x = classifier(x, num_classes, classifier_activation)
     else:
@@ -257,6 +257,29 @@ def vgg_cifar(*, input_shape=None, num_classes=10, include_top=True, pooling=Non
                 default_shape=(32, 32, 3), small_variant=None, input_shape=input_shape,
                 num_classes=num_classes, include_top=include_top, pooling=pooling,
                 classifier_activation=classifier_activation, weights=weights, name=name)
+
+
+SLIM_WIDTH = 1 / 8
+
+
+@register_model("vgg16_slim", family="vgg", paper=PAPER, input_shape=(32, 32, 1), min_input_size=MIN_INPUT_SIZE,
+                test_input_shape=(32, 32, 1),
+                deviations="not in the paper: configuration D with every width / 8 (the trunk of the FCNs' "
+                           "_slim variants), Glorot initialisation")
+def vgg16_slim(*, input_shape=None, num_classes=10, include_top=True, pooling=None,
+               classifier_activation="softmax", weights=None, name="vgg16_slim"):
+    """VGG-16 (configuration D, Simonyan & Zisserman 2014) with every width divided by 8: convolutions of
+    8, 16, 32, 64, 64 filters, fc6 and fc7 of 512 units.
+
+    Not in the paper. It is the classifier twin of ``fcn8s_vgg16_slim`` and the other slim FCNs: the same
+    layer names and shapes, so a trained copy starts an FCN's backbone (``backbone_weights=``, the FCN
+    paper's way) on a CPU. Its default input, 32x32x1, is Fashion-MNIST padded as for LeNet-5: items about
+    the size of the scenes' smallest (32..64 pixels, docs/data.md), on the same black background.
+    """
+    return _vgg(spec_name="vgg16_slim", config="D", batch_norm=False, head=IMAGENET_HEAD,
+                default_shape=(32, 32, 1), small_variant=None, input_shape=input_shape,
+                num_classes=num_classes, include_top=include_top, pooling=pooling,
+                classifier_activation=classifier_activation, weights=weights, name=name, width=SLIM_WIDTH)
 
 
 register_endpoints("vgg", [(f"block{b}", rf"block{b}_pool") for b in range(1, 6)]
