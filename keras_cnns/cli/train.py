@@ -3,6 +3,7 @@
     python apps/train.py --model lenet5 --dataset fashion_mnist               # the shipped model's command
     python apps/train.py --model resnet20 --dataset fashion_mnist --recipe fast --epochs 5
     python apps/train.py --model vgg_cifar --dataset path/to/images --output runs/mine
+    python apps/train.py --model frcnn_resnet_small --dataset tfds:voc/2007 --data-dir ~/tensorflow_datasets
 
 A thin command-line door over keras_cnns.training.fit (see docs/training.md). Rerunning an interrupted
 command resumes from its last finished epoch. Bad arguments print one line and exit with status 2.
@@ -25,7 +26,8 @@ def parse_args(argv=None):
     p.add_argument("--dataset", default=None,
                    help="classifiers: fashion_mnist (default), mnist, an image folder (one sub-folder per class) "
                         "or tfds:NAME; segmentation models (fcn*): fashion_mnist_scenes (default), a folder of "
-                        "images/ and masks/, or tfds:NAME; detectors (frcnn*): fashion_mnist_scenes (default)")
+                        "images/ and masks/, or tfds:NAME; detectors (frcnn*): fashion_mnist_scenes (default) or "
+                        "tfds:NAME (a detection dataset with boxes, e.g. tfds:voc/2007)")
     p.add_argument("--data-dir", default=None, help="where the dataset's files are")
     p.add_argument("--input-size", default=None, metavar="N|HxW",
                    help="train at this image size (channels from the data), e.g. 32 for googlenet on a CPU; "
@@ -96,7 +98,9 @@ def main(argv=None):
     except USER_ERRORS as err:  # a bad value, a missing file, tensorflow_datasets or a dataset absent
         fail(first_line(err))
     ev = result.evaluation
-    if "mean_iou" in ev:
+    if "map50" in ev:
+        print(f"test_map50={ev['map50']:.4f} test_map_coco={ev['map_coco']:.4f} output={result.output_dir}")
+    elif "mean_iou" in ev:
         print(f"test_mean_iou={ev['mean_iou']:.4f} test_pixel_accuracy={ev['pixel_accuracy']:.4f} "
               f"output={result.output_dir}")
     else:

@@ -10,5 +10,6 @@ from keras_cnns.data.idx import read_idx, write_idx  # noqa: F401
 from keras_cnns.data.sources import (DATA_DIR_ENV, FASHION_MNIST_CLASSES, MNIST_CLASSES, Source,  # noqa: F401
                                      from_arrays, load_source)
 from keras_cnns.data.scenes import SCENE_CLASSES, Scene, SceneSet, scene_dataset, scene_datasets  # noqa: F401
+from keras_cnns.data.detection import TfdsDetectionSource, detection_datasets, load_detection  # noqa: F401
 from keras_cnns.data.segmentation import (FolderPairSource, SegmentationSource, load_segmentation,  # noqa: F401
                                           segmentation_dataset)

@@ -497,15 +497,25 @@ class TfdsSource(Source):
         ds = self._builder.as_dataset(split=self._splits[split], as_supervised=True, shuffle_files=False)
         channels = self.channels
         ds = ds.map(lambda image, label: (_to_channels(image, channels), tf.cast(label, tf.int32)))
-        if indices is None:
-            return ds
-        keep = np.zeros(self.size(split), dtype=bool)
-        keep[np.asarray(indices, dtype=np.int64)] = True
-        keep = tf.constant(keep)
-        return ds.enumerate().filter(lambda i, example: keep[i]).map(lambda i, example: example)
+        return ds if indices is None else at_positions(ds, self.size(split), indices)
 
     def fingerprint(self):
         return hashlib.sha1(f"{self.name}|{self._builder.data_dir}|{self.size('train')}".encode()).hexdigest()[:16]
+
+
+def at_positions(ds, n, indices):
+    """The elements of a dataset of n elements at the positions ``indices``, in the dataset's order."""
+    keep = np.zeros(n, dtype=bool)
+    keep[np.asarray(indices, dtype=np.int64)] = True
+    keep = tf.constant(keep)
+
+    def kept(i, element):
+        return keep[i]
+
+    def element_only(i, element):
+        return element
+
+    return ds.enumerate().filter(kept).map(element_only)
 
 
 def _to_channels(image, channels):

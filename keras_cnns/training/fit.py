@@ -312,15 +312,19 @@ def _segmentation_evaluate(spec, model, data, log):
 
 def _detection_data(run, dataset):
     """(source, preprocessing, input shape, Datasets) of a detection run: the Fashion-MNIST scenes with their
-    boxes (keras_cnns.data.scenes, task "detection"); with the run's `limit`, no more than `limit` scenes per
-    split."""
+    boxes (keras_cnns.data.scenes, task "detection"), or a TFDS detection dataset "tfds:NAME" prepared under
+    the run's data_dir (keras_cnns.data.detection, :func:`_tfds_detection_data`); with the run's `limit`, no
+    more than `limit` images per split."""
     from keras_cnns.data import scenes
+    from keras_cnns.data.detection import TfdsDetectionSource
     from keras_cnns.data.pipeline import Datasets
     from keras_cnns.data.segmentation import SCENES, SceneSegmentationSource
 
+    if isinstance(dataset, TfdsDetectionSource) or (isinstance(dataset, str) and dataset.startswith("tfds:")):
+        return _tfds_detection_data(run, dataset)
     if dataset != SCENES and not isinstance(dataset, SceneSegmentationSource):
-        raise ValueError(f"Detection models train on {SCENES!r} (boxes of the Fashion-MNIST scenes). "
-                         f"Received: dataset={dataset!r}")
+        raise ValueError(f"Detection models train on {SCENES!r} (boxes of the Fashion-MNIST scenes) or on "
+                         f"'tfds:NAME' (a TFDS detection dataset, e.g. tfds:voc/2007). Received: dataset={dataset!r}")
     source = dataset if isinstance(dataset, SceneSegmentationSource) else SceneSegmentationSource(
         counts={split: int(run.limit) for split in scenes.SPLITS} if run.limit else None)
     prep = scenes.scene_preprocessing(source=source._source)
@@ -332,6 +336,20 @@ def _detection_data(run, dataset):
                       validation_size=sizes["validation"], test_size=sizes["test"], preprocessing=prep,
                       batch_size=run.batch_size, augment=None, train_indices=np.arange(sizes["train"]),
                       validation_indices=np.arange(sizes["validation"]))
+    return source, prep, (*prep.size, prep.channels), splits
+
+
+def _tfds_detection_data(run, dataset):
+    """_detection_data for a TFDS detection dataset (a name or a TfdsDetectionSource): trained at the run's
+    input size, else the images' own size when they share one, else keras_cnns.data.detection.DEFAULT_SIZE;
+    validation held out of train (the run's validation_split and seed) when the dataset has no validation split."""
+    from keras_cnns.data import detection
+
+    source = dataset if isinstance(dataset, detection.TfdsDetectionSource) else detection.load_detection(
+        dataset, data_dir=run.data_dir, validation_split=run.validation_split, seed=run.seed)
+    prep = detection.default_preprocessing(source, run.input_shape[:2] if run.input_shape else None)
+    splits = detection.detection_datasets(source, prep, run.batch_size, seed=run.seed, limit=run.limit,
+                                          drop_remainder=run.drop_remainder)
     return source, prep, (*prep.size, prep.channels), splits
 
 
