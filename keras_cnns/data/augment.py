@@ -39,6 +39,16 @@ def batch_seeds(seed):
     return tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
 
 
+def augment_batches(batches, random, seed):
+    """A dataset of (images, labels) batches with ``random(images, labels, batch_seed)`` applied to each batch,
+    one seed per batch per epoch from :func:`batch_seeds` (``random`` None: ``batches`` unchanged)."""
+    if random is None:
+        return batches
+    return tf.data.Dataset.zip((batches, batch_seeds(seed))).map(
+        lambda batch, batch_seed: random(batch[0], batch[1], batch_seed),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
 def random_flip(images, seed):
     """Mirrors each image left-right with probability 1/2."""
     images, single = _as_batch(images)

@@ -32,7 +32,7 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from keras_cnns.data.augment import batch_seeds, joint_augmentation
+from keras_cnns.data.augment import augment_batches, joint_augmentation
 from keras_cnns.data.pipeline import split_indices
 from keras_cnns.data.preprocessing import Preprocessing
 from keras_cnns.data.sources import FASHION_MNIST_CLASSES, Source, load_source
@@ -305,11 +305,7 @@ def scene_dataset(scenes, task="segmentation", preprocessing=None, batch_size=32
     ds = tf.data.Dataset.from_tensor_slices((scenes.images, targets)).cache()
     if shuffle:
         ds = ds.shuffle(len(scenes), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
-    if random is not None:
-        ds = tf.data.Dataset.zip((ds, batch_seeds(seed))).map(
-            lambda batch, batch_seed: random(batch[0], batch[1], batch_seed),
-            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = augment_batches(ds.batch(batch_size), random, seed)
     ds = ds.map(lambda images, t: (prep.apply(images), t), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)
 

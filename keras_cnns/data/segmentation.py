@@ -318,11 +318,7 @@ def segmentation_batches(examples, preprocessing, batch_size=32, shuffle=False, 
     ds = examples.map(fixed, num_parallel_calls=AUTOTUNE, deterministic=True).cache()
     if shuffle:
         ds = ds.shuffle(size or 10_000, seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    if random is not None:
-        ds = tf.data.Dataset.zip((ds, aug.batch_seeds(seed))).map(
-            lambda batch, batch_seed: random(batch[0], batch[1], batch_seed),
-            num_parallel_calls=AUTOTUNE, deterministic=True)
+    ds = aug.augment_batches(ds.batch(batch_size, drop_remainder=drop_remainder), random, seed)
     ds = ds.map(lambda images, masks: (prep.normalize(images), tf.cast(masks, tf.int32)),
                 num_parallel_calls=AUTOTUNE, deterministic=True)
     return ds.prefetch(AUTOTUNE)
