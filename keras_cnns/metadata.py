@@ -19,6 +19,9 @@ Schema (every key is written by training; readers must tolerate extra keys):
       "git_commit": "abc123" | null,
       "image_convention": {"background": "dark", ...}  # Fashion-MNIST/MNIST only (keras_cnns.images)
     }
+
+Training also writes (among others) "augment" (the run's augmentation name or null) and "backbone_weights" (the
+classifier file an FCN's or detector's backbone started from, or null).
 """
 
 import json

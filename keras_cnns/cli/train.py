@@ -4,6 +4,8 @@
     python apps/train.py --model resnet20 --dataset fashion_mnist --recipe fast --epochs 5
     python apps/train.py --model vgg_cifar --dataset path/to/images --output runs/mine
     python apps/train.py --model frcnn_resnet_small --dataset tfds:voc/2007 --data-dir ~/tensorflow_datasets
+    python apps/train.py --model fcn8s_vgg16_slim --recipe fast --augment flip \
+        --backbone-weights runs/vgg16_slim/model.keras                      # flipped scenes, a classifier's start
 
 A thin command-line door over keras_cnns.training.fit (see docs/training.md). Rerunning an interrupted
 command resumes from its last finished epoch. Bad arguments print one line and exit with status 2.
@@ -45,7 +47,13 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, default=None,
                    help="train on about N training images and test on at most N (quick checks)")
-    p.add_argument("--augment", default="recipe", help="recipe, none, or an augmentation name")
+    p.add_argument("--augment", default="recipe",
+                   help="recipe, none, or an augmentation name (keras_cnns.data.AUGMENTATIONS); segmentation "
+                        "models and detectors take none or flip (image with its masks or boxes)")
+    p.add_argument("--backbone-weights", default=None, metavar="PATH",
+                   help="FCN and Faster R-CNN models: start the backbone from this trained classifier's .keras file "
+                        "(layers copied by name: a VGG-16 of the FCN's width, a ResNet of the detector's); a "
+                        "resumed run keeps its checkpoints' weights")
     p.add_argument("--no-resume", action="store_true", help="start again even if checkpoints exist")
     p.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras progress: 0, 1 (bar), 2 (line)")
     p.add_argument("--quiet", action="store_true", help="no progress bars: Keras' (as --verbose 0) nor the image "
@@ -91,8 +99,8 @@ def main(argv=None):
         result = fit(args.model, args.dataset, epochs=args.epochs, batch_size=args.batch_size,
                      recipe=args.recipe, precision=args.precision, jit=args.jit, strategy=args.strategy,
                      cpu_replicas=args.cpu_replicas, output_dir=args.output, seed=args.seed,
-                     data_dir=args.data_dir, input_shape=input_size, augment=augment, limit=args.limit, resume=not args.no_resume,
-                     verbose=args.verbose)
+                     data_dir=args.data_dir, input_shape=input_size, augment=augment, limit=args.limit,
+                     resume=not args.no_resume, backbone_weights=args.backbone_weights, verbose=args.verbose)
     except TrainingDiverged as err:
         fail(str(err), code=1)
     except USER_ERRORS as err:  # a bad value, a missing file, tensorflow_datasets or a dataset absent

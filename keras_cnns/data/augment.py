@@ -11,12 +11,20 @@ seed, drawn from the run's seed, so the same seed gives the same augmented image
 - :func:`pca_colour`: AlexNet's "fancy PCA" colour augmentation.
 - :func:`scale_jitter`: VGG's training scale jittering, S drawn from [256, 512].
 - :func:`ten_crop`: AlexNet's 10-crop evaluation (four corners, centre and their mirror images).
+
+Segmentation and detection data move their labels with the image (:func:`joint_augmentation`): only the
+horizontal flip does so here (``JOINT_AUGMENTATIONS``): :func:`random_flip_with_masks` mirrors each image with its
+pixel labels, :func:`random_flip_with_boxes` with its boxes (:func:`flip_boxes`). For the same seed they flip the
+same images as :func:`random_flip`.
 """
 
 import numpy as np
 import tensorflow as tf
 
 AUGMENTATIONS = (None, "flip", "cifar", "alexnet", "scale_jitter")
+# The AUGMENTATIONS that segmentation and detection pipelines take: the ones that move pixel labels and boxes too.
+JOINT_AUGMENTATIONS = (None, "flip")
+_LABELS = {"segmentation": "pixel labels", "detection": "boxes"}
 PCA_ALPHA_STD = 0.1
 
 
@@ -25,11 +33,88 @@ def split_seed(seed, n):
     return tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=n)
 
 
+def batch_seeds(seed):
+    """An endless tf.data.Dataset of shape-[2] stateless seeds drawn from the run's ``seed``, new ones every
+    epoch (every iteration): zip it with the batches, one seed per batch."""
+    return tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+
+
+def augment_batches(batches, random, seed):
+    """A dataset of (images, labels) batches with ``random(images, labels, batch_seed)`` applied to each batch,
+    one seed per batch per epoch from :func:`batch_seeds` (``random`` None: ``batches`` unchanged)."""
+    if random is None:
+        return batches
+    return tf.data.Dataset.zip((batches, batch_seeds(seed))).map(
+        lambda batch, batch_seed: random(batch[0], batch[1], batch_seed),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
 def random_flip(images, seed):
     """Mirrors each image left-right with probability 1/2."""
     images, single = _as_batch(images)
-    flip = tf.random.stateless_uniform(tf.shape(images)[:1], seed=seed) < 0.5
-    return _unbatch(tf.where(flip[:, None, None, None], tf.reverse(images, axis=[2]), images), single)
+    return _unbatch(_mirror(images, _flip_draws(images, seed)), single)
+
+
+def random_flip_with_masks(images, masks, seed):
+    """Segmentation: mirrors each image (B, H, W, C) and its pixel labels (B, H, W) together, left-right, with
+    probability 1/2 (the images :func:`random_flip` flips for the same seed)."""
+    images = tf.convert_to_tensor(images)
+    flip = _flip_draws(images, seed)
+    return _mirror(images, flip), _mirror(tf.convert_to_tensor(masks), flip)
+
+
+def flip_boxes(boxes, width):
+    """Boxes [..., 4] mirrored left-right in an image ``width`` pixels wide, in the package's convention (pixel
+    [x_min, y_min, x_max, y_max], x_max one past the last column; column j goes to W - 1 - j):
+    x_min' = W - x_max, x_max' = W - x_min, y unchanged."""
+    boxes = tf.convert_to_tensor(boxes)
+    width = tf.cast(width, boxes.dtype)
+    return tf.stack([width - boxes[..., 2], boxes[..., 1], width - boxes[..., 0], boxes[..., 3]], axis=-1)
+
+
+def random_flip_with_boxes(images, targets, seed):
+    """Detection: mirrors each image (B, H, W, C) and its boxes together, left-right, with probability 1/2 (the
+    images :func:`random_flip` flips for the same seed).
+
+    ``targets``: {"boxes" (B, G, 4), "classes" (B, G), "num_objects" (B,), ...}; rows at and past num_objects
+    (without num_objects: rows of class 0) are padding and keep their box [0, 0, 0, 0]. Returns (images, targets)
+    with only "boxes" changed.
+    """
+    images = tf.convert_to_tensor(images)
+    boxes = tf.convert_to_tensor(targets["boxes"])
+    flip = _flip_draws(images, seed)
+    if "num_objects" in targets:
+        rows = tf.range(tf.shape(boxes)[1])[None, :]
+        real = rows < tf.cast(targets["num_objects"], rows.dtype)[:, None]
+    else:
+        real = tf.convert_to_tensor(targets["classes"]) > 0
+    moved = tf.logical_and(flip[:, None], real)[..., None]
+    boxes = tf.where(moved, flip_boxes(boxes, tf.shape(images)[2]), boxes)
+    return _mirror(images, flip), dict(targets, boxes=boxes)
+
+
+def joint_augmentation(augment, task):
+    """The random function ``(images, labels, seed) -> (images, labels)`` of a segmentation ("pixel labels":
+    masks (B, H, W)) or detection (labels: the targets dict) pipeline for an ``augment`` name; None for None.
+
+    Raises:
+      ValueError: for a name or function that would move the image without its labels (anything but
+        ``JOINT_AUGMENTATIONS``).
+    """
+    if task not in _LABELS:
+        raise ValueError(f"task must be one of {tuple(_LABELS)}. Received: task={task!r}")
+    labels = _LABELS[task]
+    if callable(augment):
+        raise ValueError(f"{task} data takes augment= one of {JOINT_AUGMENTATIONS}: a function (image, seed) -> "
+                         f"image would move the image without its {labels}. Received: augment={augment!r}")
+    if augment not in JOINT_AUGMENTATIONS:
+        why = (f"it crops or rescales the image and the {labels} would no longer match it"
+               if augment in AUGMENTATIONS else "it is no augmentation name")
+        raise ValueError(f"{task} data takes augment= one of {JOINT_AUGMENTATIONS} (the horizontal flip moves the "
+                         f"{labels} with the image); not {augment!r}: {why}. Received: augment={augment!r}")
+    if augment is None:
+        return None
+    return random_flip_with_masks if task == "segmentation" else random_flip_with_boxes
 
 
 def random_crop(images, size, seed):
@@ -136,6 +221,17 @@ def ten_crop(images, crop_size):
     crops = [images[:, top:top + h, left:left + w, :] for top, left in offsets]
     crops += [tf.reverse(c, axis=[2]) for c in crops]
     return tf.stack(crops, axis=1)
+
+
+def _flip_draws(images, seed):
+    """bool (B,): which images of a batch to mirror, each with probability 1/2, one stateless draw per image."""
+    return tf.random.stateless_uniform(tf.shape(images)[:1], seed=seed) < 0.5
+
+
+def _mirror(batch, flip):
+    """Each item of a batch (B, H, W, ...) mirrored left-right (its axis 2) where ``flip`` (B,) is True."""
+    where = flip[(slice(None),) + (None,) * (batch.shape.rank - 1)]
+    return tf.where(where, tf.reverse(batch, axis=[2]), batch)
 
 
 def _as_batch(images):

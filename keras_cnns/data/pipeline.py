@@ -324,7 +324,7 @@ def make_datasets(source, preprocessing=None, batch_size=128, augment=None, vali
         train = train.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
     # One stateless seed per batch (or per image) per epoch, each image its own draws: the same run seed gives
     # the same augmentations, every epoch new ones.
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    seeds = aug.batch_seeds(seed)
     if random is not None and not batched:
         train = tf.data.Dataset.zip((train, seeds)).map(
             lambda example, image_seed: (random(example[0], image_seed), example[1]),

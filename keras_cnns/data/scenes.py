@@ -32,6 +32,7 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
+from keras_cnns.data.augment import augment_batches, joint_augmentation
 from keras_cnns.data.pipeline import split_indices
 from keras_cnns.data.preprocessing import Preprocessing
 from keras_cnns.data.sources import FASHION_MNIST_CLASSES, Source, load_source
@@ -268,7 +269,8 @@ def scene_preprocessing(channels=1, source=None):
                          std=tuple(max(float(s), 1e-3) for s in std))
 
 
-def scene_dataset(scenes, task="segmentation", preprocessing=None, batch_size=32, shuffle=False, seed=0):
+def scene_dataset(scenes, task="segmentation", preprocessing=None, batch_size=32, shuffle=False, seed=0,
+                  augment=None):
     """A batched ``tf.data.Dataset`` of a :class:`SceneSet` (or a split name) for ``model.fit``.
 
     segmentation: (float32 image (B, 128, 128, C), int32 mask (B, 128, 128)), mask values index SCENE_CLASSES.
@@ -277,9 +279,14 @@ def scene_dataset(scenes, task="segmentation", preprocessing=None, batch_size=32
       box [0, 0, 0, 0].
     The image goes through ``preprocessing`` (default :func:`scene_preprocessing`), whose size must be 128x128.
     ``shuffle`` reshuffles each epoch (seeded), after a cache of the preprocessed examples.
+    ``augment`` (for the training split): None, or "flip": each image mirrored left-right with probability 1/2
+    together with its mask (segmentation) or its boxes (detection: x_min' = 128 - x_max, x_max' = 128 - x_min;
+    padding rows stay [0, 0, 0, 0]), drawn per image from one stateless seed per batch per epoch from ``seed``
+    (``keras_cnns.data.augment.joint_augmentation``); any other name is refused.
     """
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}. Received: task={task!r}")
+    random = joint_augmentation(augment, task)
     if isinstance(scenes, str):
         scenes = generate(scenes)
     prep = scene_preprocessing() if preprocessing is None else preprocessing
@@ -291,21 +298,24 @@ def scene_dataset(scenes, task="segmentation", preprocessing=None, batch_size=32
         from keras_cnns.data.segmentation import segmentation_batches
 
         ds = tf.data.Dataset.from_tensor_slices((scenes.images, scenes.masks))
-        return segmentation_batches(ds, prep, batch_size, shuffle=shuffle, seed=seed, size=len(scenes))
+        return segmentation_batches(ds, prep, batch_size, shuffle=shuffle, seed=seed, size=len(scenes),
+                                    augment=augment)
     targets = {"boxes": scenes.boxes.astype(np.float32), "classes": scenes.classes.astype(np.int32),
                "num_objects": scenes.num_objects.astype(np.int32)}
     ds = tf.data.Dataset.from_tensor_slices((scenes.images, targets)).cache()
     if shuffle:
         ds = ds.shuffle(len(scenes), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size).map(lambda images, t: (prep.apply(images), t), num_parallel_calls=tf.data.AUTOTUNE,
-                                  deterministic=True)
+    ds = augment_batches(ds.batch(batch_size), random, seed)
+    ds = ds.map(lambda images, t: (prep.apply(images), t), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def scene_datasets(task="segmentation", preprocessing=None, batch_size=32, seed=0, counts=None, source=None):
+def scene_datasets(task="segmentation", preprocessing=None, batch_size=32, seed=0, counts=None, source=None,
+                   augment=None):
     """Train (shuffled), validation and test pipelines of the scenes as a :class:`~keras_cnns.data.Datasets`.
 
     ``counts`` maps a split to a smaller count (tests, quick runs); the defaults are ``SPLITS``' sizes.
+    ``augment`` (None or "flip", see :func:`scene_dataset`) applies to the training split only.
     """
     from keras_cnns.data.pipeline import Datasets
 
@@ -313,11 +323,12 @@ def scene_datasets(task="segmentation", preprocessing=None, batch_size=32, seed=
     source = load_source("fashion_mnist") if source is None else source
     prep = scene_preprocessing(source=source) if preprocessing is None else preprocessing
     sets = {split: generate(split, counts.get(split), source=source) for split in SPLITS}
-    made = {split: scene_dataset(s, task, prep, batch_size, shuffle=split == "train", seed=seed)
+    made = {split: scene_dataset(s, task, prep, batch_size, shuffle=split == "train", seed=seed,
+                                 augment=augment if split == "train" else None)
             for split, s in sets.items()}
     return Datasets(train=made["train"], validation=made["validation"], test=made["test"],
                     class_names=SCENE_CLASSES, train_size=len(sets["train"]), validation_size=len(sets["validation"]),
-                    test_size=len(sets["test"]), preprocessing=prep, batch_size=int(batch_size), augment=None,
+                    test_size=len(sets["test"]), preprocessing=prep, batch_size=int(batch_size), augment=augment,
                     train_indices=np.arange(len(sets["train"])), validation_indices=np.arange(len(sets["validation"])))
 
 

@@ -18,6 +18,7 @@ from typing import Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
+from keras_cnns.data import augment as aug
 from keras_cnns.data.preprocessing import Preprocessing
 from keras_cnns.data.sources import IMAGE_EXTENSIONS, _to_channels, check_image_files, open_tfds_builder
 from keras_cnns.images import decode_for_training
@@ -300,13 +301,16 @@ def resize_mask(mask, preprocessing):
 
 
 def segmentation_batches(examples, preprocessing, batch_size=32, shuffle=False, seed=0, size=None,
-                         drop_remainder=False):
+                         drop_remainder=False, augment=None):
     """(uint8 image, uint8 mask) examples -> batches of (float32 image, int32 mask) at the Preprocessing's size.
 
     Order: resize image (the Preprocessing's way) and mask (nearest) -> cache -> shuffle (seeded, each epoch) ->
-    batch -> normalise -> prefetch.
+    batch -> ``augment`` (None or "flip": image and mask mirrored together, each image its own draw from one
+    stateless seed per batch per epoch, drawn from ``seed``) -> normalise -> prefetch. Give ``augment`` to the
+    training split only.
     """
     prep = preprocessing
+    random = aug.joint_augmentation(augment, "segmentation")
 
     def fixed(image, mask):
         return prep.resize_images(prep.convert_channels(image)), resize_mask(mask, prep)
@@ -314,8 +318,9 @@ def segmentation_batches(examples, preprocessing, batch_size=32, shuffle=False, 
     ds = examples.map(fixed, num_parallel_calls=AUTOTUNE, deterministic=True).cache()
     if shuffle:
         ds = ds.shuffle(size or 10_000, seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder).map(lambda images, masks: (prep.normalize(images), tf.cast(masks, tf.int32)),
-                                  num_parallel_calls=AUTOTUNE, deterministic=True)
+    ds = aug.augment_batches(ds.batch(batch_size, drop_remainder=drop_remainder), random, seed)
+    ds = ds.map(lambda images, masks: (prep.normalize(images), tf.cast(masks, tf.int32)),
+                num_parallel_calls=AUTOTUNE, deterministic=True)
     return ds.prefetch(AUTOTUNE)
 
 
@@ -335,12 +340,13 @@ def default_preprocessing(source, size=None):
 
 
 def segmentation_dataset(source, split, preprocessing=None, batch_size=32, shuffle=False, seed=0,
-                         drop_remainder=False):
+                         drop_remainder=False, augment=None):
     """Batches of (float32 image (B, H, W, C), int32 mask (B, H, W)) of one split of a :class:`SegmentationSource`
-    (``preprocessing`` defaults to :func:`default_preprocessing`)."""
+    (``preprocessing`` defaults to :func:`default_preprocessing`; ``augment`` None or "flip", for the training
+    split, see :func:`segmentation_batches`)."""
     if preprocessing is None:
         preprocessing = default_preprocessing(source)
     # the count stated, as for classification (data.pipeline.counted_examples): Keras's steps come from it
     examples = source.examples(split).apply(tf.data.experimental.assert_cardinality(source.size(split)))
     return segmentation_batches(examples, preprocessing, batch_size, shuffle=shuffle, seed=seed,
-                                size=source.size(split), drop_remainder=drop_remainder)
+                                size=source.size(split), drop_remainder=drop_remainder, augment=augment)

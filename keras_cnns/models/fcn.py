@@ -107,8 +107,9 @@ def load_backbone(model, source):
     """Copies a trained VGG classifier's weights into an FCN (the paper's start): every convolution by
     name, fc6/fc7 from Dense layers reshaped to (k, k, C, units) in Flatten's order when the shapes allow.
 
-    `source` is a keras.Model or the path of a .keras file of a VGG-D classifier (vgg16, vgg16_bn,
-    vgg_cifar with the same width). Returns the names of the layers copied.
+    `source` is a keras.Model or the path of a .keras file of a VGG-D classifier without batch norm (vgg16, or a
+    trunk of the same width): the batch-norm variants (vgg16_bn, vgg_cifar) have convolutions without a bias and
+    are refused. Returns the names of the layers copied.
     """
     if not isinstance(source, keras.Model):
         source = load_keras_file(source)

@@ -88,6 +88,7 @@ class RunState:
         self.best = None          # {"value": v, "epoch": k, "weights": file}
         self.weights = None       # file of the last committed epoch
         self.extra = {}           # counters of stateful callbacks (ReduceLROnPlateau)
+        self.loaded_config = {}   # the config state.json was committed with (after load)
         os.makedirs(self.dir, exist_ok=True)
 
     @property
@@ -111,6 +112,7 @@ class RunState:
         self.best = state.get("best")
         self.weights = state.get("weights")
         self.extra = state.get("extra", {})
+        self.loaded_config = dict(state["config"])
         write_history_csv(self.history_path, self.history)
         return self.epochs_done
 

@@ -21,6 +21,7 @@ A new task adds one TaskSteps entry to TASK_STEPS (data, compile, monitor, evalu
 import contextlib
 import dataclasses
 import importlib.util
+import inspect
 import math
 import os
 import shutil
@@ -165,6 +166,7 @@ class Run:
     validation_split: float
     data_dir: Optional[str]
     input_shape: Optional[tuple]
+    backbone_weights: Optional[str] = None  # absolute path of the classifier whose weights start the backbone
 
     @property
     def replicas(self):
@@ -214,8 +216,9 @@ class Heads:
 
 def resolve_run(model, *, epochs=None, batch_size=None, recipe="paper", precision="float32", strategy="auto",
                 cpu_replicas=0, augment="recipe", seed=0, limit=None, validation_split=0.1, data_dir=None,
-                input_shape=None, log=print) -> Run:
-    """The run's options resolved and checked (a ValueError names the bad one) and its strategy made."""
+                input_shape=None, backbone_weights=None, log=print) -> Run:
+    """The run's options resolved and checked (a ValueError names the bad one, a FileNotFoundError a missing
+    backbone file) and its strategy made."""
     spec = get_spec(model)
     rec = rc.get_recipe(spec, recipe)
     epochs = int(rec.epochs if epochs is None else epochs)
@@ -228,6 +231,10 @@ def resolve_run(model, *, epochs=None, batch_size=None, recipe="paper", precisio
         raise ValueError(f"precision must be one of {PRECISIONS}. Received: precision={precision!r}")
     if augment == "recipe":
         augment = rec.augment
+    if spec.task != "classification":  # the image's labels (masks, boxes) must move with it
+        from keras_cnns.data.augment import joint_augmentation
+        joint_augmentation(augment, spec.task)
+    backbone_weights = _backbone_path(spec, backbone_weights)
     dist = st.make_strategy(strategy, cpu_replicas)
     replicas = dist.num_replicas_in_sync
     if batch_size % replicas:
@@ -237,7 +244,25 @@ def resolve_run(model, *, epochs=None, batch_size=None, recipe="paper", precisio
         f"x {replicas} replica(s)")
     return Run(spec=spec, recipe=rec, epochs=epochs, batch_size=batch_size, precision=precision, augment=augment,
                strategy=dist, seed=seed, limit=limit, validation_split=validation_split, data_dir=data_dir,
-               input_shape=tuple(input_shape) if input_shape else None)
+               input_shape=tuple(input_shape) if input_shape else None, backbone_weights=backbone_weights)
+
+
+def _backbone_path(spec, path):
+    """The absolute path of a backbone classifier's .keras file, checked to exist; None for None."""
+    if path is None:
+        return None
+    if "backbone_weights" not in inspect.signature(spec.builder).parameters:
+        raise ValueError(f"{spec.name} has no backbone to start from a classifier's weights: backbone_weights is "
+                         f"for FCN (fcn*) and Faster R-CNN (frcnn*) models. Received: backbone_weights={path!r}")
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"backbone_weights takes the path of a classifier's .keras file. "
+                         f"Received: backbone_weights={path!r}")
+    full = os.path.abspath(os.path.expanduser(os.fspath(path)))
+    if not os.path.isfile(full):
+        raise FileNotFoundError(f"Backbone weights not found: {full}. Pass the model.keras of a trained classifier "
+                                f"(e.g. saved_models/<model>-<dataset>/model.keras). Received: backbone_weights="
+                                f"{os.fspath(path)!r}")
+    return full
 
 
 def _classification_data(run, dataset):
@@ -271,14 +296,15 @@ def _segmentation_data(run, dataset):
         raise ValueError(f"{source.name} has no train split. Received: splits {source.splits}")
     prep = default_preprocessing(source, run.input_shape[:2] if run.input_shape else None)
     made = {split: segmentation_dataset(source, split, prep, run.batch_size, shuffle=split == "train",
-                                        seed=run.seed, drop_remainder=run.drop_remainder and split == "train")
+                                        seed=run.seed, drop_remainder=run.drop_remainder and split == "train",
+                                        augment=run.augment if split == "train" else None)
             for split in ("train", "validation", "test") if split in source.splits}
     test_split = "test" if "test" in made else "validation" if "validation" in made else "train"
     sizes = {split: source.size(split) for split in made}
     splits = Datasets(train=made["train"], validation=made.get("validation"), test=made[test_split],
                       class_names=tuple(source.class_names), train_size=sizes["train"],
                       validation_size=sizes.get("validation", 0), test_size=sizes[test_split], preprocessing=prep,
-                      batch_size=run.batch_size, augment=None, train_indices=np.arange(sizes["train"]),
+                      batch_size=run.batch_size, augment=run.augment, train_indices=np.arange(sizes["train"]),
                       validation_indices=np.arange(sizes.get("validation", 0)),
                       drop_remainder=run.drop_remainder)
     return source, prep, (*prep.size, prep.channels), splits
@@ -329,7 +355,8 @@ def _detection_data(run, dataset):
         counts={split: int(run.limit) for split in scenes.SPLITS} if run.limit else None)
     prep = scenes.scene_preprocessing(source=source._source)
     made = {split: scenes.scene_dataset(source.scene_set(split), "detection", prep, run.batch_size,
-                                        shuffle=split == "train", seed=run.seed) for split in scenes.SPLITS}
+                                        shuffle=split == "train", seed=run.seed,
+                                        augment=run.augment if split == "train" else None) for split in scenes.SPLITS}
     sizes = {split: source.size(split) for split in made}
     splits = Datasets(train=made["train"], validation=made["validation"], test=made["test"],
                       class_names=tuple(source.class_names), train_size=sizes["train"],
@@ -430,7 +457,7 @@ def make_datasets(run, dataset, log=print) -> RunData:
 def fit(model, dataset=None, *, epochs=None, batch_size=None, recipe="paper", precision="float32", jit=None,
         strategy="auto", cpu_replicas=0, output_dir=None, seed=0, data_dir=None, input_shape=None,
         augment="recipe", validation_split=0.1, limit=None, deterministic=True, resume=True,
-        tensorboard=True, verbose=1, log=print) -> FitResult:
+        backbone_weights=None, tensorboard=True, verbose=1, log=print) -> FitResult:
     """Trains a registered model on a data source and writes a model directory.
 
     Args:
@@ -452,15 +479,21 @@ def fit(model, dataset=None, *, epochs=None, batch_size=None, recipe="paper", pr
         seed gives the same weights on CPU.
       data_dir: where the dataset's files are (see keras_cnns.data.load_source).
       input_shape: default the model's own (LeNet-5: 32x32x1; 28x28 images are padded).
-      augment: "recipe" (the recipe's augmentation), None, or a keras_cnns.data.AUGMENTATIONS name.
+      augment: "recipe" (the recipe's augmentation), None, or a keras_cnns.data.AUGMENTATIONS name; segmentation
+        and detection models take None or "flip" (image and masks or boxes mirrored together, training split only).
       validation_split: fraction of the training split held out (seeded) for validation.
       limit: train on about this many training images, validate and test on at most this many (quick runs).
       resume: continue from checkpoints/ in the output directory if an earlier run left some.
+      backbone_weights: the path of a trained classifier's .keras file whose weights start the backbone of an FCN
+        (a VGG-16 of the FCN's width, fcn.load_backbone) or a Faster R-CNN (a ResNet of the detector's blocks and
+        width, faster_rcnn.load_backbone), copied layer by layer by name. A resumed run keeps its checkpoints'
+        weights; resuming with another backbone than the run started from is refused.
       log: where the one-line messages go (print by default).
     """
     run = resolve_run(model, epochs=epochs, batch_size=batch_size, recipe=recipe, precision=precision,
                       strategy=strategy, cpu_replicas=cpu_replicas, augment=augment, seed=seed, limit=limit,
-                      validation_split=validation_split, data_dir=data_dir, input_shape=input_shape, log=log)
+                      validation_split=validation_split, data_dir=data_dir, input_shape=input_shape,
+                      backbone_weights=backbone_weights, log=log)
     if dataset is None:
         dataset = rc.DEFAULT_DATASETS[run.spec.task]
     with contextlib.ExitStack() as held, _reproducible(seed, deterministic):
@@ -476,7 +509,7 @@ def fit(model, dataset=None, *, epochs=None, batch_size=None, recipe="paper", pr
             data.validation = _with_aux_labels(data.validation) if data.validation is not None else None
         state = run_state(run, data, heads, work_dir, resume, log)
         resumed_from = state.epochs_done
-        net = build_model(run, data, heads, state, jit)
+        net = build_model(run, data, heads, state, jit, log)
         started = time.time()
         run_fit(run, net, data, heads, state, work_dir, tensorboard=tensorboard, verbose=verbose, log=log)
         seconds = time.time() - started
@@ -508,6 +541,8 @@ def run_state(run, data, heads, work_dir, resume, log=print) -> cb.RunState:
     """The crash-safe state under work_dir (checkpoints/, history.csv), loaded when resuming, wiped if not."""
     config = {"model": run.spec.name, "dataset": data.source.name, "recipe": run.recipe.name, "seed": run.seed,
               "batch_size": run.batch_size}
+    if run.backbone_weights:
+        config["backbone_weights"] = run.backbone_weights
     state = cb.RunState(os.path.join(work_dir, "checkpoints"), os.path.join(work_dir, "history.csv"),
                         config, monitor=heads.monitor, mode=task_steps(run.spec).mode)
     if resume:
@@ -517,18 +552,42 @@ def run_state(run, data, heads, work_dir, resume, log=print) -> cb.RunState:
         os.makedirs(state.dir)
     if state.epochs_done:
         log(f"Resuming from checkpoints/ after epoch {state.epochs_done} of {run.epochs}")
+        _resumed_backbone(run, state, log)
     return state
 
 
-def build_model(run, data, heads, state, jit=None) -> keras.Model:
+def _resumed_backbone(run, state, log=print):
+    """On a resume the checkpoints' weights win over backbone_weights: fine when the run started from that same
+    file (said in a log line), refused when it started from another or from none (which start was meant?)."""
+    started_from = state.loaded_config.get("backbone_weights")
+    if run.backbone_weights and run.backbone_weights != started_from:
+        raise ValueError(f"{state.dir} holds checkpoints of a run started from "
+                         f"{started_from or 'no backbone weights'}, not from {run.backbone_weights}: resume without "
+                         f"--backbone-weights (backbone_weights=None), or start again from it with --no-resume "
+                         f"(resume=False). Received: backbone_weights={run.backbone_weights!r}")
+    if started_from:
+        state.config["backbone_weights"] = started_from
+        log(f"Backbone: the run started from {started_from}; the checkpoints' weights win, nothing is copied again")
+
+
+def build_model(run, data, heads, state, jit=None, log=print) -> keras.Model:
     """The training model (with aux heads when on), compiled under the run's precision and strategy, with the
-    weights and optimizer of the last committed epoch when resuming."""
+    weights and optimizer of the last committed epoch when resuming, else with the run's backbone weights."""
+    backbone = run.backbone_weights if run.backbone_weights and not state.epochs_done else None
     with _dtype_policy(run.precision), run.strategy.scope():
-        net = get_model(run.spec.name, **heads.build_kwargs, **({"aux_heads": True} if heads.aux_weight else {}))
+        try:
+            net = get_model(run.spec.name, **heads.build_kwargs, **({"aux_heads": True} if heads.aux_weight else {}),
+                            **({"backbone_weights": backbone} if backbone else {}))
+        except ValueError as err:
+            if not backbone:
+                raise
+            raise ValueError(f"The backbone weights in {backbone} do not fit {run.spec.name}: {err}") from None
         optimizer = rc.build_optimizer(run.recipe, data.steps, run.epochs)
         net.compile(optimizer=optimizer, loss=heads.loss, loss_weights=heads.loss_weights, metrics=heads.metrics,
                     jit_compile=_jit_compile(run.spec, jit))
         state.restore(net)
+    if backbone:
+        log(f"Backbone: weights copied by layer name from {backbone}")
     return net
 
 
@@ -587,6 +646,7 @@ def finish(run, net, data, heads, state, work_dir, output_dir, *, seconds, resum
         "precision": run.precision, "strategy": st.strategy_name(run.strategy), "replicas": run.replicas,
         **scores, "best_validation": state.best,
         "training_seconds_this_run": round(seconds, 1), "seed": run.seed, "limit": run.limit,
+        "augment": run.augment, "backbone_weights": state.config.get("backbone_weights"),
         "versions": md.versions(), "git_commit": md.git_commit(),
     }
     if source.image_convention is not None:
