@@ -158,6 +158,35 @@ def test_a_normalised_box_becomes_the_exact_pixel_box_of_the_resized_image(data_
     assert train_targets["boxes"].shape == (1, detection.MAX_OBJECTS, 4)
 
 
+def test_the_flip_mirrors_images_and_boxes_of_the_training_split_only(data_dir):
+    source = detection.load_detection("tfds:tiny_boxes", data_dir=str(data_dir), validation_split=0)
+    prep = Preprocessing(size=(64, 64), channels=3, resize="resize", mean=0.0, std=255.0)
+    plain = detection.detection_datasets(source, prep, batch_size=8, max_objects=5)
+    flipped = detection.detection_datasets(source, prep, batch_size=8, max_objects=5, augment="flip", seed=3)
+    assert plain.train.cardinality() == flipped.train.cardinality() and flipped.augment == "flip"
+    # the batch is shuffled: each image is matched to its original (straight or mirrored) by content
+    (images, targets), = flipped.train.take(1)
+    images, boxes, n = images.numpy(), targets["boxes"].numpy(), targets["num_objects"].numpy()
+    examples = list(source.examples("train").take(8))
+    originals = [prep.resize_images(prep.convert_channels(e[0])).numpy() / 255.0 for e in examples]
+    seen = {"straight": 0, "mirrored": 0}
+    for image, box, count in zip(images, boxes, n):
+        match = [(i, "straight") for i, o in enumerate(originals) if np.allclose(o, image, atol=1e-5)]
+        match += [(i, "mirrored") for i, o in enumerate(originals) if np.allclose(o[:, ::-1], image, atol=1e-5)]
+        assert match, "every training image is an original or its mirror"
+        i, how = match[0]
+        seen[how] += 1
+        expected = detection.pixel_boxes(examples[i][1], prep.size).numpy()
+        if how == "mirrored":
+            expected = np.stack([64 - expected[:, 2], expected[:, 1], 64 - expected[:, 0], expected[:, 3]], axis=-1)
+        np.testing.assert_allclose(box[:count], expected[:count], atol=1e-4)
+        assert not box[count:].any()   # padding rows stay [0, 0, 0, 0]
+    assert seen["straight"] and seen["mirrored"]
+    (test_images, _), = flipped.test.take(1)
+    (plain_images, _), = plain.test.take(1)
+    np.testing.assert_array_equal(test_images.numpy(), plain_images.numpy())   # the test split is never flipped
+
+
 def test_the_tfds_scenes_give_the_targets_of_scene_dataset(tmp_path, fashion):
     """tfds:fashion_mnist_scenes read as detection data: its ClassLabel already names the background first (no
     shift), and the batches equal scenes.scene_dataset(..., "detection")'s targets exactly."""

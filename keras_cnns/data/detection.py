@@ -46,6 +46,7 @@ from typing import Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
+from keras_cnns.data.augment import augment_batches, joint_augmentation
 from keras_cnns.data.pipeline import Datasets, _memory_cache_note, split_indices
 from keras_cnns.data.preprocessing import Preprocessing
 from keras_cnns.data.sources import _to_channels, at_positions, open_tfds_builder
@@ -247,13 +248,15 @@ def padded_targets(boxes, classes, max_objects=MAX_OBJECTS):
 
 
 def detection_batches(examples, preprocessing, batch_size=8, max_objects=MAX_OBJECTS, shuffle=False, seed=0,
-                      size=None, cache=True, drop_remainder=False):
+                      size=None, cache=True, drop_remainder=False, augment=None):
     """(uint8 image, normalised bbox, class) examples -> batches of (float32 image, targets) at the
     Preprocessing's size (the module docstring's form).
 
     Order: resize the image and scale its boxes -> cache (when ``cache``) -> shuffle (seeded, each epoch) ->
-    batch -> normalise -> prefetch. Without the cache the shuffle comes first (a buffer of the raw images).
+    batch -> augment (None or "flip": images and boxes mirrored together, seeded) -> normalise -> prefetch.
+    Without the cache the shuffle comes first (a buffer of the raw images).
     """
+    random = joint_augmentation(augment, "detection")
     prep = preprocessing
     if prep.resize != "resize":
         raise ValueError(f"Detection boxes are scaled with the image: the Preprocessing must stretch it "
@@ -271,16 +274,17 @@ def detection_batches(examples, preprocessing, batch_size=8, max_objects=MAX_OBJ
         ds = ds.cache()
         if shuffle:
             ds = ds.shuffle(size or 10_000, seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    ds = augment_batches(ds.batch(batch_size, drop_remainder=drop_remainder), random, seed)
     ds = ds.map(lambda images, targets: (prep.normalize(images), targets), num_parallel_calls=AUTOTUNE,
                 deterministic=True)
     return ds.prefetch(AUTOTUNE)
 
 
 def detection_datasets(source, preprocessing=None, batch_size=8, seed=0, limit=None, max_objects=MAX_OBJECTS,
-                       drop_remainder=False) -> Datasets:
+                       drop_remainder=False, augment=None) -> Datasets:
     """Train (shuffled), validation and test pipelines of a :class:`TfdsDetectionSource` as a
-    :class:`~keras_cnns.data.Datasets` (validation None when the source has none). ``limit``: the first
+    :class:`~keras_cnns.data.Datasets` (validation None when the source has none); ``augment`` (None or "flip")
+    applies to the training split only. ``limit``: the first
     ``limit`` images of each split only (quick runs). The prepared images are cached in memory unless they would
     take more than half of it (:data:`keras_cnns.data.pipeline.MEMORY_CACHE_FRACTION`); then they are prepared
     again every epoch."""
@@ -290,11 +294,11 @@ def detection_datasets(source, preprocessing=None, batch_size=8, seed=0, limit=N
     prepared = tf.data.Dataset.from_tensors((tf.zeros((*prep.size, prep.channels)), 0))  # one prepared image
     note = _memory_cache_note(prepared, sizes["train"], sizes.get("validation", 0) + sizes["test"], prep)
     made = {s: detection_batches(examples[s], prep, batch_size, max_objects, shuffle=s == "train", seed=seed,
-                                 size=sizes[s], cache=not note,
-                                 drop_remainder=drop_remainder and s == "train") for s in source.splits}
+                                 size=sizes[s], cache=not note, drop_remainder=drop_remainder and s == "train",
+                                 augment=augment if s == "train" else None) for s in source.splits}
     return Datasets(train=made["train"], validation=made.get("validation"), test=made["test"],
                     class_names=tuple(source.class_names), train_size=sizes["train"],
                     validation_size=sizes.get("validation", 0), test_size=sizes["test"], preprocessing=prep,
-                    batch_size=int(batch_size), augment=None, train_indices=np.arange(sizes["train"]),
+                    batch_size=int(batch_size), augment=augment, train_indices=np.arange(sizes["train"]),
                     validation_indices=np.arange(sizes.get("validation", 0)), drop_remainder=bool(drop_remainder),
                     cache_note=note)

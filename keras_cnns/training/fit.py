@@ -376,7 +376,7 @@ def _tfds_detection_data(run, dataset):
         dataset, data_dir=run.data_dir, validation_split=run.validation_split, seed=run.seed)
     prep = detection.default_preprocessing(source, run.input_shape[:2] if run.input_shape else None)
     splits = detection.detection_datasets(source, prep, run.batch_size, seed=run.seed, limit=run.limit,
-                                          drop_remainder=run.drop_remainder)
+                                          drop_remainder=run.drop_remainder, augment=run.augment)
     return source, prep, (*prep.size, prep.channels), splits
 
 
