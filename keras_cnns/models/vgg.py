@@ -263,7 +263,7 @@ SLIM_WIDTH = 1 / 8
 
 
 @register_model("vgg16_slim", family="vgg", paper=PAPER, input_shape=(32, 32, 1), min_input_size=MIN_INPUT_SIZE,
-                test_input_shape=(32, 32, 1),
+                test_input_shape=(32, 32, 1), recipe="vgg_slim",
                 deviations="not in the paper: configuration D with every width / 8 (the trunk of the FCNs' "
                            "_slim variants), Glorot initialisation")
 def vgg16_slim(*, input_shape=None, num_classes=10, include_top=True, pooling=None,

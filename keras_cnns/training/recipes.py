@@ -115,6 +115,14 @@ RECIPES = {(r.family, r.name): r for r in [
     _r("vgg_cifar", "fast", optimizer="sgd", learning_rate=0.05, momentum=0.9, nesterov=True,
        weight_decay=5e-4, epochs=15, batch_size=128, schedule="cosine", warmup=1, augment="cifar",
        source="SGD + cosine decay."),
+    # vgg16_slim (not in the paper): 16 plain layers of 8..64 filters from Glorot starts stall at chance under
+    # SGD 0.02 (the paper trained D from A's weights for that reason); Adam starts them, as it does the slim FCNs.
+    _r("vgg_slim", "paper", optimizer="sgd", learning_rate=0.01, momentum=0.9, weight_decay=5e-4, epochs=74,
+       batch_size=128, schedule="plateau", factor=0.1, patience=5, max_drops=3, augment="cifar",
+       source="The VGG protocol at CIFAR size, as vgg_cifar's (from Glorot starts it may stall: use fast)."),
+    _r("vgg_slim", "fast", optimizer="adam", learning_rate=1e-3, weight_decay=0.0, epochs=10, batch_size=128,
+       schedule="cosine", warmup=1, augment="flip",
+       source="Adam + cosine decay: the slim FCNs' classifier twin from scratch on a CPU."),
     # ResNet (He et al. 2015, sec. 3.4 for ImageNet, sec. 4.2 for CIFAR-10).
     _r("resnet", "paper", optimizer="sgd", learning_rate=0.1, momentum=0.9, weight_decay=1e-4, epochs=90,
        batch_size=256, schedule="step", boundaries=(30, 60), factor=0.1, augment="scale_jitter",
