@@ -1,7 +1,9 @@
 """Distribution without GPUs: MirroredStrategy over two logical CPU devices (--cpu-replicas 2), and
-MultiWorkerMirroredStrategy with two local worker processes on loopback (TF_CONFIG)."""
+MultiWorkerMirroredStrategy with two local worker processes on loopback (TF_CONFIG), for a classifier and for
+the small Faster R-CNN (its own losses: model.fit's train_step, the custom loop's losses_on)."""
 
 import json
+import math
 import os
 import socket
 import subprocess
@@ -50,24 +52,30 @@ def _free_ports(n):
     return ports
 
 
-def test_multiworker_with_two_local_workers(data_dir, tmp_path):
+def _two_local_workers(args, timeout=300):
+    """Runs apps/train.py `args` as workers 0 and 1 of a MultiWorkerMirroredStrategy on loopback; returns
+    [(returncode, stdout, stderr)] of both."""
     workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
     procs = []
     for index in range(2):
         tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
         env = dict(os.environ, TF_CONFIG=json.dumps(tf_config), TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
-        cmd = [sys.executable, os.path.join(ROOT, "apps", "train.py"),
-               *map(str, _args(data_dir, tmp_path / "mw", "--strategy", "multiworker"))]
+        cmd = [sys.executable, os.path.join(ROOT, "apps", "train.py"), *map(str, args)]
         procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     try:
-        outputs = [p.communicate(timeout=300) for p in procs]
+        outputs = [p.communicate(timeout=timeout) for p in procs]
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
-    for p, (out, err) in zip(procs, outputs):
-        assert p.returncode == 0, err[-3000:]
-    chief_out = outputs[0][0]
+    return [(p.returncode, out, err) for p, (out, err) in zip(procs, outputs)]
+
+
+def test_multiworker_with_two_local_workers(data_dir, tmp_path):
+    results = _two_local_workers(_args(data_dir, tmp_path / "mw", "--strategy", "multiworker"))
+    for code, _, err in results:
+        assert code == 0, err[-3000:]
+    chief_out = results[0][1]
     assert "MultiWorkerMirroredStrategy with 2 replicas in sync" in chief_out
     assert "global batch 64 = 32 per replica x 2 replica(s)" in chief_out
     meta = json.loads((tmp_path / "mw" / "metadata.json").read_text())
@@ -75,3 +83,70 @@ def test_multiworker_with_two_local_workers(data_dir, tmp_path):
     assert meta["test_accuracy"] > 0.5
     rows = (tmp_path / "mw" / "history.csv").read_text().splitlines()
     assert len(rows) == 3 and "nan" not in rows[-1].lower()
+
+
+# -- the detector (Faster R-CNN, its own losses) under the same strategies -------------------------------------
+# 8 scenes per split, 2 steps of 4: the losses hardly move in one short epoch, so every strategy should measure
+# about the same ones. They still differ a little: anchors and RoIs are sampled at random, with other random
+# streams on each replica; the box terms (a few foreground RoIs) vary most, so they are only checked finite.
+DETECTOR_TERMS = ("loss", "rpn_objectness", "rpn_box", "head_class", "head_box")
+
+
+def _detector_args(out, *extra):
+    return ["--model", "frcnn_resnet_small", "--limit", 8, "--epochs", 1, "--batch-size", 4, "--recipe", "fast",
+            "--output", out, "--verbose", 0, "--seed", 1, *extra]
+
+
+def _detector_row(folder):
+    from keras_cnns import training
+
+    rows = training.read_history_csv(str(folder / "history.csv"))
+    assert [r["epoch"] for r in rows] == [1]
+    row = rows[0]
+    for term in DETECTOR_TERMS:
+        assert math.isfinite(row[term]) and math.isfinite(row["val_" + term]), (term, row)
+    return row
+
+
+def _close_to_one_device(row, one):
+    for term in ("rpn_objectness", "head_class", "val_rpn_objectness", "val_head_class"):
+        assert row[term] == pytest.approx(one[term], rel=0.02), term
+    for term in ("loss", "val_loss"):
+        assert row[term] == pytest.approx(one[term], rel=0.08), term
+
+
+@pytest.fixture(scope="module")
+def detector_one_device(tmp_path_factory, train_cli):
+    out = tmp_path_factory.mktemp("frcnn") / "one"
+    result = train_cli(*_detector_args(out, "--strategy", "default"), timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return _detector_row(out)
+
+
+def test_detector_mirrored_over_two_cpu_replicas_matches_one_device(detector_one_device, tmp_path, train_cli):
+    two = train_cli(*_detector_args(tmp_path / "two", "--strategy", "mirrored", "--cpu-replicas", 2), timeout=900)
+    assert two.returncode == 0, two.stderr[-2000:]
+    assert "MirroredStrategy over 2 replicas" in two.stdout
+    assert "global batch 4 = 2 per replica x 2 replica(s)" in two.stdout
+    meta = json.loads((tmp_path / "two" / "metadata.json").read_text())
+    assert (meta["task"], meta["strategy"], meta["replicas"]) == ("detection", "MirroredStrategy", 2)
+    _close_to_one_device(_detector_row(tmp_path / "two"), detector_one_device)
+
+
+def test_detector_multiworker_trains_with_its_own_losses(detector_one_device, tmp_path):
+    """The custom strategy.run loop calls the detector's losses_on (what its train_step uses) on each replica."""
+    results = _two_local_workers(_detector_args(tmp_path / "mw", "--strategy", "multiworker"), timeout=900)
+    for code, _, err in results:
+        assert code == 0, err[-3000:]
+    chief_out = results[0][1]
+    assert "MultiWorkerMirroredStrategy with 2 replicas in sync" in chief_out
+    assert "global batch 4 = 2 per replica x 2 replica(s)" in chief_out
+    assert "(custom strategy.run loop)" in chief_out
+    folder = tmp_path / "mw"
+    assert (folder / "model.keras").is_file()
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert (meta["task"], meta["strategy"], meta["replicas"]) == ("detection", "MultiWorkerMirroredStrategy", 2)
+    assert 0.0 <= meta["test_map50"] <= 1.0
+    state = json.loads((folder / "checkpoints" / "state.json").read_text())
+    assert state["epochs_done"] == 1 and state["best"]["monitor"] == "val_loss"
+    _close_to_one_device(_detector_row(folder), detector_one_device)

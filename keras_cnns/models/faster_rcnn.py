@@ -24,7 +24,8 @@ the width, whose trunk has output stride 8 instead of 16 (conv4_x's first block 
 (``DetectorConfig``), 150 proposals in training and 50 at test (a scene holds at most 4 items), 16 RoIs
 per image in the head's batch (4 foreground).
 
-Training (:meth:`FasterRCNN.train_step`, inside model.fit) is the approximate joint training of the paper
+Training (:meth:`FasterRCNN.train_step` inside model.fit; under MultiWorkerMirroredStrategy the custom loop of
+keras_cnns.training.loop, both on :meth:`FasterRCNN.losses_on`) is the approximate joint training of the paper
 (sec. 3.2): RPN and head losses summed, proposals treated as constants. Targets and losses
 (keras_cnns.layers.detection):
   * RPN: anchors with IoU >= 0.7 positive, < 0.3 negative, each box's best anchor positive, anchors crossing
@@ -241,7 +242,9 @@ class FasterRCNN(keras.Model):
                               max_per_class=c.max_per_class, max_total=c.max_detections)
 
     def losses_on(self, images, targets, training=True):
-        """The four losses of a batch (module docstring) as a dict of scalars."""
+        """The four losses of a batch (module docstring) as a dict of scalars, each normalised over the whole
+        batch. The one place they are computed: train_step and test_step (model.fit) call it, and so does the
+        strategy.run loop of keras_cnns.training.loop under MultiWorkerMirroredStrategy."""
         c = self.config
         height, width = tf.shape(images)[1], tf.shape(images)[2]
         gt_boxes = tf.cast(targets["boxes"], tf.float32)

@@ -2,7 +2,8 @@
 
 Keras 3's model.fit has open bug reports under MultiWorkerMirroredStrategy ("Invalid reduction
 dimension" and friends, keras-team/keras issues on multi-worker fit), so fit() uses this loop there: the
-compiled model's loss and optimizer, the per-example losses averaged over the *global* batch
+compiled model's loss (or, for a model compiled without one, its own losses: a detector's ``losses_on``, the
+method its train_step uses) and optimizer, the per-example losses averaged over the *global* batch
 (tf.nn.compute_average_loss), gradients all-reduced by the optimizer's apply_gradients across workers, and
 the same epoch commits (:class:`keras_cnns.training.callbacks.RunState`) as the model.fit path, so a
 crashed multi-worker run resumes the same way. ReduceLROnPlateau is not applied here.
@@ -26,66 +27,114 @@ def _per_example_loss(loss, loss_weights, y, out):
     return tf.cast(loss.call(y, out), tf.float32)
 
 
+def _compiled_loss_terms(loss, loss_weights, output):
+    """The terms of a model compiled with `loss` (a classifier): (per-example loss, {"loss", "accuracy"} per
+    example)."""
+    pick = tf.argmin if output == "rbf_distances" else tf.argmax
+
+    def terms(net, x, y, training):
+        out = net(x, training=training)
+        per_example = _per_example_loss(loss, loss_weights, y, out)
+        labels = tf.reshape(tf.cast(main_output(y), tf.int64), [-1])
+        correct = tf.cast(tf.equal(pick(main_output(out), axis=-1), labels), tf.float32)
+        return per_example, {"loss": per_example, "accuracy": correct}
+
+    return terms
+
+
+def _own_loss_terms(net, x, y, training):
+    """The terms of a model that computes its own losses (a detector, keras_cnns.models.faster_rcnn):
+    ``net.losses_on(x, y, training)`` gives {name: the mean over this replica's images}; the loss is their sum, as
+    in the model's own train_step. Each image of the replica carries its batch's values, so that the global-batch
+    average below weighs every replica by its images (replicas of equal batches: each one's loss / replicas, what
+    the model's train_step does under model.fit)."""
+    losses = net.losses_on(x, y, training=training)
+    ones = tf.ones([tf.shape(x)[0]], tf.float32)
+    total = tf.add_n([tf.cast(v, tf.float32) for v in losses.values()]) * ones
+    return total, {"loss": total, **{name: tf.cast(v, tf.float32) * ones for name, v in losses.items()}}
+
+
 def custom_fit(net, dist, train, val, *, loss, loss_weights, epochs, initial_epoch, state, global_batch,
                output="probabilities", log=print, verbose=1):
     """Trains `net` (compiled inside dist.scope()) from `initial_epoch` to `epochs` with `loss` (a Keras
-    Loss, or one per output name with `loss_weights`); returns None, or a message when the loss became
-    NaN/inf (nothing is committed for that epoch)."""
+    Loss, or one per output name with `loss_weights`), or, when `loss` is None, with the model's own losses
+    (``net.losses_on(x, y, training)``, as a detector's train_step); returns None, or a message when the loss
+    became NaN/inf (nothing is committed for that epoch).
+
+    History rows, as model.fit's: the mean over the epoch's examples of every term (a classifier's loss and
+    accuracy; a detector's loss and its four parts) and their ``val_`` twins in sorted order, lr and seconds."""
     optimizer = net.optimizer
-    pick = tf.argmin if output == "rbf_distances" else tf.argmax
+    if loss is not None:
+        terms = _compiled_loss_terms(loss, loss_weights, output)
+    elif callable(getattr(net, "losses_on", None)):
+        terms = _own_loss_terms
+    else:
+        raise ValueError(f"custom_fit needs a loss, or a model that computes its own (losses_on(x, y, training)). "
+                         f"Received: loss=None for {type(net).__name__} {net.name!r}")
     if val is not None:
         val = val.unbatch().batch(global_batch, drop_remainder=True)
     train_dist = dist.experimental_distribute_dataset(train)
     val_dist = dist.experimental_distribute_dataset(val) if val is not None else None
 
-    def counts(y, out, per_example):
-        y = tf.reshape(tf.cast(y, tf.int64), [-1])
-        correct = tf.reduce_sum(tf.cast(tf.equal(pick(main_output(out), axis=-1), y), tf.float32))
-        return tf.reduce_sum(per_example), correct, tf.cast(tf.size(y), tf.float32)
+    def sums(values, per_example):
+        out = {name: tf.reduce_sum(v) for name, v in values.items()}
+        out["examples"] = tf.cast(tf.size(per_example), tf.float32)
+        return out
 
     def train_replica(x, y):
         with tf.GradientTape() as tape:
-            out = net(x, training=True)
-            per_example = _per_example_loss(loss, loss_weights, y, out)
+            per_example, values = terms(net, x, y, True)
             objective = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
             if net.losses:
                 objective += tf.nn.scale_regularization_loss(tf.add_n(net.losses))
+            objective = optimizer.scale_loss(objective)  # mixed_float16: apply_gradients unscales
         grads = tape.gradient(objective, net.trainable_variables)
         optimizer.apply_gradients(zip(grads, net.trainable_variables))
-        return counts(y, out, per_example)
+        return sums(values, per_example)
 
     def eval_replica(x, y):
-        out = net(x, training=False)
-        return counts(y, out, _per_example_loss(loss, loss_weights, y, out))
+        per_example, values = terms(net, x, y, False)
+        return sums(values, per_example)
+
+    def reduced(results):
+        return {k: dist.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in results.items()}
 
     @tf.function
     def train_step(x, y):
-        sums = dist.run(train_replica, args=(x, y))
-        return [dist.reduce(tf.distribute.ReduceOp.SUM, s, axis=None) for s in sums]
+        return reduced(dist.run(train_replica, args=(x, y)))
 
     @tf.function
     def eval_step(x, y):
-        sums = dist.run(eval_replica, args=(x, y))
-        return [dist.reduce(tf.distribute.ReduceOp.SUM, s, axis=None) for s in sums]
+        return reduced(dist.run(eval_replica, args=(x, y)))
+
+    def means(total):
+        n = max(total.pop("examples", 0.0), 1.0)
+        return {name: value / n for name, value in total.items()}
+
+    def add(total, step):
+        for name, value in step.items():
+            total[name] = total.get(name, 0.0) + float(value)
+        return total
 
     for epoch in range(initial_epoch, epochs):
         start = time.time()
-        total = np.zeros(3)
+        total = {}
         bar = keras.utils.Progbar(None, verbose=verbose) if verbose else None
         log(f"Epoch {epoch + 1}/{epochs} (custom strategy.run loop)")
         for step, (x, y) in enumerate(train_dist):
-            total += [float(v) for v in train_step(x, y)]
-            if not np.isfinite(total[0]):
-                return (f"Training stopped: the loss became {total[0]} at epoch {epoch + 1}, batch {step + 1}; "
+            add(total, train_step(x, y))
+            if not np.isfinite(total["loss"]):
+                return (f"Training stopped: the loss became {total['loss']} at epoch {epoch + 1}, batch {step + 1}; "
                         f"the last good checkpoint (epoch {state.epochs_done}) is kept in {state.dir}.")
             if bar is not None:
-                bar.update(step + 1, [("loss", total[0] / total[2]), ("accuracy", total[1] / total[2])])
-        row = {"epoch": epoch + 1, "loss": total[0] / total[2], "accuracy": total[1] / total[2]}
+                bar.update(step + 1, list(means(dict(total)).items()))
+        logs = means(total)
         if val_dist is not None:
-            vtotal = np.zeros(3)
+            vtotal = {}
             for x, y in val_dist:
-                vtotal += [float(v) for v in eval_step(x, y)]
-            row.update(val_loss=vtotal[0] / max(vtotal[2], 1), val_accuracy=vtotal[1] / max(vtotal[2], 1))
+                add(vtotal, eval_step(x, y))
+            logs.update({f"val_{name}": value for name, value in means(vtotal).items()})
+        row = {"epoch": epoch + 1, **dict(sorted(logs.items()))}  # the columns of model.fit's rows (EpochCommitter)
         row["lr"] = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
         row["seconds"] = round(time.time() - start, 3)
         log(" - ".join(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}" for k, v in row.items()))
