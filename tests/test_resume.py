@@ -2,6 +2,7 @@
 epoch and ends with the requested epochs and exactly one history row per epoch."""
 
 import json
+import math
 import signal
 import subprocess
 import time
@@ -9,19 +10,12 @@ import time
 from keras_cnns import training
 
 
-def test_sigkill_mid_training_then_rerun_resumes_with_one_row_per_epoch(tmp_path, small_fashion_mnist, train_cli,
-                                                                       train_popen):
-    data_dir = small_fashion_mnist(tmp_path / "data", n_train=1200, n_test=128)
-    out = tmp_path / "run"
-    args = ["--model", "lenet5", "--dataset", "fashion_mnist", "--data-dir", data_dir, "--epochs", 4,
-            "--batch-size", 32, "--recipe", "fast", "--output", out, "--verbose", 0]
-    proc = train_popen(*args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    state_path = out / "checkpoints" / "state.json"
-    deadline = time.time() + 150
+def _killed_after_first_commit(proc, state_path, wait):
+    """SIGKILLs the run `proc` as soon as its state.json appears (epoch 1 committed, epoch 2 just started);
+    returns the epochs it had committed."""
+    deadline = time.time() + wait
     try:
-        while time.time() < deadline and proc.poll() is None:
-            if state_path.exists():
-                break          # epoch 1 is committed: epoch 2 has just started
+        while time.time() < deadline and proc.poll() is None and not state_path.exists():
             time.sleep(0.05)
         assert proc.poll() is None, "the run ended before it could be killed"
         assert state_path.exists(), "no epoch finished in time"
@@ -30,7 +24,18 @@ def test_sigkill_mid_training_then_rerun_resumes_with_one_row_per_epoch(tmp_path
     finally:
         if proc.poll() is None:
             proc.kill()
-    done = json.loads(state_path.read_text())["epochs_done"]
+    return json.loads(state_path.read_text())["epochs_done"]
+
+
+def test_sigkill_mid_training_then_rerun_resumes_with_one_row_per_epoch(tmp_path, small_fashion_mnist, train_cli,
+                                                                       train_popen):
+    data_dir = small_fashion_mnist(tmp_path / "data", n_train=1200, n_test=128)
+    out = tmp_path / "run"
+    args = ["--model", "lenet5", "--dataset", "fashion_mnist", "--data-dir", data_dir, "--epochs", 4,
+            "--batch-size", 32, "--recipe", "fast", "--output", out, "--verbose", 0]
+    state_path = out / "checkpoints" / "state.json"
+    done = _killed_after_first_commit(train_popen(*args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+                                      state_path, wait=150)
     assert 1 <= done < 4
     assert len(training.read_history_csv(str(out / "history.csv"))) == done
     assert not (out / "model.keras").exists()
@@ -45,3 +50,27 @@ def test_sigkill_mid_training_then_rerun_resumes_with_one_row_per_epoch(tmp_path
     # no temporary or stale checkpoint files are left behind
     leftovers = sorted(p.name for p in (out / "checkpoints").iterdir())
     assert leftovers == sorted({"state.json", state["weights"], state["best"]["weights"]})
+
+
+def test_a_detector_killed_after_its_first_epoch_resumes_with_its_four_losses(tmp_path, train_cli, train_popen):
+    """The same for Faster R-CNN (its own train_step; checkpoint monitor val_loss, lower is better)."""
+    out = tmp_path / "frcnn"
+    args = ["--model", "frcnn_resnet_small", "--limit", 8, "--epochs", 3, "--batch-size", 4, "--recipe", "fast",
+            "--output", out, "--verbose", 0]
+    state_path = out / "checkpoints" / "state.json"
+    done = _killed_after_first_commit(train_popen(*args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+                                      state_path, wait=600)
+    assert 1 <= done < 3 and not (out / "model.keras").exists()
+    before = training.read_history_csv(str(out / "history.csv"))
+
+    rerun = train_cli(*args, timeout=900)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert f"Resuming from checkpoints/ after epoch {done} of 3" in rerun.stdout
+    rows = training.read_history_csv(str(out / "history.csv"))
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert rows[:done] == before                       # the committed epochs are kept as they were
+    for row in rows:
+        assert all(math.isfinite(row[k]) for k in ("loss", "rpn_objectness", "rpn_box", "head_class", "head_box"))
+    state = json.loads(state_path.read_text())
+    assert state["epochs_done"] == 3 and state["best"]["monitor"] == "val_loss"
+    assert json.loads((out / "metadata.json").read_text())["task"] == "detection"
