@@ -173,7 +173,7 @@ RECIPES = {(r.family, r.name): r for r in [
        batch_size=1, schedule="step", boundaries=(12,), factor=0.1, augment=None,
        source="Ren et al. 2015 sec. 3.3: SGD momentum 0.9, 1 image per batch, lr 0.001 then 0.0001 for the last "
               "quarter, weight decay 1e-4 (ResNet); 16 epochs of the scenes (our choice)."),
-    _r("frcnn", "fast", optimizer="adam", learning_rate=1e-3, weight_decay=0.0, epochs=8, batch_size=8,
+    _r("frcnn", "fast", optimizer="adam", learning_rate=1e-3, weight_decay=0.0, epochs=16, batch_size=8,
        schedule="cosine", warmup=1, augment=None,
        source="Adam + cosine decay, 8 scenes per batch: the small detector from scratch on a CPU."),
 ]}
