@@ -21,7 +21,8 @@ sys.path[:] = [_ROOT] + [p for p in sys.path if os.path.abspath(p or ".") != os.
 sys.path.append(os.path.join(_ROOT, "benchmarks"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from report import inference_images_per_second, training_benchmark_parser  # noqa: E402
+from report import (inference_images_per_second, start_columns, training_benchmark_parser,  # noqa: E402
+                    training_options)
 
 MODEL = "frcnn_resnet_small"
 TARGET_MAP50 = 0.85
@@ -43,7 +44,7 @@ def run(args):
     ship = args.ship and not args.smoke
     out = os.path.join(saved_models_dir(), f"{MODEL}-{source.name}") if ship else os.path.join(args.work, MODEL)
     result = training.fit(MODEL, source, recipe="fast", epochs=1 if args.smoke else args.epochs, output_dir=out,
-                          resume=True, verbose=args.verbose, tensorboard=False)
+                          resume=True, verbose=args.verbose, tensorboard=False, **training_options(args))
     meta, evaluation = result.metadata, result.evaluation
     test = scenes.scene_dataset(source.scene_set("test"), "detection", batch_size=8)
     row = {"model": MODEL, "epochs": meta["epochs"], "test_scenes": evaluation["images"],
@@ -51,7 +52,7 @@ def run(args):
            "map_coco": round(evaluation["map_coco"], 4),
            "train_minutes": round(sum(r.get("seconds", 0.0) for r in result.history) / 60, 1),
            "inference_images_per_second": round(inference_images_per_second(result.model, test), 1),
-           "parameters": result.model.count_params(), "output": out}
+           "parameters": result.model.count_params(), **start_columns(meta), "output": out}
     row.update({f"ap50_{k}": (None if v is None else round(v, 4)) for k, v in evaluation["per_class_ap50"].items()})
     row.update({f"ap_{k}": (None if v is None else round(v, 4)) for k, v in evaluation["per_class_ap_coco"].items()})
     return row, result, source
@@ -87,8 +88,8 @@ def write(row, folder):
     os.makedirs(folder, exist_ok=True)
     table = pd.DataFrame([row])
     table.to_csv(os.path.join(folder, "detection.csv"), index=False)
-    main_cols = ["model", "epochs", "test_scenes", "test_objects", "map50", "map_coco", "train_minutes",
-                 "inference_images_per_second", "parameters"]
+    main_cols = ["model", "epochs", "augment", "backbone", "test_scenes", "test_objects", "map50", "map_coco",
+                 "train_minutes", "inference_images_per_second", "parameters"]
     names = [c[len("ap50_"):] for c in table.columns if c.startswith("ap50_")]
     per_class = pd.DataFrame({"class": names, "AP@0.5": [row[f"ap50_{n}"] for n in names],
                               "AP@[.5:.95]": [row[f"ap_{n}"] for n in names]})

@@ -56,7 +56,7 @@ def inference_images_per_second(model, dataset, batches=10):
 def training_benchmark_parser(doc, name, shipped, app):
     """The options every benchmark that trains a task's model shares: --epochs, --smoke, --ship (writes
     `shipped` into the saved-models home, `app`'s default model), --work (build/benchmarks/<name>), --results,
-    --write-readme and --verbose; `doc` is the script's docstring (first line, then the usage paragraph)."""
+    --write-readme, --verbose, --augment and --backbone-weights (:func:`training_options`); `doc` is the script's docstring (first line, then the usage paragraph)."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     p = argparse.ArgumentParser(description=doc.splitlines()[0], epilog=doc.split("\n\n")[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -68,4 +68,19 @@ def training_benchmark_parser(doc, name, shipped, app):
     p.add_argument("--results", default=os.path.join(root, "benchmarks", "results"))
     p.add_argument("--write-readme", default=None, metavar="README")
     p.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
+    p.add_argument("--augment", default="recipe", help="recipe (default), none or flip (images with their labels)")
+    p.add_argument("--backbone-weights", default=None, metavar="PATH",
+                   help="start the backbone from this trained classifier's model.keras (default: from scratch)")
     return p
+
+
+def training_options(args):
+    """fit()'s keyword arguments from the shared options of :func:`training_benchmark_parser`."""
+    return {"augment": None if args.augment == "none" else args.augment, "backbone_weights": args.backbone_weights}
+
+
+def start_columns(meta):
+    """The table cells that say how a run started: its augmentation and its backbone (the classifier's folder)."""
+    backbone = meta.get("backbone_weights")
+    return {"augment": meta.get("augment") or "none",
+            "backbone": os.path.basename(os.path.dirname(backbone)) if backbone else "scratch"}

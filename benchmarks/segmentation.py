@@ -5,6 +5,8 @@ accuracy, CPU training time and inference images/s (a benchmark, not a test).
     python benchmarks/segmentation.py --ship          # ... and FCN-8s into saved_models/ (segment.py's default)
     python benchmarks/segmentation.py --smoke         # 1 epoch on 64 scenes each: checks the script works
     python benchmarks/segmentation.py --write-readme README.md
+    python benchmarks/segmentation.py --models fcn8s_vgg16_slim --augment flip \
+        --backbone-weights runs/vgg16_slim/model.keras      # flipped scenes, a vgg16_slim classifier's start
 
 Each model is trained by keras_cnns.training.fit (= `python apps/train.py --model fcn8s_vgg16_slim --recipe fast`)
 on the 10,000 training scenes and evaluated on the 2,000 test scenes (docs/data.md, "Scenes"; the specification
@@ -20,7 +22,8 @@ sys.path[:] = [_ROOT] + [p for p in sys.path if os.path.abspath(p or ".") != os.
 sys.path.append(os.path.join(_ROOT, "benchmarks"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from report import inference_images_per_second, training_benchmark_parser  # noqa: E402
+from report import (inference_images_per_second, start_columns, training_benchmark_parser,  # noqa: E402
+                    training_options)
 
 MODELS = ("fcn32s_vgg16_slim", "fcn16s_vgg16_slim", "fcn8s_vgg16_slim")
 SHIPPED = "fcn8s_vgg16_slim"
@@ -45,7 +48,7 @@ def run(name, args):
     out = (os.path.join(saved_models_dir(), f"{name}-{source.name}") if ship
            else os.path.join(args.work, name))
     result = training.fit(name, source, recipe="fast", epochs=1 if args.smoke else args.epochs, output_dir=out,
-                          resume=True, verbose=args.verbose, tensorboard=False)
+                          resume=True, verbose=args.verbose, tensorboard=False, **training_options(args))
     meta = result.metadata
     train_seconds = sum(row.get("seconds", 0.0) for row in result.history)
     test = segmentation_dataset(source, "test", batch_size=32)
@@ -53,7 +56,7 @@ def run(name, args):
            "mean_iou": round(meta["test_mean_iou"], 4), "pixel_accuracy": round(meta["test_pixel_accuracy"], 4),
            "train_minutes": round(train_seconds / 60, 1),
            "inference_images_per_second": round(inference_images_per_second(result.model, test), 1),
-           "parameters": result.model.count_params(), "output": out}
+           "parameters": result.model.count_params(), **start_columns(meta), "output": out}
     row.update({f"iou_{k}": (None if v is None else round(v, 4)) for k, v in meta["test_per_class_iou"].items()})
     return row
 
@@ -65,8 +68,9 @@ def write(rows, folder):
     os.makedirs(folder, exist_ok=True)
     table = pd.DataFrame(rows)
     table.to_csv(os.path.join(folder, "segmentation.csv"), index=False)
-    main_cols = ["model", "epochs", "test_scenes", "mean_iou", "pixel_accuracy", "train_minutes",
-                 "inference_images_per_second", "parameters"]
+    main_cols = ["model", "epochs", "augment", "backbone", "test_scenes", "mean_iou", "pixel_accuracy",
+                 "train_minutes", "inference_images_per_second", "parameters"]
+    table = table.reindex(columns=list(dict.fromkeys(list(table.columns) + main_cols)))
     iou_cols = [c for c in table.columns if c.startswith("iou_")]
     by_model = table.set_index("model")[iou_cols].T
     by_model.index = [c[len("iou_"):] for c in iou_cols]

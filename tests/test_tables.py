@@ -65,3 +65,21 @@ def test_segmentation_benchmark_tables_say_whether_the_papers_order_and_the_targ
     assert [r["model"] for r in kept] == ["fcn32s_vgg16_slim", "fcn16s_vgg16_slim"]
     assert kept[1]["mean_iou"] == 0.7 and kept[0]["iou_Bag"] is None and kept[0]["iou_background"] == 0.99
     assert bench.earlier_rows(str(tmp_path / "none"), skip=[]) == []
+
+
+def test_the_task_benchmarks_say_how_each_run_started(tmp_path):
+    sys.path.append(os.path.join(ROOT, "benchmarks"))
+    from report import start_columns, training_benchmark_parser, training_options
+
+    parser = training_benchmark_parser("doc\n\nusage", "segmentation", "fcn8s_vgg16_slim", "segment.py")
+    assert training_options(parser.parse_args([])) == {"augment": "recipe", "backbone_weights": None}
+    chosen = parser.parse_args(["--augment", "none", "--backbone-weights", "runs/vgg16_slim/model.keras"])
+    assert training_options(chosen) == {"augment": None, "backbone_weights": "runs/vgg16_slim/model.keras"}
+    assert start_columns({"augment": None, "backbone_weights": None}) == {"augment": "none", "backbone": "scratch"}
+    assert start_columns({"augment": "flip", "backbone_weights": "/w/runs/vgg16_slim/model.keras"}) == {
+        "augment": "flip", "backbone": "vgg16_slim"}
+    bench = _bench("segmentation")
+    row = {"model": "fcn8s_vgg16_slim", "epochs": 12, "test_scenes": 2000, "mean_iou": 0.7, "pixel_accuracy": 0.9,
+           "train_minutes": 1.0, "inference_images_per_second": 10.0, "parameters": 1, "output": "x",
+           "augment": "flip", "backbone": "vgg16_slim", "iou_background": 0.99}
+    assert "| fcn8s_vgg16_slim | 12 | flip | vgg16_slim | 2000 | 0.7 |" in bench.write([row], str(tmp_path))
