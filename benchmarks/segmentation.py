@@ -5,8 +5,8 @@ accuracy, CPU training time and inference images/s (a benchmark, not a test).
     python benchmarks/segmentation.py --ship          # ... and FCN-8s into saved_models/ (segment.py's default)
     python benchmarks/segmentation.py --smoke         # 1 epoch on 64 scenes each: checks the script works
     python benchmarks/segmentation.py --write-readme README.md
-    python benchmarks/segmentation.py --models fcn8s_vgg16_slim --augment flip \
-        --backbone-weights runs/vgg16_slim/model.keras      # flipped scenes, a vgg16_slim classifier's start
+    python benchmarks/segmentation.py --models fcn8s_vgg16_slim --augment flip --backbone-weights
+        runs/vgg16_slim/model.keras                   # flipped scenes, from a trained vgg16_slim classifier
 
 Each model is trained by keras_cnns.training.fit (= `python apps/train.py --model fcn8s_vgg16_slim --recipe fast`)
 on the 10,000 training scenes and evaluated on the 2,000 test scenes (docs/data.md, "Scenes"; the specification
