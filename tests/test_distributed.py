@@ -150,3 +150,52 @@ def test_detector_multiworker_trains_with_its_own_losses(detector_one_device, tm
     state = json.loads((folder / "checkpoints" / "state.json").read_text())
     assert state["epochs_done"] == 1 and state["best"]["monitor"] == "val_loss"
     _close_to_one_device(_detector_row(folder), detector_one_device)
+
+
+# -- a segmentation model (an FCN) in the custom loop: per-pixel terms ---------------------------------------
+def test_segmentation_terms_against_numpy_and_keras_metrics():
+    """Without any strategy: the loop's per-image loss is the mean of its pixels' -log p(label), whose batch
+    average is model.fit's loss; pixel accuracy and the mean IoU of the summed confusion matrix are what
+    model.fit's metrics report, a class absent from both labels and predictions left out of the mean."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_cnns.tasks import segmentation as seg
+    from keras_cnns.training.loop import _epoch_logs, _segmentation_terms
+
+    rng = np.random.default_rng(3)
+    k = 4
+    labels = rng.integers(0, k - 1, (4, 5, 6))  # class 3 in no label ...
+    probs = rng.random((4, 5, 6, k)).astype("float32")
+    probs[..., k - 1] = 1e-3  # ... and never predicted
+    probs /= probs.sum(-1, keepdims=True)
+    terms = _segmentation_terms(seg.loss(), k)
+    total = {}
+    for batch in (slice(0, 2), slice(2, 4)):  # an epoch of two batches, summed over each batch as the loop does
+        per_image, values = terms(lambda x, training: x, tf.constant(probs[batch]), labels[batch], False)
+        assert per_image.shape == (2,)
+        for name, value in {**values, "examples": np.ones(2)}.items():
+            total[name] = total.get(name, 0.0) + np.asarray(value, np.float64).sum(axis=0)
+        # model.fit's mean per-pixel loss on one device, and its gradient (not H*W times it: SGD would feel that)
+        x = tf.constant(probs[batch])
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(x)
+            ours = tf.nn.compute_average_loss(terms(lambda p, training: p, x, labels[batch], True)[0],
+                                              global_batch_size=2)
+            keras_loss = keras.losses.SparseCategoricalCrossentropy()(labels[batch], x)
+        assert float(ours) == pytest.approx(float(keras_loss), rel=1e-5)
+        np.testing.assert_allclose(tape.gradient(ours, x), tape.gradient(keras_loss, x), rtol=1e-4, atol=1e-7)
+    picked = np.take_along_axis(probs, labels[..., None], -1)[..., 0]
+    predicted = probs.argmax(-1)
+    assert total["confusion_matrix"].tolist() == seg.confusion_matrix(labels, predicted, k).tolist()
+    logs = _epoch_logs(total)
+    assert sorted(logs) == ["loss", "mean_iou", "pixel_accuracy"]
+    assert logs["loss"] == pytest.approx(float(np.mean(-np.log(picked))), rel=1e-5)
+    assert logs["pixel_accuracy"] == pytest.approx(float(np.mean(predicted == labels)), rel=1e-6)
+    keras_iou = keras.metrics.MeanIoU(num_classes=k, sparse_y_pred=False)
+    keras_iou.update_state(labels, probs)
+    assert logs["mean_iou"] == pytest.approx(float(keras_iou.result()), abs=1e-6)
+    m = total["confusion_matrix"]
+    tp = np.diag(m)[:3]  # the mean over the three classes present: class 3 has no IoU
+    assert logs["mean_iou"] == pytest.approx(float(np.mean(tp / (m.sum(0)[:3] + m.sum(1)[:3] - tp))), abs=1e-9)
