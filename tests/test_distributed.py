@@ -1,6 +1,7 @@
 """Distribution without GPUs: MirroredStrategy over two logical CPU devices (--cpu-replicas 2), and
-MultiWorkerMirroredStrategy with two local worker processes on loopback (TF_CONFIG), for a classifier and for
-the small Faster R-CNN (its own losses: model.fit's train_step, the custom loop's losses_on)."""
+MultiWorkerMirroredStrategy with two local worker processes on loopback (TF_CONFIG), for a classifier, for
+the small Faster R-CNN (its own losses: model.fit's train_step, the custom loop's losses_on) and for an FCN (the
+custom loop's per-pixel terms: per-image mean loss, pixel accuracy, mean IoU of a confusion matrix)."""
 
 import json
 import math
@@ -150,3 +151,100 @@ def test_detector_multiworker_trains_with_its_own_losses(detector_one_device, tm
     state = json.loads((folder / "checkpoints" / "state.json").read_text())
     assert state["epochs_done"] == 1 and state["best"]["monitor"] == "val_loss"
     _close_to_one_device(_detector_row(folder), detector_one_device)
+
+
+# -- a segmentation model (an FCN) in the custom loop: per-pixel terms ---------------------------------------
+def test_segmentation_terms_against_numpy_and_keras_metrics():
+    """Without any strategy: the loop's per-image loss is the mean of its pixels' -log p(label), whose batch
+    average is model.fit's loss; pixel accuracy and the mean IoU of the summed confusion matrix are what
+    model.fit's metrics report, a class absent from both labels and predictions left out of the mean."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_cnns.tasks import segmentation as seg
+    from keras_cnns.training.loop import _epoch_logs, _segmentation_terms
+
+    rng = np.random.default_rng(3)
+    k = 4
+    labels = rng.integers(0, k - 1, (4, 5, 6))  # class 3 in no label ...
+    probs = rng.random((4, 5, 6, k)).astype("float32")
+    probs[..., k - 1] = 1e-3  # ... and never predicted
+    probs /= probs.sum(-1, keepdims=True)
+    terms = _segmentation_terms(seg.loss(), k)
+    total = {}
+    for batch in (slice(0, 2), slice(2, 4)):  # an epoch of two batches, summed over each batch as the loop does
+        per_image, values = terms(lambda x, training: x, tf.constant(probs[batch]), labels[batch], False)
+        assert per_image.shape == (2,)
+        for name, value in {**values, "examples": np.ones(2)}.items():
+            total[name] = total.get(name, 0.0) + np.asarray(value, np.float64).sum(axis=0)
+        # model.fit's mean per-pixel loss on one device, and its gradient (not H*W times it: SGD would feel that)
+        x = tf.constant(probs[batch])
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(x)
+            ours = tf.nn.compute_average_loss(terms(lambda p, training: p, x, labels[batch], True)[0],
+                                              global_batch_size=2)
+            keras_loss = keras.losses.SparseCategoricalCrossentropy()(labels[batch], x)
+        assert float(ours) == pytest.approx(float(keras_loss), rel=1e-5)
+        np.testing.assert_allclose(tape.gradient(ours, x), tape.gradient(keras_loss, x), rtol=1e-4, atol=1e-7)
+    picked = np.take_along_axis(probs, labels[..., None], -1)[..., 0]
+    predicted = probs.argmax(-1)
+    assert total["confusion_matrix"].tolist() == seg.confusion_matrix(labels, predicted, k).tolist()
+    logs = _epoch_logs(total)
+    assert sorted(logs) == ["loss", "mean_iou", "pixel_accuracy"]
+    assert logs["loss"] == pytest.approx(float(np.mean(-np.log(picked))), rel=1e-5)
+    assert logs["pixel_accuracy"] == pytest.approx(float(np.mean(predicted == labels)), rel=1e-6)
+    keras_iou = keras.metrics.MeanIoU(num_classes=k, sparse_y_pred=False)
+    keras_iou.update_state(labels, probs)
+    assert logs["mean_iou"] == pytest.approx(float(keras_iou.result()), abs=1e-6)
+    m = total["confusion_matrix"]
+    tp = np.diag(m)[:3]  # the mean over the three classes present: class 3 has no IoU
+    assert logs["mean_iou"] == pytest.approx(float(np.mean(tp / (m.sum(0)[:3] + m.sum(1)[:3] - tp))), abs=1e-9)
+
+
+# 8 scenes of 40x40 per split, 2 steps of 4 with the paper's SGD (lr 1e-2: a gradient H*W times too large would
+# blow the loss up, where Adam would not notice); the same global batches on one device and on two workers.
+SEGMENTATION_TERMS = ("loss", "mean_iou", "pixel_accuracy")
+
+
+def _fcn_args(out, *extra):
+    return ["--model", "fcn32s_vgg16_slim", "--dataset", "fashion_mnist_scenes", "--limit", 8, "--input-size", 40,
+            "--epochs", 1, "--batch-size", 4, "--recipe", "paper", "--output", out, "--verbose", 0, "--seed", 1,
+            *extra]
+
+
+def _fcn_row(folder):
+    from keras_cnns import training
+
+    rows = training.read_history_csv(str(folder / "history.csv"))
+    assert [r["epoch"] for r in rows] == [1]
+    row = rows[0]
+    assert set(SEGMENTATION_TERMS) | {"val_" + t for t in SEGMENTATION_TERMS} <= set(row), sorted(row)
+    for term in SEGMENTATION_TERMS:
+        assert math.isfinite(row[term]) and math.isfinite(row["val_" + term]), (term, row)
+    for term in ("mean_iou", "pixel_accuracy", "val_mean_iou", "val_pixel_accuracy"):
+        assert 0.0 <= row[term] <= 1.0, (term, row)
+    return row
+
+
+def test_segmentation_multiworker_matches_model_fit_on_one_device(tmp_path, train_cli):
+    """Two local workers train an FCN with the custom loop's per-pixel terms: the chief writes the model, the
+    history has model.fit's columns and about its numbers, and val_mean_iou picks the best epoch."""
+    one = train_cli(*_fcn_args(tmp_path / "one", "--strategy", "default"), timeout=600)
+    assert one.returncode == 0, one.stderr[-2000:]
+    results = _two_local_workers(_fcn_args(tmp_path / "mw", "--strategy", "multiworker"), timeout=600)
+    for code, _, err in results:
+        assert code == 0, err[-3000:]
+    assert "(custom strategy.run loop)" in results[0][1]
+    folder = tmp_path / "mw"
+    assert (folder / "model.keras").is_file()
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert (meta["task"], meta["strategy"], meta["replicas"]) == ("segmentation", "MultiWorkerMirroredStrategy", 2)
+    assert 0.0 <= meta["test_mean_iou"] <= 1.0
+    state = json.loads((folder / "checkpoints" / "state.json").read_text())
+    assert state["best"]["monitor"] == "val_mean_iou" and state["best"]["epoch"] == 1
+    row, single = _fcn_row(folder), _fcn_row(tmp_path / "one")
+    for term in ("loss", "val_loss"):
+        assert row[term] == pytest.approx(single[term], rel=0.02), term
+    for term in ("mean_iou", "pixel_accuracy", "val_mean_iou", "val_pixel_accuracy"):
+        assert row[term] == pytest.approx(single[term], abs=0.02), term

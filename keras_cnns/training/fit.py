@@ -621,7 +621,8 @@ def run_fit(run, net, data, heads, state, work_dir, *, tensorboard=True, verbose
         from keras_cnns.training.loop import custom_fit
         diverged = custom_fit(net, run.strategy, data.train, data.validation, loss=heads.loss,
                               loss_weights=heads.loss_weights, epochs=run.epochs, initial_epoch=done, state=state,
-                              global_batch=run.batch_size, output=run.spec.output, log=log, verbose=verbose)
+                              global_batch=run.batch_size, output=run.spec.output, task=run.spec.task,
+                              num_classes=data.source.num_classes, log=log, verbose=verbose)
     else:
         committer, callbacks = make_callbacks(run, state, work_dir, tensorboard, log)
         net.fit(data.train, validation_data=data.validation, epochs=run.epochs, initial_epoch=done,

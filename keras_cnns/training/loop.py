@@ -3,10 +3,11 @@
 Keras 3's model.fit has open bug reports under MultiWorkerMirroredStrategy ("Invalid reduction
 dimension" and friends, keras-team/keras issues on multi-worker fit), so fit() uses this loop there: the
 compiled model's loss (or, for a model compiled without one, its own losses: a detector's ``losses_on``, the
-method its train_step uses) and optimizer, the per-example losses averaged over the *global* batch
-(tf.nn.compute_average_loss), gradients all-reduced by the optimizer's apply_gradients across workers, and
-the same epoch commits (:class:`keras_cnns.training.callbacks.RunState`) as the model.fit path, so a
-crashed multi-worker run resumes the same way. ReduceLROnPlateau is not applied here.
+method its train_step uses) and optimizer, the per-example losses (a segmentation model's: per image, the mean
+over its pixels) averaged over the *global* batch (tf.nn.compute_average_loss), gradients all-reduced by the
+optimizer's apply_gradients across workers, and the same epoch commits
+(:class:`keras_cnns.training.callbacks.RunState`) as the model.fit path, so a crashed multi-worker run resumes
+the same way. ReduceLROnPlateau is not applied here.
 """
 
 import time
@@ -16,6 +17,10 @@ import numpy as np
 import tensorflow as tf
 
 from keras_cnns.outputs import main_output
+from keras_cnns.tasks import segmentation as seg
+from keras_cnns.tasks.segmentation import MEAN_IOU, PIXEL_ACCURACY
+
+CONFUSION_MATRIX = "confusion_matrix"  # a segmentation term summed over the epoch, logged as its mean IoU
 
 
 def _per_example_loss(loss, loss_weights, y, out):
@@ -42,6 +47,43 @@ def _compiled_loss_terms(loss, loss_weights, output):
     return terms
 
 
+def _segmentation_terms(loss, num_classes):
+    """The terms of a segmentation model (an FCN) compiled with the per-pixel `loss`: (per-image loss = the mean
+    over the image's pixels, {"loss", "pixel_accuracy" per image, "confusion_matrix": this batch's K x K pixel
+    counts as one (1, K, K) row}). Averaged over the global batch, the per-image losses give model.fit's mean
+    per-pixel loss (the images of a run share one size); the epoch's summed matrix gives mean IoU
+    (:func:`_epoch_logs`)."""
+
+    def terms(net, x, y, training):
+        out = main_output(net(x, training=training))
+        labels = tf.cast(main_output(y), tf.int64)
+        per_pixel = _per_example_loss(loss, None, labels, out)
+        images = tf.shape(per_pixel)[0]
+        per_image = tf.reduce_mean(tf.reshape(per_pixel, [images, -1]), axis=1)
+        predicted = tf.argmax(out, axis=-1)
+        correct = tf.cast(tf.equal(predicted, labels), tf.float32)
+        matrix = tf.math.confusion_matrix(tf.reshape(labels, [-1]), tf.reshape(predicted, [-1]),
+                                          num_classes=num_classes, dtype=tf.float64)
+        return per_image, {"loss": per_image, PIXEL_ACCURACY: tf.reduce_mean(tf.reshape(correct, [images, -1]), 1),
+                           CONFUSION_MATRIX: matrix[None]}
+
+    return terms
+
+
+def _epoch_logs(total):
+    """The epoch's logs from its summed terms: every per-example term / the examples, and a confusion matrix's
+    mean IoU (keras_cnns.tasks.segmentation.summarize: a class absent from both labels and predictions is left out
+    of the mean, as keras.metrics.MeanIoU does)."""
+    n = max(float(total.get("examples", 0.0)), 1.0)
+    logs = {}
+    for name, value in total.items():
+        if name == CONFUSION_MATRIX:
+            logs[MEAN_IOU] = seg.summarize(value, [str(c) for c in range(len(value))])[MEAN_IOU]
+        elif name != "examples":
+            logs[name] = float(value) / n
+    return logs
+
+
 def _own_loss_terms(net, x, y, training):
     """The terms of a model that computes its own losses (a detector, keras_cnns.models.faster_rcnn):
     ``net.losses_on(x, y, training)`` gives {name: the mean over this replica's images}; the loss is their sum, as
@@ -55,16 +97,21 @@ def _own_loss_terms(net, x, y, training):
 
 
 def custom_fit(net, dist, train, val, *, loss, loss_weights, epochs, initial_epoch, state, global_batch,
-               output="probabilities", log=print, verbose=1):
+               output="probabilities", task="classification", num_classes=None, log=print, verbose=1):
     """Trains `net` (compiled inside dist.scope()) from `initial_epoch` to `epochs` with `loss` (a Keras
     Loss, or one per output name with `loss_weights`), or, when `loss` is None, with the model's own losses
     (``net.losses_on(x, y, training)``, as a detector's train_step); returns None, or a message when the loss
-    became NaN/inf (nothing is committed for that epoch).
+    became NaN/inf (nothing is committed for that epoch). A segmentation model (`task` "segmentation", with
+    `num_classes`) is scored per pixel (:func:`_segmentation_terms`).
 
     History rows, as model.fit's: the mean over the epoch's examples of every term (a classifier's loss and
-    accuracy; a detector's loss and its four parts) and their ``val_`` twins in sorted order, lr and seconds."""
+    accuracy; a detector's loss and its four parts; a segmentation model's loss, pixel accuracy and the mean IoU
+    of the epoch's confusion matrix summed over replicas) and their ``val_`` twins in sorted order, lr and
+    seconds."""
     optimizer = net.optimizer
-    if loss is not None:
+    if loss is not None and task == "segmentation":
+        terms = _segmentation_terms(loss, num_classes)
+    elif loss is not None:
         terms = _compiled_loss_terms(loss, loss_weights, output)
     elif callable(getattr(net, "losses_on", None)):
         terms = _own_loss_terms
@@ -77,7 +124,7 @@ def custom_fit(net, dist, train, val, *, loss, loss_weights, epochs, initial_epo
     val_dist = dist.experimental_distribute_dataset(val) if val is not None else None
 
     def sums(values, per_example):
-        out = {name: tf.reduce_sum(v) for name, v in values.items()}
+        out = {name: tf.reduce_sum(v, axis=0) for name, v in values.items()}  # over the batch
         out["examples"] = tf.cast(tf.size(per_example), tf.float32)
         return out
 
@@ -107,13 +154,9 @@ def custom_fit(net, dist, train, val, *, loss, loss_weights, epochs, initial_epo
     def eval_step(x, y):
         return reduced(dist.run(eval_replica, args=(x, y)))
 
-    def means(total):
-        n = max(total.pop("examples", 0.0), 1.0)
-        return {name: value / n for name, value in total.items()}
-
     def add(total, step):
         for name, value in step.items():
-            total[name] = total.get(name, 0.0) + float(value)
+            total[name] = total.get(name, 0.0) + np.asarray(value, np.float64)
         return total
 
     for epoch in range(initial_epoch, epochs):
@@ -127,13 +170,13 @@ def custom_fit(net, dist, train, val, *, loss, loss_weights, epochs, initial_epo
                 return (f"Training stopped: the loss became {total['loss']} at epoch {epoch + 1}, batch {step + 1}; "
                         f"the last good checkpoint (epoch {state.epochs_done}) is kept in {state.dir}.")
             if bar is not None:
-                bar.update(step + 1, list(means(dict(total)).items()))
-        logs = means(total)
+                bar.update(step + 1, list(_epoch_logs(total).items()))
+        logs = _epoch_logs(total)
         if val_dist is not None:
             vtotal = {}
             for x, y in val_dist:
                 add(vtotal, eval_step(x, y))
-            logs.update({f"val_{name}": value for name, value in means(vtotal).items()})
+            logs.update({f"val_{name}": value for name, value in _epoch_logs(vtotal).items()})
         row = {"epoch": epoch + 1, **dict(sorted(logs.items()))}  # the columns of model.fit's rows (EpochCommitter)
         row["lr"] = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
         row["seconds"] = round(time.time() - start, 3)
