@@ -98,15 +98,34 @@ def _detector_args(out, *extra):
             "--output", out, "--verbose", 0, "--seed", 1, *extra]
 
 
-def _detector_row(folder):
+def _one_epoch_row(folder, terms):
+    """The one row of a 1-epoch run's history.csv, every term in `terms` and its val_ twin finite."""
     from keras_cnns import training
 
     rows = training.read_history_csv(str(folder / "history.csv"))
     assert [r["epoch"] for r in rows] == [1]
     row = rows[0]
-    for term in DETECTOR_TERMS:
+    for term in terms:
         assert math.isfinite(row[term]) and math.isfinite(row["val_" + term]), (term, row)
     return row
+
+
+def _custom_loop_on_two_workers(args, folder, task, timeout):
+    """Runs `args` on two local workers, checks both exit 0 through the custom loop and the chief writes the model
+    of `task` over 2 replicas; returns (the chief's stdout, metadata, checkpoints/state.json)."""
+    results = _two_local_workers(args, timeout=timeout)
+    for code, _, err in results:
+        assert code == 0, err[-3000:]
+    chief_out = results[0][1]
+    assert "(custom strategy.run loop)" in chief_out
+    assert (folder / "model.keras").is_file()
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert (meta["task"], meta["strategy"], meta["replicas"]) == (task, "MultiWorkerMirroredStrategy", 2)
+    return chief_out, meta, json.loads((folder / "checkpoints" / "state.json").read_text())
+
+
+def _detector_row(folder):
+    return _one_epoch_row(folder, DETECTOR_TERMS)
 
 
 def _close_to_one_device(row, one):
@@ -136,19 +155,12 @@ def test_detector_mirrored_over_two_cpu_replicas_matches_one_device(detector_one
 
 def test_detector_multiworker_trains_with_its_own_losses(detector_one_device, tmp_path):
     """The custom strategy.run loop calls the detector's losses_on (what its train_step uses) on each replica."""
-    results = _two_local_workers(_detector_args(tmp_path / "mw", "--strategy", "multiworker"), timeout=900)
-    for code, _, err in results:
-        assert code == 0, err[-3000:]
-    chief_out = results[0][1]
+    folder = tmp_path / "mw"
+    chief_out, meta, state = _custom_loop_on_two_workers(
+        _detector_args(folder, "--strategy", "multiworker"), folder, "detection", timeout=900)
     assert "MultiWorkerMirroredStrategy with 2 replicas in sync" in chief_out
     assert "global batch 4 = 2 per replica x 2 replica(s)" in chief_out
-    assert "(custom strategy.run loop)" in chief_out
-    folder = tmp_path / "mw"
-    assert (folder / "model.keras").is_file()
-    meta = json.loads((folder / "metadata.json").read_text())
-    assert (meta["task"], meta["strategy"], meta["replicas"]) == ("detection", "MultiWorkerMirroredStrategy", 2)
     assert 0.0 <= meta["test_map50"] <= 1.0
-    state = json.loads((folder / "checkpoints" / "state.json").read_text())
     assert state["epochs_done"] == 1 and state["best"]["monitor"] == "val_loss"
     _close_to_one_device(_detector_row(folder), detector_one_device)
 
@@ -214,14 +226,8 @@ def _fcn_args(out, *extra):
 
 
 def _fcn_row(folder):
-    from keras_cnns import training
-
-    rows = training.read_history_csv(str(folder / "history.csv"))
-    assert [r["epoch"] for r in rows] == [1]
-    row = rows[0]
+    row = _one_epoch_row(folder, SEGMENTATION_TERMS)
     assert set(SEGMENTATION_TERMS) | {"val_" + t for t in SEGMENTATION_TERMS} <= set(row), sorted(row)
-    for term in SEGMENTATION_TERMS:
-        assert math.isfinite(row[term]) and math.isfinite(row["val_" + term]), (term, row)
     for term in ("mean_iou", "pixel_accuracy", "val_mean_iou", "val_pixel_accuracy"):
         assert 0.0 <= row[term] <= 1.0, (term, row)
     return row
@@ -232,16 +238,10 @@ def test_segmentation_multiworker_matches_model_fit_on_one_device(tmp_path, trai
     history has model.fit's columns and about its numbers, and val_mean_iou picks the best epoch."""
     one = train_cli(*_fcn_args(tmp_path / "one", "--strategy", "default"), timeout=600)
     assert one.returncode == 0, one.stderr[-2000:]
-    results = _two_local_workers(_fcn_args(tmp_path / "mw", "--strategy", "multiworker"), timeout=600)
-    for code, _, err in results:
-        assert code == 0, err[-3000:]
-    assert "(custom strategy.run loop)" in results[0][1]
     folder = tmp_path / "mw"
-    assert (folder / "model.keras").is_file()
-    meta = json.loads((folder / "metadata.json").read_text())
-    assert (meta["task"], meta["strategy"], meta["replicas"]) == ("segmentation", "MultiWorkerMirroredStrategy", 2)
+    _, meta, state = _custom_loop_on_two_workers(_fcn_args(folder, "--strategy", "multiworker"), folder,
+                                                 "segmentation", timeout=600)
     assert 0.0 <= meta["test_mean_iou"] <= 1.0
-    state = json.loads((folder / "checkpoints" / "state.json").read_text())
     assert state["best"]["monitor"] == "val_mean_iou" and state["best"]["epoch"] == 1
     row, single = _fcn_row(folder), _fcn_row(tmp_path / "one")
     for term in ("loss", "val_loss"):

@@ -76,18 +76,13 @@ def random_flip_with_boxes(images, targets, seed):
     """Detection: mirrors each image (B, H, W, C) and its boxes together, left-right, with probability 1/2 (the
     images :func:`random_flip` flips for the same seed).
 
-    ``targets``: {"boxes" (B, G, 4), "classes" (B, G), "num_objects" (B,), ...}; rows at and past num_objects
-    (without num_objects: rows of class 0) are padding and keep their box [0, 0, 0, 0]. Returns (images, targets)
-    with only "boxes" changed.
+    ``targets``: {"boxes" (B, G, 4), "classes" (B, G), ...}; rows of class 0 (the background) are padding and keep
+    their box [0, 0, 0, 0]. Returns (images, targets) with only "boxes" changed.
     """
     images = tf.convert_to_tensor(images)
     boxes = tf.convert_to_tensor(targets["boxes"])
     flip = _flip_draws(images, seed)
-    if "num_objects" in targets:
-        rows = tf.range(tf.shape(boxes)[1])[None, :]
-        real = rows < tf.cast(targets["num_objects"], rows.dtype)[:, None]
-    else:
-        real = tf.convert_to_tensor(targets["classes"]) > 0
+    real = tf.convert_to_tensor(targets["classes"]) > 0
     moved = tf.logical_and(flip[:, None], real)[..., None]
     boxes = tf.where(moved, flip_boxes(boxes, tf.shape(images)[2]), boxes)
     return _mirror(images, flip), dict(targets, boxes=boxes)
