@@ -23,7 +23,9 @@ run alternately, the order rotated each repeat, and the best of --repeats kept):
 - tf.data: the package's Fashion-MNIST pipeline at each model's input size (benchmarks/input_pipeline.py)
   against the images/s the model consumes;
 - LiteRT (ai_edge_litert, XNNPACK) float32 and int8 against Keras predict at batch 1 (the .tflite files
-  come from keras_cnns.export), next to PyTorch eager's batch-1 latency from the model rows.
+  come from keras_cnns.export), next to PyTorch eager's batch-1 latency from the model rows;
+- --backends jax torch: our own models on Keras 3's JAX and PyTorch backends (float32, each backend's
+  default compilation: JAX jit-compiled, PyTorch eager), in the ratio table as peers of the TensorFlow rows.
 
 Writes benchmarks/results/speed.csv (long form: one metric a row), speed.md and speed.png (ours/peer
 ratios). Without PyTorch the PyTorch rows are replaced by a note saying how to install it.
@@ -53,6 +55,9 @@ TORCH_PEERS = ("lenet5_modern", "resnet20", "vgg16", "resnet50")
 PRECISIONS = ("float32", "mixed_bfloat16", "onednn_amp")
 TORCH_PRECISION = {"float32": "float32", "mixed_bfloat16": "bf16_autocast", "onednn_amp": "bf16_autocast"}
 LITERT_MODELS = ("lenet5_modern", "resnet20", "resnet50")
+# Keras 3's other backends, each our own model in its own row (float32; JAX jit-compiles every step, PyTorch runs
+# eagerly, each backend's default); the input is the same tf.data pipeline, which Keras converts per batch.
+OTHER_BACKENDS = speedlib.OTHER_BACKENDS
 RESULT_PREFIX = "SPEED_RESULT "
 README_BEGIN = "<!-- speed-table: written by benchmarks/speed.py -->"
 README_END = "<!-- /speed-table -->"
@@ -123,7 +128,10 @@ def child_keras(task):
     from keras_cnns.anatomy import count_params
     from keras_cnns.inference import median_latency_ms
 
-    _set_tf_threads(task["threads"])
+    _set_tf_threads(task["threads"])  # tf.data feeds every backend
+    if keras.backend.backend() == "torch":
+        import torch
+        torch.set_num_threads(task["threads"])
     if task["precision"] == "onednn_amp":
         tf.config.optimizer.set_experimental_options({"auto_mixed_precision_onednn_bfloat16": True})
     keras.config.set_dtype_policy("mixed_bfloat16" if task["precision"] == "mixed_bfloat16" else "float32")
@@ -134,6 +142,7 @@ def child_keras(task):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch,) + shape).astype("float32")
     y = rng.integers(0, num_classes, size=(batch,)).astype("int32")
+    assert keras.backend.backend() == task.get("backend", "tensorflow"), keras.backend.backend()
     out = {"flops_per_image": speedlib.flops_per_image(model) if task["framework"] == speedlib.OURS else None,
            "params": count_params(model)}
     if task["train"]:
@@ -311,6 +320,8 @@ def child_main(task_json):
 def run_child(task, timeout, env=None):
     """Runs one task in a fresh interpreter; returns (result dict or None, error text or None)."""
     cmd = [sys.executable, os.path.abspath(__file__), "--child", json.dumps(task)]
+    if task.get("backend"):
+        env = dict(os.environ if env is None else env, KERAS_BACKEND=task["backend"])
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
@@ -333,7 +344,7 @@ def settings(args):
             + [(p0, j, s0) for j in args.jit[1:]] + [(p0, j0, s) for s in args.spe[1:]])
 
 
-def plan(args, torch_ok):
+def plan(args, torch_ok, installed=lambda module: importlib.util.find_spec(module) is not None):
     """The groups of tasks; the members of a group are run alternately, --repeats times."""
     base = {"batch": args.batch, "warmup_steps": args.warmup_steps, "min_seconds": args.min_seconds,
             "latency_repeats": args.latency_repeats, "max_step_seconds": args.max_step_seconds}
@@ -364,6 +375,9 @@ def plan(args, torch_ok):
                     impl = f"torchvision {model}" if model in KERAS_APPLICATIONS else f"twin {model}"
                     group.append(dict(common, kind="torch", framework="PyTorch", impl=impl,
                                       precision=torch_precision, jit=False, spe=1))
+                if first_setting and precision == "float32":
+                    group += [dict(common, kind="keras", framework=OTHER_BACKENDS[b], impl=model, backend=b,
+                                   jit=b == "jax") for b in args.backends if installed(b)]
                 groups.append(group)
         if not args.no_pipeline:
             groups += [[dict(kind="pipeline", framework="tf.data", model=m, batch=args.batch,
@@ -468,6 +482,8 @@ def parse_args(argv):
     p.add_argument("--matmul-n", type=int, default=None)
     p.add_argument("--pipeline-batches", type=int, default=None)
     p.add_argument("--litert-models", nargs="*", default=None, choices=MODELS)
+    p.add_argument("--backends", nargs="*", default=[], choices=sorted(OTHER_BACKENDS),
+                   help="also our models on these Keras 3 backends (float32; one not installed is left out)")
     p.add_argument("--no-peers", action="store_true")
     p.add_argument("--no-infer", action="store_true")
     p.add_argument("--no-pipeline", action="store_true")

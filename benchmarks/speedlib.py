@@ -21,7 +21,8 @@ import platform
 TORCH_MISSING = "PyTorch not installed: pip install -r benchmarks/requirements.txt"
 TRAIN_FLOPS_PER_FORWARD = 3
 OURS = "keras_cnns"
-PEER_FRAMEWORKS = ("keras.applications", "PyTorch")
+OTHER_BACKENDS = {"jax": "keras_cnns (Keras on JAX)", "torch": "keras_cnns (Keras on PyTorch)"}  # speed.py --backends
+PEER_FRAMEWORKS = ("keras.applications", "PyTorch", *OTHER_BACKENDS.values())
 # The precision a row is compared at: our oneDNN graph rewrite computes in bfloat16 like Keras'
 # mixed_bfloat16 policy and PyTorch's bfloat16 autocast.
 PRECISION_CLASS = {"float32": "float32", "mixed_bfloat16": "bfloat16", "onednn_amp": "bfloat16",

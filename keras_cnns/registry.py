@@ -12,6 +12,11 @@ import fnmatch
 import importlib
 from typing import Callable, Optional, Tuple
 
+import keras
+
+
+BACKENDS = ("tensorflow", "jax", "torch")  # the Keras 3 backends the zoo is tested on (tests/test_backends.py)
+
 
 class WeightsImportError(ValueError):
     """Published weights could not be copied into a model: the source could not be fetched or read, or it
@@ -68,6 +73,8 @@ class ModelSpec:
       weights: the published weight sets it can import (:class:`Weights`), none for most.
       recipe: the family row of keras_cnns.training.recipes.RECIPES it trains with, when that is not its
         family (the CIFAR-sized members of an ImageNet family: resnet20 trains with "resnet_cifar").
+      backends: the Keras 3 backends it builds and runs on (KERAS_BACKEND): every model is written in
+        keras.ops except Faster R-CNN, whose anchors, box coding and NMS are TensorFlow ops.
     """
 
     name: str
@@ -83,6 +90,7 @@ class ModelSpec:
     task: str = "classification"
     weights: Tuple[Weights, ...] = ()
     recipe: Optional[str] = None
+    backends: Tuple[str, ...] = BACKENDS
 
     @property
     def recipe_family(self):
@@ -101,7 +109,7 @@ _ALIASES = {}
 
 def register_model(name, *, family, paper, input_shape, min_input_size, test_input_shape=None,
                    deviations="none", output="probabilities", aux_min_input_size=None,
-                   task="classification", weights=(), recipe=None):
+                   task="classification", weights=(), recipe=None, backends=BACKENDS):
     """Decorator: registers a builder under `name`. Refuses a name that is already taken."""
     if task not in TASKS:
         raise ValueError(f"register_model: task must be one of {TASKS}. Received: task={task!r}")
@@ -113,7 +121,7 @@ def register_model(name, *, family, paper, input_shape, min_input_size, test_inp
             input_shape=tuple(input_shape), min_input_size=int(min_input_size),
             test_input_shape=tuple(test_input_shape or input_shape), deviations=deviations,
             output=output, aux_min_input_size=aux_min_input_size, task=task, weights=tuple(weights),
-            recipe=recipe)
+            recipe=recipe, backends=tuple(backends))
         return builder
 
     return decorate
@@ -191,4 +199,8 @@ def get_model(name, **kwargs):
     include_top, pooling, classifier_activation, weights, name; families may add their own.
     """
     spec = get_spec(name)
+    backend = keras.backend.backend()
+    if backend not in spec.backends:
+        raise ValueError(f"{spec.name} runs on the Keras backend {' or '.join(spec.backends)} only. Received: "
+                         f"KERAS_BACKEND={backend}. Set KERAS_BACKEND={spec.backends[0]} to build it.")
     return spec.builder(**kwargs)

@@ -3,6 +3,7 @@ the holder and exit status 2, the first finishes intact; a lock left by a dead p
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -68,7 +69,13 @@ def test_two_runs_into_one_directory_the_second_is_refused_the_first_finishes(tm
         while time.time() < deadline and first.poll() is None and not (out / lock.LOCK_FILENAME).exists():
             time.sleep(0.05)
         assert first.poll() is None and (out / lock.LOCK_FILENAME).exists(), "the first run never took the lock"
-        second = train_cli(*args, timeout=150)
+        # Held still while the second starts (a loaded machine may take longer to import TensorFlow than the
+        # first takes to train), then let go: the lock is held by a live process either way.
+        first.send_signal(signal.SIGSTOP)
+        try:
+            second = train_cli(*args, timeout=150)
+        finally:
+            first.send_signal(signal.SIGCONT)
         stdout, stderr = first.communicate(timeout=240)
     finally:
         if first.poll() is None:

@@ -90,3 +90,14 @@ def test_saves_and_loads_in_a_keras_file_with_safe_mode(tmp_path):
 def test_a_depth_that_is_not_a_positive_odd_integer_is_refused(depth):
     with pytest.raises(ValueError, match=f"odd.*Received: depth={depth}"):
         LocalResponseNormalization(depth=depth)
+
+
+def test_the_keras_ops_formula_that_jax_and_pytorch_run_is_the_papers_too():
+    from keras_cnns.layers.lrn import local_response_normalization
+
+    for shape, seed in (((2, 6, 5, 16), 0), ((3, 4, 4, 3), 1)):
+        a = _activations(shape, seed=seed)
+        np.testing.assert_allclose(np.asarray(local_response_normalization(a)), paper_lrn(a), rtol=1e-5)
+    a = _activations((1, 3, 3, 12), seed=2)
+    np.testing.assert_allclose(np.asarray(local_response_normalization(a, depth=3, bias=1.0, alpha=1e-3, beta=0.5)),
+                               paper_lrn(a, k=1.0, n=3, alpha=1e-3, beta=0.5), rtol=1e-5)

@@ -93,3 +93,16 @@ def test_the_smallest_imagenet_input_is_67_and_smaller_suggests_nin_cifar():
     assert keras_cnns.get_model("nin", input_shape=(67, 67, 3)).get_layer("mlpconv4_mlp2").output.shape[1:3] == (1, 1)
     with pytest.raises(ValueError, match=r"at least 67x67.*'nin_cifar'.*Received"):
         keras_cnns.get_model("nin", input_shape=(66, 66, 3))
+
+
+@pytest.mark.parametrize("size", [16, 15, 7, 8])
+def test_the_same_padded_average_pool_every_backend_runs_is_tensorflows(size):
+    # NIN's mlpconv2 pool (3x3, stride 2, "same"): the keras.ops path that the PyTorch backend takes, here on
+    # TensorFlow, against TensorFlow's own kernel (windows at the bottom and right edges average fewer pixels).
+    from keras_cnns.layers.pooling import ExcludePaddingAveragePooling2D, exclude_padding_average_pool
+
+    x = np.random.default_rng(size).standard_normal((2, size, size + 3, 4)).astype("float32")
+    expected = np.asarray(keras.layers.AveragePooling2D(3, strides=2, padding="same")(x))
+    np.testing.assert_allclose(np.asarray(exclude_padding_average_pool(x, (3, 3), (2, 2))), expected, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(ExcludePaddingAveragePooling2D(3, strides=2, padding="same")(x)), expected,
+                               atol=1e-6)

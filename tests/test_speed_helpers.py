@@ -170,3 +170,21 @@ def test_one_knob_at_a_time_varies_each_setting_alone_from_the_baseline():
         [("keras_cnns", "float32"), ("PyTorch", "float32")],
         [("keras_cnns", "mixed_bfloat16"), ("PyTorch", "bf16_autocast")]]
     assert len(groups) == 5
+
+
+def test_other_backends_join_the_float32_default_setting_as_peers_of_the_tensorflow_row():
+    bench = _speed_script()
+    argv = ["--models", "resnet20", "--precisions", "float32", "mixed_bfloat16", "--jit", "off", "on", "--no-matmul",
+            "--no-pipeline", "--no-litert", "--no-peers", "--backends", "jax", "torch"]
+    groups = bench.plan(bench.parse_args(argv), torch_ok=True, installed=lambda module: module == "jax")
+    tasks = [(t["framework"], t["precision"], t["jit"], t.get("backend")) for g in groups for t in g]
+    # JAX (installed) once, beside float32 with jit off, jit-compiled as that backend always is; PyTorch's
+    # backend is left out because the stub says torch is not installed
+    assert [t for t in tasks if t[3]] == [("keras_cnns (Keras on JAX)", "float32", True, "jax")]
+    assert len(tasks) == 5
+    row = {"section": "model", "model": "resnet20", "metric": "train_images_per_s", "batch": 32, "threads": 2,
+           "spe": 1, "precision": "float32"}
+    ratios = speedlib.ratio_rows([dict(row, framework="keras_cnns", impl="resnet20", jit=False, value=300.0),
+                                  dict(row, framework="keras_cnns (Keras on JAX)", impl="resnet20", jit=True,
+                                       value=200.0)])
+    assert [(r["peer"], r["ratio"]) for r in ratios] == [("keras_cnns (Keras on JAX) resnet20", 1.5)]

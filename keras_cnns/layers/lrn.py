@@ -1,7 +1,6 @@
 """Local response normalisation (Krizhevsky, Sutskever, Hinton 2012, section 3.3)."""
 
 import keras
-import tensorflow as tf
 
 
 @keras.saving.register_keras_serializable(package="keras_cnns")
@@ -25,8 +24,11 @@ class LocalResponseNormalization(keras.layers.Layer):
         self.beta = float(beta)
 
     def call(self, inputs):
-        return tf.nn.local_response_normalization(
-            inputs, depth_radius=self.depth // 2, bias=self.bias, alpha=self.alpha, beta=self.beta)
+        if keras.backend.backend() == "tensorflow":  # TensorFlow's fused kernel (see local_response_normalization)
+            import tensorflow as tf
+            return tf.nn.local_response_normalization(
+                inputs, depth_radius=self.depth // 2, bias=self.bias, alpha=self.alpha, beta=self.beta)
+        return local_response_normalization(inputs, self.depth, self.bias, self.alpha, self.beta)
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -35,3 +37,18 @@ class LocalResponseNormalization(keras.layers.Layer):
         config = super().get_config()
         config.update(depth=self.depth, bias=self.bias, alpha=self.alpha, beta=self.beta)
         return config
+
+
+def local_response_normalization(inputs, depth=5, bias=2.0, alpha=1e-4, beta=0.75):
+    """The layer's formula in keras.ops, for every Keras backend: the squares are zero-padded by depth // 2
+    channels on each side and the window is the sum of `depth` shifted channel slices.
+
+    On TensorFlow the layer calls tf.nn.local_response_normalization instead, the same formula in one fused
+    kernel (tests/test_layers.py checks that the two agree); this one is what JAX and PyTorch run."""
+    ops = keras.ops
+    radius, channels = depth // 2, inputs.shape[-1]
+    squares = ops.pad(ops.square(inputs), [[0, 0]] * (len(inputs.shape) - 1) + [[radius, radius]])
+    window = squares[..., 0:channels]
+    for shift in range(1, depth):
+        window = window + squares[..., shift:shift + channels]
+    return inputs / ops.power(bias + alpha * window, beta)

@@ -3,7 +3,6 @@
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 
 @keras.saving.register_keras_serializable(package="keras_cnns")
@@ -73,10 +72,10 @@ class SparseConv2D(keras.layers.Layer):
         return unit * limits
 
     def call(self, inputs):
-        pairs = tf.gather(inputs, self._sources, axis=-1)
-        responses = tf.nn.depthwise_conv2d(pairs, tf.expand_dims(self.kernel, -1), strides=[1, 1, 1, 1],
-                                           padding="VALID")
-        summed = tf.einsum("bhwp,pf->bhwf", responses, tf.constant(self._scatter, dtype=responses.dtype))
+        ops = keras.ops
+        pairs = ops.take(inputs, self._sources, axis=-1)
+        responses = ops.depthwise_conv(pairs, ops.expand_dims(self.kernel, -1), strides=1, padding="valid")
+        summed = ops.einsum("bhwp,pf->bhwf", responses, ops.convert_to_tensor(self._scatter, responses.dtype))
         return self.activation(summed + self.bias)
 
     def compute_output_shape(self, input_shape):

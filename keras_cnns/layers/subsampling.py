@@ -1,7 +1,6 @@
 """LeNet-5's trainable subsampling (LeCun et al. 1998, section II-B, layers S2 and S4)."""
 
 import keras
-import tensorflow as tf
 
 
 @keras.saving.register_keras_serializable(package="keras_cnns")
@@ -41,7 +40,7 @@ class Subsampling(keras.layers.Layer):
 
     def call(self, inputs):
         p = self.pool_size
-        block_sums = tf.nn.avg_pool2d(inputs, p, p, "VALID") * float(p * p)
+        block_sums = keras.ops.average_pool(inputs, p, strides=p, padding="valid") * float(p * p)
         return self.activation(block_sums * self.coefficient + self.bias)
 
     def compute_output_shape(self, input_shape):

@@ -357,7 +357,8 @@ def load_backbone(model, source):
 
 def _register(variant, deviations):
     @register_model(variant, family="frcnn", paper=PAPER, input_shape=(None, None, 3), min_input_size=32,
-                    test_input_shape=(64, 64, 1), deviations=deviations, output="detections", task="detection")
+                    test_input_shape=(64, 64, 1), deviations=deviations, output="detections", task="detection",
+                    backends=("tensorflow",))
     def build(*, input_shape=None, num_classes=11, include_top=True, pooling=None, classifier_activation="softmax",
               weights=None, backbone_weights=None, overrides=None, name=variant):
         shape = check_args(variant, input_shape=input_shape, num_classes=num_classes, include_top=include_top,

@@ -39,6 +39,7 @@ from typing import Optional, Tuple
 import keras
 
 from keras_cnns.features import register_endpoints
+from keras_cnns.layers.pooling import ExcludePaddingAveragePooling2D
 from keras_cnns.models.common import check_args, finish_model, pool_features
 from keras_cnns.registry import register_model
 
@@ -84,7 +85,7 @@ CONFIGS = {
 
 register_endpoints("nin", [(f"mlpconv{i}", rf"mlpconv{i}_mlp[12]") for i in range(1, 5)])
 
-_POOLS = {"max": keras.layers.MaxPooling2D, "avg": keras.layers.AveragePooling2D}
+_POOLS = {"max": keras.layers.MaxPooling2D, "avg": ExcludePaddingAveragePooling2D}  # the same on every backend
 
 
 def _mlpconv(x, row, num_classes, include_top, name):
