@@ -562,7 +562,8 @@ def main(argv=None):
     for group in groups:
         for repeat, task in speedlib.alternation(group, args.repeats):
             done += 1
-            label = " ".join(str(task.get(k, "")) for k in ("framework", "impl", "model", "precision") if task.get(k))
+            label = " ".join(dict.fromkeys(str(task[k]) for k in ("framework", "impl", "model", "precision")
+                                           if task.get(k)))  # each word once: our impl is the model's name
             extra = "" if task["kind"] not in ("keras", "torch") else f" jit={task['jit']} spe={task['spe']}"
             print(f"[{done}/{total} {time.time() - started:.0f}s] {task['kind']}: {label}{extra} "
                   f"threads={task['threads']}", flush=True)
