@@ -44,8 +44,8 @@ def local_response_normalization(inputs, depth=5, bias=2.0, alpha=1e-4, beta=0.7
     channels on each side and the window is the sum of `depth` shifted channel slices.
 
     On TensorFlow the layer calls tf.nn.local_response_normalization instead, the same formula in one fused
-    kernel that ran forward and backward about 3.5x faster in one timing (docs/performance.md); tests/test_lrn.py checks both
-    against the paper's formula in NumPy. This one is what JAX and PyTorch run."""
+    kernel that ran forward and backward about 3.5x faster in one timing (docs/performance.md);
+    tests/test_lrn.py checks both against the paper's formula in NumPy. This one is what JAX and PyTorch run."""
     ops = keras.ops
     radius, channels = depth // 2, inputs.shape[-1]
     squares = ops.pad(ops.square(inputs), [[0, 0]] * (len(inputs.shape) - 1) + [[radius, radius]])
