@@ -23,8 +23,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # skips at an odd size (fcn8s_vgg16_slim), the binary bottleneck (feature_autoencoder). NIN's "same" average
 # pool is the one Keras pools differently on PyTorch (keras_cnns.layers.pooling).
 MODELS = {"lenet5": {}, "lenet5_modern": {}, "alexnet": {}, "vgg11_lrn": {"input_shape": (32, 32, 3)},
-          "resnet20": {}, "nin_cifar": {}, "googlenet": {}, "fcn8s_vgg16_slim": {"input_shape": (None, None, 1), "num_classes": 11},
-          "feature_autoencoder": {}}
+          "resnet20": {}, "nin_cifar": {}, "googlenet": {},
+          "fcn8s_vgg16_slim": {"input_shape": (None, None, 1), "num_classes": 11}, "feature_autoencoder": {}}
 ODD = {"fcn8s_vgg16_slim": (67, 45, 1)}
 
 
