@@ -55,9 +55,6 @@ TORCH_PEERS = ("lenet5_modern", "resnet20", "vgg16", "resnet50")
 PRECISIONS = ("float32", "mixed_bfloat16", "onednn_amp")
 TORCH_PRECISION = {"float32": "float32", "mixed_bfloat16": "bf16_autocast", "onednn_amp": "bf16_autocast"}
 LITERT_MODELS = ("lenet5_modern", "resnet20", "resnet50")
-# Keras 3's other backends, each our own model in its own row (float32; JAX jit-compiles every step, PyTorch runs
-# eagerly, each backend's default); the input is the same tf.data pipeline, which Keras converts per batch.
-OTHER_BACKENDS = speedlib.OTHER_BACKENDS
 RESULT_PREFIX = "SPEED_RESULT "
 README_BEGIN = "<!-- speed-table: written by benchmarks/speed.py -->"
 README_END = "<!-- /speed-table -->"
@@ -376,7 +373,9 @@ def plan(args, torch_ok, installed=lambda module: importlib.util.find_spec(modul
                     group.append(dict(common, kind="torch", framework="PyTorch", impl=impl,
                                       precision=torch_precision, jit=False, spe=1))
                 if first_setting and precision == "float32":
-                    group += [dict(common, kind="keras", framework=OTHER_BACKENDS[b], impl=model, backend=b,
+                    # Keras 3's other backends: float32, each backend's default (JAX jit-compiles every step,
+                    # PyTorch runs eagerly), fed by the same tf.data pipeline, which Keras converts per batch
+                    group += [dict(common, kind="keras", framework=speedlib.OTHER_BACKENDS[b], impl=model, backend=b,
                                    jit=b == "jax") for b in args.backends if installed(b)]
                 groups.append(group)
         if not args.no_pipeline:
@@ -482,7 +481,7 @@ def parse_args(argv):
     p.add_argument("--matmul-n", type=int, default=None)
     p.add_argument("--pipeline-batches", type=int, default=None)
     p.add_argument("--litert-models", nargs="*", default=None, choices=MODELS)
-    p.add_argument("--backends", nargs="*", default=[], choices=sorted(OTHER_BACKENDS),
+    p.add_argument("--backends", nargs="*", default=[], choices=sorted(speedlib.OTHER_BACKENDS),
                    help="also our models on these Keras 3 backends (float32; one not installed is left out)")
     p.add_argument("--no-peers", action="store_true")
     p.add_argument("--no-infer", action="store_true")
