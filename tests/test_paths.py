@@ -24,6 +24,9 @@ def test_home_is_the_environment_variable_else_the_checkouts_saved_models(monkey
     assert paths.saved_models_dir() == str(tmp_path) == paths.model_search_path()[0]
     from keras_cnns.training import default_output_dir
     assert default_output_dir("lenet5", "tfds:tiny_shapes") == str(tmp_path / "lenet5-tiny_shapes")
+    # a TFDS config keeps its dataset's name; a folder is named by its last component
+    assert default_output_dir("frcnn_resnet_small", "tfds:voc/2007") == str(tmp_path / "frcnn_resnet_small-voc_2007")
+    assert default_output_dir("lenet5", "path/to/my images/") == str(tmp_path / "lenet5-my_images")
 
 
 def test_outside_a_checkout_the_home_is_a_per_user_data_dir(monkeypatch, tmp_path):

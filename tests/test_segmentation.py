@@ -37,6 +37,19 @@ def test_a_class_in_neither_labels_nor_predictions_is_left_out_of_the_mean():
     assert result["per_class_iou"]["b"] is None and result["mean_iou"] == 1.0
 
 
+def test_the_error_split_fixes_the_extent_or_the_classes_with_the_truth():
+    labels = np.array([[0, 1, 1, 2]])
+    # pixel 0: background called class 2 (extent error); pixel 1: item 1 called background (extent error),
+    # though class 1 is its best item class; pixel 2: item 1 called 2 (class error); pixel 3: right
+    probabilities = np.array([[[.4, .1, .5], [.6, .3, .1], [.1, .2, .7], [.1, .1, .8]]])
+    split = seg.error_split(labels, probabilities)
+    assert split["predicted"].tolist() == [[2, 0, 2, 2]]
+    assert split["true_extent"].tolist() == [[0, 1, 2, 2]]       # only the class confusion at pixel 2 is left
+    assert split["true_classes"].tolist() == [[2, 0, 1, 2]]      # only the two extent errors are left
+    with pytest.raises(ValueError, match="Received: probabilities"):
+        seg.error_split(labels, probabilities[0])
+
+
 def test_the_keras_mean_iou_metric_agrees_with_the_confusion_matrix():
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 5, (2, 9, 7))

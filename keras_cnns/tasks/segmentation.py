@@ -6,6 +6,8 @@ how a model is scored, and how a mask is made from an image and drawn.
 * :func:`confusion_matrix`, :func:`summarize`, :func:`evaluate` -- the same numbers for a whole split, plus
   the IoU of every class: IoU_c = TP_c / (TP_c + FP_c + FN_c) from one K x K pixel confusion matrix (a
   class absent from both labels and predictions has no IoU and is left out of the mean);
+* :func:`error_split` -- where the errors lie: two counterfactual masks, one with the true extent of the items
+  and one with their true classes (benchmarks/segmentation_errors.py);
 * :func:`segment` -- one uint8 image of any size -> a uint8 mask of the same height and width;
 * :func:`overlay` -- the image with the mask's colours blended in, and a legend.
 """
@@ -70,6 +72,28 @@ def evaluate(model, dataset, class_names):
             probabilities = probabilities["predictions"]
         matrix += confusion_matrix(np.asarray(masks), np.argmax(np.asarray(probabilities), -1), k)
     return summarize(matrix, class_names)
+
+
+def error_split(labels, probabilities, background=0):
+    """Splits a model's errors in two by fixing one half with the truth (a diagnostic, not a metric of the paper).
+
+    Returns {"predicted": argmax mask, "true_extent": the true background/foreground, each foreground pixel
+    given the model's most likely non-background class (what errors remain are confusions between item
+    classes), "true_classes": the model's own background/foreground, each pixel it puts on an item given the
+    true class where there is one (what errors remain are extent errors: item pixels missed, background
+    pixels claimed)}. ``probabilities`` (..., K) per pixel, ``labels`` the matching (...) true classes."""
+    probabilities = np.asarray(probabilities)
+    labels = np.asarray(labels, np.int64)
+    if probabilities.shape[:-1] != labels.shape:
+        raise ValueError(f"probabilities must be labels' shape plus a class axis. Received: probabilities "
+                         f"{probabilities.shape}, labels {labels.shape}")
+    predicted = np.argmax(probabilities, -1)
+    others = np.delete(np.arange(probabilities.shape[-1]), background)
+    best_item = others[np.argmax(np.take(probabilities, others, axis=-1), -1)]
+    on_item = labels != background
+    return {"predicted": predicted,
+            "true_extent": np.where(on_item, best_item, background),
+            "true_classes": np.where(on_item & (predicted != background), labels, predicted)}
 
 
 def segment(predictor, image):

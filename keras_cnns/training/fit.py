@@ -67,10 +67,13 @@ def default_output_dir(model_name, dataset_name):
 
 
 def _dataset_label(name):
+    """The dataset's part of a run's folder name: a TFDS name whole ("tfds:voc/2007" -> "voc_2007", so
+    two configs of one dataset get two folders), a folder by its last component."""
     name = str(name)
     if name.startswith("tfds:"):
         name = name[len("tfds:"):]
-    name = os.path.basename(os.path.normpath(name)) or name
+    else:
+        name = os.path.basename(os.path.normpath(name)) or name
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
 
 
@@ -389,7 +392,7 @@ def _detection_evaluate(spec, model, data, log):
     from keras_cnns.tasks import detection as dt
     evaluation = dt.evaluate(model, data.test, data.source.class_names)
     log(f"Test mAP@0.5 {evaluation['map50']:.4f}, AP@[.5:.95] {evaluation['map_coco']:.4f} "
-        f"on {evaluation['images']} test scenes")
+        f"on {evaluation['images']} test images")
     scores = {"test_map50": evaluation["map50"], "test_map_coco": evaluation["map_coco"],
               "test_per_class_ap50": evaluation["per_class_ap50"], "test_images": evaluation["images"]}
     return evaluation, scores

@@ -1,0 +1,78 @@
+"""Where a trained FCN's mean IoU is lost on the scene test split: item extent or item class (a diagnostic).
+
+    python benchmarks/segmentation_errors.py saved_models/fcn8s_vgg16_slim-fashion_mnist_scenes
+    python benchmarks/segmentation_errors.py build/benchmarks/segmentation-flip-vgg16_slim/fcn8s_vgg16_slim \\
+        --output benchmarks/results/segmentation-flip-vgg16_slim
+
+Scores three masks per test scene with keras_cnns.tasks.segmentation.error_split: the model's own; "true extent"
+(the true background/foreground, each item pixel the model's most likely item class: the IoU a perfect outline
+would give, so what is still missing is confusion between classes); "true classes" (the model's own outline, each
+item pixel it finds given its true class: what is still missing is extent, pixels missed or claimed). Writes
+<output>/segmentation_errors.{csv,md}.
+"""
+
+import os
+import sys
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:] = [_ROOT] + [p for p in sys.path if os.path.abspath(p or ".") != os.path.join(_ROOT, "benchmarks")]
+sys.path.append(os.path.join(_ROOT, "benchmarks"))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import argparse  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+MASKS = {"predicted": "the model's mask", "true_extent": "true extent, the model's classes",
+         "true_classes": "the model's extent, true classes"}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("model", help="a trained FCN's folder (with model.keras) or .keras file")
+    p.add_argument("--scenes", type=int, default=None, help="the first N test scenes only (quick checks)")
+    p.add_argument("--output", default=os.path.join(_ROOT, "benchmarks", "results"))
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import keras
+    import pandas as pd
+
+    import keras_cnns  # noqa: F401  registers the custom layers
+    from keras_cnns.data.segmentation import load_segmentation, segmentation_dataset
+    from keras_cnns.tasks import segmentation as seg
+    from report import markdown_table
+
+    path = os.path.join(args.model, "model.keras") if os.path.isdir(args.model) else args.model
+    model = keras.saving.load_model(path, compile=False)
+    source = load_segmentation("fashion_mnist_scenes", counts={"test": args.scenes} if args.scenes else None)
+    names = source.class_names
+    k = len(names)
+    matrices = {m: np.zeros((k, k), np.int64) for m in MASKS}
+    for images, labels in segmentation_dataset(source, "test", batch_size=32):
+        probabilities = model(images, training=False)
+        if isinstance(probabilities, dict):
+            probabilities = probabilities["predictions"]
+        labels = np.asarray(labels)
+        for m, mask in seg.error_split(labels, np.asarray(probabilities)).items():
+            matrices[m] += seg.confusion_matrix(labels, mask, k)
+    scores = {m: seg.summarize(matrices[m], names) for m in MASKS}
+    table = pd.DataFrame([{"mask": MASKS[m], "mean_iou": round(s["mean_iou"], 4),
+                           "pixel_accuracy": round(s["pixel_accuracy"], 4),
+                           **{n: round(v, 4) for n, v in s["per_class_iou"].items() if v is not None}}
+                          for m, s in scores.items()])
+    text = (f"# Where the mean IoU is lost (benchmarks/segmentation_errors.py)\n\n`{args.model}` on "
+            f"{source.size('test')} test scenes; IoU per class in the columns after pixel accuracy.\n\n"
+            + markdown_table(table) + "\n")
+    os.makedirs(args.output, exist_ok=True)
+    table.to_csv(os.path.join(args.output, "segmentation_errors.csv"), index=False)
+    with open(os.path.join(args.output, "segmentation_errors.md"), "w") as f:
+        f.write(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
