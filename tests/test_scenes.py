@@ -161,6 +161,10 @@ def test_tf_data_for_segmentation_and_detection(fashion):
     np.testing.assert_array_equal(targets["num_objects"].numpy(), made.num_objects[:4])
     rgb = scenes.scene_preprocessing(channels=3, source=fashion)
     assert next(iter(scenes.scene_dataset(made, "segmentation", rgb, batch_size=2)))[0].shape == (2, 128, 128, 3)
+    # under a strategy of several replicas the last partial batch goes (10 scenes in batches of 4: 4, 4)
+    for task in scenes.TASKS:
+        kept = [len(b[0]) for b in scenes.scene_dataset(made, task, prep, batch_size=4, drop_remainder=True)]
+        assert kept == [4, 4], task
     source = data.load_segmentation("fashion_mnist_scenes", counts={"validation": 10}, source=fashion)
     _, masks = next(iter(data.segmentation_dataset(source, "validation", batch_size=10)))
     np.testing.assert_array_equal(masks.numpy(), made.masks)

@@ -270,7 +270,7 @@ def scene_preprocessing(channels=1, source=None):
 
 
 def scene_dataset(scenes, task="segmentation", preprocessing=None, batch_size=32, shuffle=False, seed=0,
-                  augment=None):
+                  augment=None, drop_remainder=False):
     """A batched ``tf.data.Dataset`` of a :class:`SceneSet` (or a split name) for ``model.fit``.
 
     segmentation: (float32 image (B, 128, 128, C), int32 mask (B, 128, 128)), mask values index SCENE_CLASSES.
@@ -283,6 +283,7 @@ def scene_dataset(scenes, task="segmentation", preprocessing=None, batch_size=32
     together with its mask (segmentation) or its boxes (detection: x_min' = 128 - x_max, x_max' = 128 - x_min;
     padding rows stay [0, 0, 0, 0]), drawn per image from one stateless seed per batch per epoch from ``seed``
     (``keras_cnns.data.augment.joint_augmentation``); any other name is refused.
+    ``drop_remainder`` drops the last partial batch (training under a strategy of several replicas).
     """
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}. Received: task={task!r}")
@@ -299,13 +300,13 @@ def scene_dataset(scenes, task="segmentation", preprocessing=None, batch_size=32
 
         ds = tf.data.Dataset.from_tensor_slices((scenes.images, scenes.masks))
         return segmentation_batches(ds, prep, batch_size, shuffle=shuffle, seed=seed, size=len(scenes),
-                                    augment=augment)
+                                    augment=augment, drop_remainder=drop_remainder)
     targets = {"boxes": scenes.boxes.astype(np.float32), "classes": scenes.classes.astype(np.int32),
                "num_objects": scenes.num_objects.astype(np.int32)}
     ds = tf.data.Dataset.from_tensor_slices((scenes.images, targets)).cache()
     if shuffle:
         ds = ds.shuffle(len(scenes), seed=seed, reshuffle_each_iteration=True)
-    ds = augment_batches(ds.batch(batch_size), random, seed)
+    ds = augment_batches(ds.batch(batch_size, drop_remainder=drop_remainder), random, seed)
     ds = ds.map(lambda images, t: (prep.apply(images), t), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)
 

@@ -359,7 +359,9 @@ def _detection_data(run, dataset):
     prep = scenes.scene_preprocessing(source=source._source)
     made = {split: scenes.scene_dataset(source.scene_set(split), "detection", prep, run.batch_size,
                                         shuffle=split == "train", seed=run.seed,
-                                        augment=run.augment if split == "train" else None) for split in scenes.SPLITS}
+                                        augment=run.augment if split == "train" else None,
+                                        drop_remainder=run.drop_remainder and split == "train")
+            for split in scenes.SPLITS}
     sizes = {split: source.size(split) for split in made}
     splits = Datasets(train=made["train"], validation=made["validation"], test=made["test"],
                       class_names=tuple(source.class_names), train_size=sizes["train"],
