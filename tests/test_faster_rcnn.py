@@ -112,3 +112,37 @@ def test_resnet101_detector_runs_one_forward_pass_at_600x600():
 def test_unknown_settings_are_refused():
     with pytest.raises(ValueError, match="unknown detector settings"):
         faster_rcnn.detector_config("frcnn_resnet_small", {"anchors": 3})
+
+
+def test_anchors_set_for_a_run_are_trained_saved_and_held_to_on_resume(tmp_path):
+    """fit(overrides=...) (train.py --anchor-scales/--anchor-ratios): the model trains with two anchors per cell,
+    saves them in model.keras and metadata.json, and a resume with other anchors is refused before any step."""
+    import json
+
+    from keras_cnns import training
+    from keras_cnns.models.common import load_keras_file
+
+    anchors = {"anchor_scales": [16, 48], "anchor_ratios": [1]}
+    out = str(tmp_path / "run")
+    options = dict(recipe="fast", batch_size=4, limit=8, output_dir=out, tensorboard=False, verbose=0,
+                   log=lambda *_: None)
+    result = training.fit("frcnn_resnet_small", epochs=1, overrides=anchors, **options)
+    saved = load_keras_file(os.path.join(out, "model.keras"))
+    assert saved.config.anchor_scales == (16.0, 48.0) and saved.config.num_anchors == 2
+    assert saved.rpn.output_shape[0][-1] == 2                     # objectness: one map per anchor
+    assert json.load(open(os.path.join(out, "metadata.json")))["overrides"] == anchors
+    assert result.metadata["test_images"] > 0
+    with pytest.raises(ValueError, match=r"holds checkpoints of a run with overrides=.*Received: overrides=None"):
+        training.fit("frcnn_resnet_small", epochs=2, **options)
+
+
+def test_anchor_flags_are_for_detectors_and_take_positive_numbers(capsys):
+    from keras_cnns.cli import train
+
+    for args, said in ((["--model", "lenet5", "--anchor-scales", "32"], "are for Faster R-CNN (frcnn*) models"),
+                       (["--model", "frcnn_resnet_small", "--anchor-ratios", "1", "-2"],
+                        "--anchor-ratios takes positive numbers. Received: 1 -2")):
+        with pytest.raises(SystemExit) as exit_info:
+            train.main(args + ["--limit", "8", "--epochs", "1"])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert exit_info.value.code == 2 and len(err) == 1 and said in err[0], err

@@ -3,7 +3,8 @@
     python apps/train.py --model lenet5 --dataset fashion_mnist               # the shipped model's command
     python apps/train.py --model resnet20 --dataset fashion_mnist --recipe fast --epochs 5
     python apps/train.py --model vgg_cifar --dataset path/to/images --output runs/mine
-    python apps/train.py --model frcnn_resnet_small --dataset tfds:voc/2007 --data-dir ~/tensorflow_datasets
+    python apps/train.py --model frcnn_resnet_small --dataset tfds:voc/2007 --data-dir ~/tensorflow_datasets \
+        --input-size 320 --anchor-scales 32 64 128 --anchor-ratios 0.5 1 2   # anchors for VOC's larger objects
     python apps/train.py --model fcn8s_vgg16_slim --recipe fast --augment flip \
         --backbone-weights runs/vgg16_slim/model.keras                      # flipped scenes, a classifier's start
 
@@ -54,6 +55,11 @@ def parse_args(argv=None):
                    help="FCN and Faster R-CNN models: start the backbone from this trained classifier's .keras file "
                         "(layers copied by name: a VGG-16 of the FCN's width, a ResNet of the detector's); a "
                         "resumed run keeps its checkpoints' weights")
+    p.add_argument("--anchor-scales", type=float, nargs="+", default=None, metavar="PIXELS",
+                   help="Faster R-CNN models: anchor sides in input pixels (default: the model's, e.g. 24 40 64 for "
+                        "frcnn_resnet_small, sized to the scenes' items)")
+    p.add_argument("--anchor-ratios", type=float, nargs="+", default=None, metavar="H/W",
+                   help="Faster R-CNN models: anchor height/width ratios (default: 0.5 1 2)")
     p.add_argument("--no-resume", action="store_true", help="start again even if checkpoints exist")
     p.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras progress: 0, 1 (bar), 2 (line)")
     p.add_argument("--quiet", action="store_true", help="no progress bars: Keras' (as --verbose 0) nor the image "
@@ -94,13 +100,21 @@ def main(argv=None):
         args.verbose = 0
     set_enabled(args.verbose > 0)
     augment = None if args.augment.lower() == "none" else args.augment
+    overrides = {}
+    for flag, field in (("--anchor-scales", "anchor_scales"), ("--anchor-ratios", "anchor_ratios")):
+        values = getattr(args, field)
+        if values is not None:
+            if not all(v > 0 for v in values):
+                fail(f"{flag} takes positive numbers. Received: {' '.join(f'{v:g}' for v in values)}")
+            overrides[field] = values
     try:
         keras_cnns.get_spec(args.model)
         result = fit(args.model, args.dataset, epochs=args.epochs, batch_size=args.batch_size,
                      recipe=args.recipe, precision=args.precision, jit=args.jit, strategy=args.strategy,
                      cpu_replicas=args.cpu_replicas, output_dir=args.output, seed=args.seed,
                      data_dir=args.data_dir, input_shape=input_size, augment=augment, limit=args.limit,
-                     resume=not args.no_resume, backbone_weights=args.backbone_weights, verbose=args.verbose)
+                     resume=not args.no_resume, backbone_weights=args.backbone_weights, overrides=overrides or None,
+                     verbose=args.verbose)
     except TrainingDiverged as err:
         fail(str(err), code=1)
     except USER_ERRORS as err:  # a bad value, a missing file, tensorflow_datasets or a dataset absent

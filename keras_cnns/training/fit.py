@@ -22,6 +22,7 @@ import contextlib
 import dataclasses
 import importlib.util
 import inspect
+import json
 import math
 import os
 import shutil
@@ -170,6 +171,7 @@ class Run:
     data_dir: Optional[str]
     input_shape: Optional[tuple]
     backbone_weights: Optional[str] = None  # absolute path of the classifier whose weights start the backbone
+    overrides: Optional[dict] = None  # settings of the model's config replaced at build (Faster R-CNN's anchors)
 
     @property
     def replicas(self):
@@ -219,7 +221,7 @@ class Heads:
 
 def resolve_run(model, *, epochs=None, batch_size=None, recipe="paper", precision="float32", strategy="auto",
                 cpu_replicas=0, augment="recipe", seed=0, limit=None, validation_split=0.1, data_dir=None,
-                input_shape=None, backbone_weights=None, log=print) -> Run:
+                input_shape=None, backbone_weights=None, overrides=None, log=print) -> Run:
     """The run's options resolved and checked (a ValueError names the bad one, a FileNotFoundError a missing
     backbone file) and its strategy made."""
     spec = get_spec(model)
@@ -238,6 +240,7 @@ def resolve_run(model, *, epochs=None, batch_size=None, recipe="paper", precisio
         from keras_cnns.data.augment import joint_augmentation
         joint_augmentation(augment, spec.task)
     backbone_weights = _backbone_path(spec, backbone_weights)
+    overrides = _checked_overrides(spec, overrides)
     dist = st.make_strategy(strategy, cpu_replicas)
     replicas = dist.num_replicas_in_sync
     if batch_size % replicas:
@@ -247,7 +250,23 @@ def resolve_run(model, *, epochs=None, batch_size=None, recipe="paper", precisio
         f"x {replicas} replica(s)")
     return Run(spec=spec, recipe=rec, epochs=epochs, batch_size=batch_size, precision=precision, augment=augment,
                strategy=dist, seed=seed, limit=limit, validation_split=validation_split, data_dir=data_dir,
-               input_shape=tuple(input_shape) if input_shape else None, backbone_weights=backbone_weights)
+               input_shape=tuple(input_shape) if input_shape else None, backbone_weights=backbone_weights,
+               overrides=overrides)
+
+
+def _checked_overrides(spec, overrides):
+    """The model settings to replace, as JSON would give them back (lists, so a resumed run compares equal);
+    None for none. Only models whose builder takes ``overrides`` (Faster R-CNN) have them; the fields
+    themselves are checked when the model is built."""
+    if not overrides:
+        return None
+    if not isinstance(overrides, dict):
+        raise ValueError(f"overrides must be a dict of model settings, e.g. {{'anchor_scales': [32, 64, 128]}}. "
+                         f"Received: overrides={overrides!r}")
+    if "overrides" not in inspect.signature(spec.builder).parameters:
+        raise ValueError(f"{spec.name} has no settings to override: overrides (--anchor-scales, --anchor-ratios) "
+                         f"are for Faster R-CNN (frcnn*) models. Received: overrides={overrides!r}")
+    return json.loads(json.dumps(overrides))
 
 
 def _backbone_path(spec, path):
@@ -462,7 +481,7 @@ def make_datasets(run, dataset, log=print) -> RunData:
 def fit(model, dataset=None, *, epochs=None, batch_size=None, recipe="paper", precision="float32", jit=None,
         strategy="auto", cpu_replicas=0, output_dir=None, seed=0, data_dir=None, input_shape=None,
         augment="recipe", validation_split=0.1, limit=None, deterministic=True, resume=True,
-        backbone_weights=None, tensorboard=True, verbose=1, log=print) -> FitResult:
+        backbone_weights=None, overrides=None, tensorboard=True, verbose=1, log=print) -> FitResult:
     """Trains a registered model on a data source and writes a model directory.
 
     Args:
@@ -493,12 +512,15 @@ def fit(model, dataset=None, *, epochs=None, batch_size=None, recipe="paper", pr
         (a VGG-16 of the FCN's width, fcn.load_backbone) or a Faster R-CNN (a ResNet of the detector's blocks and
         width, faster_rcnn.load_backbone), copied layer by layer by name. A resumed run keeps its checkpoints'
         weights; resuming with another backbone than the run started from is refused.
+      overrides: settings of the model's config replaced at build, for Faster R-CNN (frcnn*) models:
+        {models.faster_rcnn.DetectorConfig field: value}, e.g. {"anchor_scales": [32, 64, 128]} for objects
+        larger than the config's anchors. Saved with the model and its metadata; a resume must repeat them.
       log: where the one-line messages go (print by default).
     """
     run = resolve_run(model, epochs=epochs, batch_size=batch_size, recipe=recipe, precision=precision,
                       strategy=strategy, cpu_replicas=cpu_replicas, augment=augment, seed=seed, limit=limit,
                       validation_split=validation_split, data_dir=data_dir, input_shape=input_shape,
-                      backbone_weights=backbone_weights, log=log)
+                      backbone_weights=backbone_weights, overrides=overrides, log=log)
     if dataset is None:
         dataset = rc.DEFAULT_DATASETS[run.spec.task]
     with contextlib.ExitStack() as held, _reproducible(seed, deterministic):
@@ -533,6 +555,8 @@ def plan_heads(run, data, log=print) -> Heads:
     # A fully convolutional model is saved with a (None, None, C) input: it segments any size.
     build_shape = (None, None, shape[2]) if spec.input_shape[0] is None else shape
     build_kwargs = {"input_shape": build_shape, "num_classes": data.source.num_classes}
+    if run.overrides:
+        build_kwargs["overrides"] = run.overrides
     steps = task_steps(spec)
     loss, loss_weights, metrics = steps.compile(spec, data.source.num_classes, aux_weight)
     monitor = f"predictions_{steps.monitor}" if aux_weight else steps.monitor
@@ -548,6 +572,8 @@ def run_state(run, data, heads, work_dir, resume, log=print) -> cb.RunState:
               "batch_size": run.batch_size}
     if run.backbone_weights:
         config["backbone_weights"] = run.backbone_weights
+    if run.overrides:
+        config["overrides"] = run.overrides
     state = cb.RunState(os.path.join(work_dir, "checkpoints"), os.path.join(work_dir, "history.csv"),
                         config, monitor=heads.monitor, mode=task_steps(run.spec).mode)
     if resume:
@@ -558,6 +584,10 @@ def run_state(run, data, heads, work_dir, resume, log=print) -> cb.RunState:
     if state.epochs_done:
         log(f"Resuming from checkpoints/ after epoch {state.epochs_done} of {run.epochs}")
         _resumed_backbone(run, state, log)
+        if state.loaded_config.get("overrides") != run.overrides:  # other anchors: other weights' shapes
+            raise ValueError(f"{state.dir} holds checkpoints of a run with overrides="
+                             f"{state.loaded_config.get('overrides')!r}: resume with the same settings, or start "
+                             f"again with --no-resume (resume=False). Received: overrides={run.overrides!r}")
     return state
 
 
@@ -653,6 +683,7 @@ def finish(run, net, data, heads, state, work_dir, output_dir, *, seconds, resum
         **scores, "best_validation": state.best,
         "training_seconds_this_run": round(seconds, 1), "seed": run.seed, "limit": run.limit,
         "augment": run.augment, "backbone_weights": state.config.get("backbone_weights"),
+        "overrides": run.overrides,
         "versions": md.versions(), "git_commit": md.git_commit(),
     }
     if source.image_convention is not None:
