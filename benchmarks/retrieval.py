@@ -32,6 +32,7 @@ from report import median_ms  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
 CACHE = os.path.join(RESULTS, "tmp", "retrieval")
+MIRROR_SUFFIX = "-mirror"
 COLUMNS = ["representation", "source", "search", "bits", "map", "precision_at_10", "index_bytes"]
 
 
@@ -42,6 +43,8 @@ def parse_args(argv=None):
     p.add_argument("--bits", nargs="+", type=int, default=[32, 64, 128])
     p.add_argument("--epochs", type=int, default=20, help="autoencoder epochs")
     p.add_argument("--queries", type=int, default=None, help="first N test images only (quick checks)")
+    p.add_argument("--mirror", action="store_true",
+                   help="also each model's vectors averaged with the mirror image's (rows '<model>-mirror')")
     p.add_argument("--output", default=RESULTS)
     p.add_argument("--write-readme", default=None, metavar="README",
                    help="also put the tables between the retrieval-table markers of this README")
@@ -71,19 +74,21 @@ def main(argv=None):
     test_x, test_y, _ = rt.dataset_arrays("fashion_mnist", "test", args.queries)
     sources = {"pixels": (rt.pixel_vectors(train_x), rt.pixel_vectors(test_x))}
     for model_dir in args.models:
-        label = os.path.basename(os.path.normpath(model_dir))
+        for mirror in (False, True) if args.mirror else (False,):
+            label = os.path.basename(os.path.normpath(model_dir)) + (MIRROR_SUFFIX if mirror else "")
 
-        def extract(images, model_dir=model_dir):
-            model, meta, _ = rt.load_feature_source(model_dir)
-            prep = Preprocessing.from_dict(meta["preprocessing"])
-            print(f"{label}: features of {len(images)} images", flush=True)
-            return [rt.extract_features(model, images, prep)]
-        sources[label] = (cached(f"features-{label}-train", lambda: extract(train_x))[0],
-                          cached(f"features-{label}-test-{len(test_x)}", lambda: extract(test_x))[0])
+            def extract(images, model_dir=model_dir, mirror=mirror, label=label):
+                model, meta, _ = rt.load_feature_source(model_dir)
+                prep = Preprocessing.from_dict(meta["preprocessing"])
+                print(f"{label}: features of {len(images)} images", flush=True)
+                return [rt.extract_features(model, images, prep, mirror=mirror)]
+            sources[label] = (cached(f"features-{label}-train", lambda: extract(train_x))[0],
+                              cached(f"features-{label}-test-{len(test_x)}", lambda: extract(test_x))[0])
 
     rows, codes_of = [], {}
     for label, (db, queries) in sources.items():
-        kind = "raw pixels" if label == "pixels" else "CNN features"
+        kind = ("raw pixels" if label == "pixels" else
+                "CNN features, mirror-averaged" if label.endswith(MIRROR_SUFFIX) else "CNN features")
         started = time.time()
         m = rt.ranking_metrics(rt.euclidean_blocks(queries, db), test_y, train_y, k=10)
         rows.append({"representation": kind, "source": label, "search": "euclidean", "bits": "",
@@ -124,7 +129,8 @@ def measure_latency(rt, sources, codes_of, label):
         db = db if search == "hamming" else np.ascontiguousarray(db, np.float32)
         one = median_ms(lambda: fn(queries[:1], db, 10), 30)
         batch = median_ms(lambda: fn(queries[:1000], db, 10), 3) / 1000
-        out.append({"search": search, "database": what, "one_query_ms": one, "batched_ms_per_query": batch})
+        out.append({"search": search, "database": what, "one_query_ms": one, "batched_ms_per_query": batch,
+                    "load": os.getloadavg()[0]})
         print(f"latency {search} {what}: {one:.2f} ms one query, {batch:.3f} ms per query in a batch", flush=True)
     return out
 
@@ -143,9 +149,10 @@ def write(folder, rows, latency, n_queries, n_database):
     for r in rows:
         lines.append(f"| {r['representation']} | {r['source']} | {r['search']} | {r['bits']} | {r['map']:.4f} | "
                      f"{r['precision_at_10']:.4f} | {_size(r['index_bytes'])} |")
+    load = max((r["load"] for r in latency), default=0.0)
     lines += ["", "Query latency, 10 nearest of the 60,000 (median; feature extraction and encoding of the query "
-              "not included; measured under `nice -n 15` on a 2-core CPU shared with training jobs, so "
-              "these are loaded-machine times):", "",
+              f"not included; {os.cpu_count()} CPU cores, one-minute load average up to {load:.1f} while "
+              "measuring, this process included):", "",
               "| search | database | one query (ms) | per query in a batch of 1,000 (ms) |", "|---|---|--:|--:|"]
     for r in latency:
         lines.append(f"| {r['search']} | {r['database']} | {r['one_query_ms']:.2f} | {r['batched_ms_per_query']:.3f} |")

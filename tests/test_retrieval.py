@@ -57,6 +57,21 @@ def test_extract_features_batches_any_input_form_to_the_same_vectors():
     np.testing.assert_allclose(half, direct, atol=2e-3)
 
 
+def test_a_mirror_averaged_vector_is_the_mean_of_both_and_ignores_which_way_the_image_faces():
+    model = keras_cnns.get_model("lenet5")
+    prep = fm.preprocessing()
+    images = RNG.integers(0, 256, (3, 28, 28, 1), dtype=np.uint8)
+    net = rt.feature_model(model)
+    x = prep.apply(images)
+    expected = (np.asarray(net(x)) + np.asarray(net(x[:, :, ::-1]))) / 2
+    mirrored = rt.extract_features(model, images, prep, progress=False, mirror=True)
+    np.testing.assert_allclose(mirrored, expected, atol=1e-5)
+    np.testing.assert_allclose(rt.extract_features(model, images[:, :, ::-1], prep, progress=False, mirror=True),
+                               mirrored, atol=1e-5)
+    plain = rt.extract_features(model, images, prep, progress=False)   # random images: not mirror symmetric
+    assert np.abs(plain - mirrored).max() > 0.05 * np.abs(mirrored).max()
+
+
 # ------------------------------------------------------------------------------------------ search
 
 def test_euclidean_knn_equals_brute_force_numpy():
@@ -176,6 +191,10 @@ def test_index_refuses_to_mix_models_or_preprocessing(tmp_path):
         rt.merge([index, _index(mean=0.0)])
     with pytest.raises(rt.IndexMismatchError, match="bits"):
         rt.merge([index, _index(bits=16)])
+    mirrored = _index()
+    mirrored.meta["mirror"] = True
+    with pytest.raises(rt.IndexMismatchError, match="mirror is True"):
+        rt.merge([index, mirrored])
     merged = rt.merge([index, _index()])
     assert merged.meta["count"] == 60 and merged.codes.shape == (60, 1)
 
@@ -243,6 +262,20 @@ def test_query_refuses_another_model_and_a_missing_index(tiny_index, tmp_path):
     done = _run("query", str(folder / "q0.png"), "--index", str(tmp_path / "nowhere"), "--no-grid")
     assert done.returncode == 2 and "not a retrieval index" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_mirror_index_makes_its_queries_mirror_averaged_too(tiny_index, tmp_path):
+    """build --mirror stores mirror-averaged vectors; a query of a database image finds it at distance 0 only
+    if its own vector is mirror-averaged as well."""
+    folder, model_dir, _ = tiny_index
+    index_dir = str(tmp_path / "mirror-index")
+    index = rt.build_index(model_dir, "fashion_mnist", bits=0, limit=200, output=index_dir, mirror=True,
+                           feature_dtype="float32", progress=False, log=lambda *_: None)
+    assert index.meta["mirror"] is True
+    done = _run("query", str(folder / "q1.png"), "--index", index_dir, "--k", "1", "--json", "--no-grid")
+    assert done.returncode == 0, done.stderr
+    nearest = json.loads(done.stdout)[0]["neighbours"][0]
+    assert nearest["id"] == 1 and nearest["distance"] < 1e-4
 
 
 def test_float_rankings_put_equal_distances_in_database_order():

@@ -2,6 +2,7 @@
 
     python apps/retrieve.py build                                   # the shipped index (LeNet-5, 64 bits)
     python apps/retrieve.py build --model lenet5_modern --bits 128 --output build/index-modern
+    python apps/retrieve.py build --model saved_models/googlenet-fashion_mnist --mirror --output build/index-g
     python apps/retrieve.py query shirt.png                         # 10 nearest, Hamming over the codes
     python apps/retrieve.py query a.png b.png --k 5 --search euclidean --index build/index-modern --json
 
@@ -48,6 +49,8 @@ def parse_args(argv):
     b.add_argument("--epochs", type=int, default=30, help="autoencoder training epochs")
     b.add_argument("--no-features", action="store_true", help="keep only the codes (a smaller index)")
     b.add_argument("--feature-dtype", default="float16", choices=("float16", "float32"))
+    b.add_argument("--mirror", action="store_true",
+                   help="average each image's vector with its mirror image's (queries then do the same)")
     b.add_argument("--limit", type=int, default=None, help="index only the first N images")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--output", default=None,
@@ -93,7 +96,7 @@ def build(args):
     try:
         retrieval.build_index(args.model, args.dataset, bits=args.bits, split=args.split, limit=args.limit,
                               output=output, keep_features=not args.no_features, feature_dtype=args.feature_dtype,
-                              epochs=args.epochs, seed=args.seed, data_dir=args.data_dir,
+                              epochs=args.epochs, seed=args.seed, data_dir=args.data_dir, mirror=args.mirror,
                               progress=False if args.quiet else None, log=log)
     except ValueError as err:  # a model or dataset that can't be used: one line
         fail(str(err).splitlines()[0])
@@ -129,7 +132,8 @@ def query(args):
     good, images, failed = inference.read_images(paths, limit, on_error=lambda err: fail(str(err)))
     records = []
     if images:
-        features = retrieval.extract_features(model, images, prep, progress=False)
+        features = retrieval.extract_features(model, images, prep, progress=False,
+                                              mirror=bool(index.meta.get("mirror")))
         nearest, distances = index.search(features, k=min(args.k, len(index.labels)), search=search)
         names = index.class_names
         for path, rows, dists in zip(good, nearest, distances):

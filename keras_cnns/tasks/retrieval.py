@@ -10,7 +10,8 @@ on raw pixels. This module builds all of it on the zoo:
 - :func:`feature_model` / :func:`extract_features`: the retrieval vector of any trained model, through
   :func:`keras_cnns.feature_extractor` (fc7 for AlexNet and VGG, f6 for LeNet-5, else the deepest end
   point globally average-pooled: ResNet's conv5, GoogLeNet's inception_5b, NIN's last mlpconv), batched
-  through tf.data with a progress bar;
+  through tf.data with a progress bar; with ``mirror=True`` the mean of the vectors of each image and of its
+  mirror image (not in the article: a vector that ignores which way an item faces);
 - :func:`knn_euclidean`: exact k nearest neighbours, in query batches so memory stays bounded;
 - :func:`pack_codes` / :func:`hamming_distances` / :func:`knn_hamming`: bit-packed codes and a vectorised
   popcount;
@@ -41,7 +42,8 @@ AUTOENCODER_FILE = "autoencoder.keras"
 VECTOR_ENDPOINTS = ("fc7", "f6")       # a network's last hidden vector, preferred in this order
 FEATURE_DTYPES = ("float32", "float16")
 # What must agree for two indexes (or an index and a query model) to be comparable.
-IDENTITY_KEYS = ("model", "preprocessing", "endpoint", "feature_dim", "bits")
+# "mirror" is in an index's metadata only when true, so indexes from before it compare as before.
+IDENTITY_KEYS = ("model", "preprocessing", "endpoint", "feature_dim", "bits", "mirror")
 
 
 class IndexMismatchError(ValueError):
@@ -88,7 +90,8 @@ def _progress(total, progress):
     return keras.utils.Progbar(total, unit_name="image") if progress else None
 
 
-def extract_features(model, images, preprocessing, *, batch_size=256, dtype="float32", progress=None):
+def extract_features(model, images, preprocessing, *, batch_size=256, dtype="float32", progress=None,
+                     mirror=False):
     """Retrieval vectors of raw images.
 
     Args:
@@ -98,6 +101,7 @@ def extract_features(model, images, preprocessing, *, batch_size=256, dtype="flo
       preprocessing: the model's :class:`keras_cnns.data.Preprocessing` (from its metadata).
       dtype: "float32" or "float16" (half the storage; distances change in the fourth digit).
       progress: a progress bar on stderr: True, False, or None (only on a terminal).
+      mirror: average each vector with the one of the left-right mirrored model input (twice the work).
     Returns:
       (N, D) array of `dtype`.
     """
@@ -121,7 +125,10 @@ def extract_features(model, images, preprocessing, *, batch_size=256, dtype="flo
     bar = _progress(max(total, 0) or None, progress)
     out = []
     for batch in (ds.prefetch(tf.data.AUTOTUNE) if ds is not None else ()):
-        out.append(np.asarray(net(batch, training=False), dtype=dtype))
+        vectors = net(batch, training=False)
+        if mirror:
+            vectors = (vectors + net(tf.image.flip_left_right(batch), training=False)) / 2
+        out.append(np.asarray(vectors, dtype=dtype))
         if bar is not None:
             bar.add(len(out[-1]))
     dim = int(net.output_shape[-1])
@@ -537,7 +544,7 @@ def dataset_arrays(dataset, split="train", limit=None, data_dir=None):
 
 def build_index(model_source=None, dataset=None, *, bits=64, split="train", limit=None, output=None,
                 keep_features=True, feature_dtype="float16", epochs=30, hidden=(512,), batch_size=256,
-                seed=0, data_dir=None, progress=None, log=print):
+                seed=0, data_dir=None, mirror=False, progress=None, log=print):
     """Features of a dataset split from a trained model, an autoencoder's codes of them, as an index.
 
     Args:
@@ -545,6 +552,7 @@ def build_index(model_source=None, dataset=None, *, bits=64, split="train", limi
       dataset: default the one the model was trained on (its metadata).
       bits: code length B; 0 for a Euclidean-only index (no autoencoder).
       keep_features: store the real vectors too (for Euclidean search), as `feature_dtype`.
+      mirror: vectors averaged with their mirror image's (:func:`extract_features`); queries follow the index.
       output: the index directory (written when given).
     """
     from keras_cnns.data.preprocessing import Preprocessing
@@ -554,12 +562,14 @@ def build_index(model_source=None, dataset=None, *, bits=64, split="train", limi
     images, labels, class_names = dataset_arrays(dataset, split, limit, data_dir)
     prep = Preprocessing.from_dict(meta["preprocessing"])
     endpoint, pooled = retrieval_endpoint(model)
-    log(f"Features: {meta['model']} {endpoint}{' (global average pool)' if pooled else ''} of {len(labels)} "
-        f"{dataset} {split} images")
-    features = extract_features(model, images, prep, batch_size=batch_size, progress=progress)
+    log(f"Features: {meta['model']} {endpoint}{' (global average pool)' if pooled else ''}"
+        f"{', averaged with the mirror image' if mirror else ''} of {len(labels)} {dataset} {split} images")
+    features = extract_features(model, images, prep, batch_size=batch_size, progress=progress, mirror=mirror)
     index_meta = {"model": meta["model"], "model_source": _portable(source), "preprocessing": meta["preprocessing"],
                   "endpoint": endpoint, "feature_dim": int(features.shape[1]), "bits": int(bits) or None,
                   "dataset": dataset, "split": split, "class_names": list(meta.get("class_names") or class_names)}
+    if mirror:
+        index_meta["mirror"] = True
     codes = autoencoder = mean = std = None
     if bits:
         autoencoder, mean, std, _ = train_autoencoder(features, bits, hidden=hidden, epochs=epochs, seed=seed,
