@@ -132,6 +132,35 @@ def test_scale_jitter_refuses_a_range_below_the_crop():
         aug.scale_jitter(tf.zeros([300, 300, 3]), 224, _seed(0), min_side=200, max_side=512)
 
 
+def test_placed_items_are_the_scenes_sizes_anywhere_on_black_and_mirrored_half_the_time():
+    """A white 28x28 item with a dark left column on a 64x64 canvas: its box is a square of side 32..64 fully
+    inside, the rest black; the dark column shows which way it faces."""
+    item = np.full((28, 28, 1), 255.0, np.float32)
+    item[:, :7] = 40.0
+    out = aug.place_items(np.stack([item] * 200), 64, _seed(3)).numpy()
+    assert out.shape == (200, 64, 64, 1)
+    sides, lefts, mirrored = [], [], []
+    for canvas in out[..., 0]:
+        rows, cols = np.nonzero(canvas > 1.0)
+        top, left, bottom, right = rows.min(), cols.min(), rows.max() + 1, cols.max() + 1
+        assert abs((bottom - top) - (right - left)) <= 2      # a square (each edge may blend into one more pixel)
+        sides.append(right - left)
+        lefts.append(left)
+        assert canvas[top:bottom, left:right].max() == pytest.approx(255.0, abs=1e-3)
+        centre = canvas[(top + bottom) // 2, left:right]
+        mirrored.append(centre[:len(centre) // 8].mean() > centre[-(len(centre) // 8):].mean())
+    sides = np.array(sides)
+    assert 31 <= sides.min() < 36 and 60 < sides.max() <= 66              # s ~ U[32, 64], edges blended
+    assert min(lefts) <= 2 and max(lefts) >= 20                          # placed anywhere it fits
+    assert 0.35 < np.mean(mirrored) < 0.65                                 # mirrored half the time
+    np.testing.assert_array_equal(aug.place_items(np.stack([item] * 200), 64, _seed(3)).numpy(), out)
+    # one image, exactly at the canvas size without a mirror: tf.image.resize's half-pixel bilinear inside
+    single = aug.place_items(item, 28, _seed(0), min_fraction=1.0).numpy()
+    assert single.shape == (28, 28, 1)
+    np.testing.assert_allclose(single[1:-1, 1:-1], item[1:-1, 1:-1] if single[14, 2] < 100 else
+                               item[:, ::-1][1:-1, 1:-1], atol=1e-3)
+
+
 def test_ten_crop_is_four_corners_centre_and_their_mirrors():
     images = np.random.default_rng(4).normal(size=(2, 9, 11, 3)).astype(np.float32)
     crops = data.ten_crop(images, (5, 6)).numpy()

@@ -297,7 +297,7 @@ def _rgb_source(n=24, size=40):
     return data.from_arrays((images, np.arange(n) % 2), (images[:6], np.arange(6) % 2), ["even", "odd"], "rgb")
 
 
-@pytest.mark.parametrize("augment", ["flip", "cifar", "alexnet", "scale_jitter"])
+@pytest.mark.parametrize("augment", ["flip", "cifar", "alexnet", "scale_jitter", "scene_items"])
 def test_augmentations_are_seeded_change_every_epoch_and_run_after_the_cache(augment):
     source = _rgb_source()
     prep = data.Preprocessing(size=(32, 32), channels=3, resize="resize", mean=(128.0,), std=(64.0,))

@@ -10,6 +10,8 @@ seed, drawn from the run's seed, so the same seed gives the same augmented image
 - :func:`pad_crop_flip`: the CIFAR recipe (ResNet paper section 4.2): pad 4 pixels, random crop back, flip.
 - :func:`pca_colour`: AlexNet's "fancy PCA" colour augmentation.
 - :func:`scale_jitter`: VGG's training scale jittering, S drawn from [256, 512].
+- :func:`place_items`: each image shrunk or grown to a random side and put at a random place on a black canvas,
+  as the Fashion-MNIST scenes show their items (not from a paper: a backbone for the scene FCNs and detectors).
 - :func:`ten_crop`: AlexNet's 10-crop evaluation (four corners, centre and their mirror images).
 
 Segmentation and detection data move their labels with the image (:func:`joint_augmentation`): only the
@@ -21,7 +23,7 @@ same images as :func:`random_flip`.
 import numpy as np
 import tensorflow as tf
 
-AUGMENTATIONS = (None, "flip", "cifar", "alexnet", "scale_jitter")
+AUGMENTATIONS = (None, "flip", "cifar", "alexnet", "scale_jitter", "scene_items")
 # The AUGMENTATIONS that segmentation and detection pipelines take: the ones that move pixel labels and boxes too.
 JOINT_AUGMENTATIONS = (None, "flip")
 _LABELS = {"segmentation": "pixel labels", "detection": "boxes"}
@@ -195,6 +197,41 @@ def scale_jitter(image, size, seed, min_side=256, max_side=512):
     seeds = split_seed(seed, 2)
     side = tf.random.stateless_uniform([], seed=seeds[0], minval=min_side, maxval=max_side + 1, dtype=tf.int32)
     return random_crop_flip(resize_shorter_side(image, side), (h, w), seeds[1])
+
+
+def place_items(images, size, seed, min_fraction=0.5):
+    """Items as the scenes show them: each image (B, h, w, C, a whole item on black) resized (bilinear) to a square
+    of side s ~ U[min_fraction * S, S] (S the canvas's shorter side, a new s per image) at a uniformly random
+    position fully inside a black canvas of ``size``, mirrored left-right with probability 1/2.
+
+    With a 64x64 canvas the items are 32 to 64 pixels a side, the scenes' range (keras_cnns.data.scenes), so a
+    classifier trained this way sees items at the scale an FCN or detector on the scenes meets them.
+    """
+    images, single = _as_batch(images)
+    h, w = images.shape[1], images.shape[2]
+    out_h, out_w = _pair(size)
+    if h is None or w is None or not 0 < min_fraction <= 1:
+        raise ValueError(f"place_items needs images of a known size and 0 < min_fraction <= 1. Received: shape "
+                         f"{images.shape}, min_fraction={min_fraction!r}")
+    n = tf.shape(images)[0]
+    seeds = split_seed(seed, 4)
+    top_side = float(min(out_h, out_w))
+    side = tf.random.stateless_uniform([n], seed=seeds[0], minval=min_fraction * top_side, maxval=top_side)
+    left = tf.random.stateless_uniform([n], seed=seeds[1]) * (out_w - side)
+    top = tf.random.stateless_uniform([n], seed=seeds[2]) * (out_h - side)
+    flip = tf.random.stateless_uniform([n], seed=seeds[3]) < 0.5
+    # Output pixel x (centre x + 0.5) lies at (x + 0.5 - left) * w / side in the item, input pixel u - 0.5;
+    # a mirrored item reads w minus that. The same for y, without the mirror.
+    sx, sy = w / side, h / side
+    a2 = (0.5 - left) * sx - 0.5
+    a0, a2 = tf.where(flip, -sx, sx), tf.where(flip, w - 1.0 - a2, a2)
+    b2 = (0.5 - top) * sy - 0.5
+    zeros = tf.zeros_like(side)
+    transforms = tf.stack([a0, zeros, a2, zeros, sy, b2, zeros, zeros], axis=1)
+    placed = tf.raw_ops.ImageProjectiveTransformV3(
+        images=tf.cast(images, tf.float32), transforms=transforms, output_shape=[out_h, out_w],
+        fill_value=0.0, interpolation="BILINEAR", fill_mode="CONSTANT")
+    return _unbatch(placed, single)
 
 
 def ten_crop(images, crop_size):

@@ -185,6 +185,15 @@ def _train_stages(source, prep, augment):
             return aug.scale_jitter(image, size, seed, min_side=low, max_side=high)
 
         return fixed, random, False
+    if augment == "scene_items":  # the item at its own size, then shrunk or grown onto the model's canvas
+
+        def fixed(image):
+            return tf.cast(prep.convert_channels(image), tf.float32)
+
+        def random(image, seed):
+            return aug.place_items(image, size, seed)
+
+        return fixed, random, False
     if callable(augment):
         return to_model_size, augment, False
     randoms = {None: None, "flip": aug.random_flip, "cifar": aug.pad_crop_flip}
@@ -277,9 +286,10 @@ def make_datasets(source, preprocessing=None, batch_size=128, augment=None, vali
       source: a :class:`Source` (see :func:`load_source`).
       preprocessing: raw image -> model input; default :func:`default_preprocessing` for ``input_shape``.
       batch_size: the global batch size.
-      augment: one of ``AUGMENTATIONS`` (None, "flip", "cifar", "alexnet", "scale_jitter") or a function
-        ``(image, seed) -> image`` on one float image (H, W, C) in the 0..255 scale at the model's size,
-        ``seed`` a shape-[2] tensor for stateless random ops.
+      augment: one of ``AUGMENTATIONS`` (None, "flip", "cifar", "alexnet", "scale_jitter", "scene_items") or a
+        function ``(image, seed) -> image`` on one float image (H, W, C) in the 0..255 scale at the model's size,
+        ``seed`` a shape-[2] tensor for stateless random ops. "scene_items" (:func:`augment.place_items`) trains on
+        items 1/2 to 1 of the input's side at random places; validation and test keep the preprocessing's view.
       validation_split: the fraction of the training split held out (seeded) for validation; 0 for none.
       seed: seeds the validation split, the shuffle order and the augmentations.
       drop_remainder: drop the last partial training batch (distribution strategies want equal batches).
