@@ -37,26 +37,22 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    import keras
     import pandas as pd
 
-    import keras_cnns  # noqa: F401  registers the custom layers
+    from keras_cnns import metadata as md
     from keras_cnns.data.segmentation import load_segmentation, segmentation_dataset
     from keras_cnns.tasks import segmentation as seg
+    from keras_cnns.models.common import load_keras_file
     from report import markdown_table
 
-    path = os.path.join(args.model, "model.keras") if os.path.isdir(args.model) else args.model
-    model = keras.saving.load_model(path, compile=False)
+    model = load_keras_file(os.path.join(args.model, md.MODEL_FILENAME) if os.path.isdir(args.model) else args.model)
     source = load_segmentation("fashion_mnist_scenes", counts={"test": args.scenes} if args.scenes else None)
     names = source.class_names
     k = len(names)
     matrices = {m: np.zeros((k, k), np.int64) for m in MASKS}
     for images, labels in segmentation_dataset(source, "test", batch_size=32):
-        probabilities = model(images, training=False)
-        if isinstance(probabilities, dict):
-            probabilities = probabilities["predictions"]
         labels = np.asarray(labels)
-        for m, mask in seg.error_split(labels, np.asarray(probabilities)).items():
+        for m, mask in seg.error_split(labels, seg.pixel_probabilities(model, images)).items():
             matrices[m] += seg.confusion_matrix(labels, mask, k)
     scores = {m: seg.summarize(matrices[m], names) for m in MASKS}
     table = pd.DataFrame([{"mask": MASKS[m], "mean_iou": round(s["mean_iou"], 4),

@@ -67,11 +67,17 @@ def evaluate(model, dataset, class_names):
     k = len(class_names)
     matrix = np.zeros((k, k), np.int64)
     for images, masks in dataset:
-        probabilities = model(images, training=False)
-        if isinstance(probabilities, dict):
-            probabilities = probabilities["predictions"]
-        matrix += confusion_matrix(np.asarray(masks), np.argmax(np.asarray(probabilities), -1), k)
+        matrix += confusion_matrix(np.asarray(masks), np.argmax(pixel_probabilities(model, images), -1), k)
     return summarize(matrix, class_names)
+
+
+def pixel_probabilities(model, images):
+    """The per-pixel class probabilities (B, H, W, K) of a batch, as a NumPy array (a training graph's aux
+    outputs dropped)."""
+    probabilities = model(images, training=False)
+    if isinstance(probabilities, dict):
+        probabilities = probabilities["predictions"]
+    return np.asarray(probabilities)
 
 
 def error_split(labels, probabilities, background=0):
