@@ -52,8 +52,13 @@ import speedlib  # noqa: E402
 MODELS = ("lenet5", "lenet5_modern", "alexnet", "vgg16", "resnet50", "googlenet", "nin", "resnet20")
 KERAS_APPLICATIONS = {"vgg16": "VGG16", "resnet50": "ResNet50"}
 TORCH_PEERS = ("lenet5_modern", "resnet20", "vgg16", "resnet50")
-PRECISIONS = ("float32", "mixed_bfloat16", "onednn_amp")
-TORCH_PRECISION = {"float32": "float32", "mixed_bfloat16": "bf16_autocast", "onednn_amp": "bf16_autocast"}
+PRECISIONS = ("float32", "mixed_bfloat16", "onednn_amp", "onednn_float32")
+TORCH_PRECISION = {"float32": "float32", "mixed_bfloat16": "bf16_autocast", "onednn_amp": "bf16_autocast",
+                   "onednn_float32": "float32"}
+# TensorFlow runs its oneDNN kernels by default only on CPUs with AVX-512 VNNI, AVX-512 BF16 or AMX (elsewhere
+# its own Eigen kernels); these paths set TF_ENABLE_ONEDNN_OPTS=1 in the child, whatever the CPU. The bfloat16
+# graph rewrite (onednn_amp) is a oneDNN pass, so it runs with oneDNN on.
+ONEDNN_PRECISIONS = ("onednn_amp", "onednn_float32")
 LITERT_MODELS = ("lenet5_modern", "resnet20", "resnet50")
 RESULT_PREFIX = "SPEED_RESULT "
 README_BEGIN = "<!-- speed-table: written by benchmarks/speed.py -->"
@@ -319,6 +324,8 @@ def run_child(task, timeout, env=None):
     cmd = [sys.executable, os.path.abspath(__file__), "--child", json.dumps(task)]
     if task.get("backend"):
         env = dict(os.environ if env is None else env, KERAS_BACKEND=task["backend"])
+    if task.get("onednn"):
+        env = dict(os.environ if env is None else env, TF_ENABLE_ONEDNN_OPTS="1")
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
@@ -348,14 +355,15 @@ def plan(args, torch_ok, installed=lambda module: importlib.util.find_spec(modul
     groups = []
     for threads in args.threads:
         if not args.no_matmul:
-            groups.append([dict(kind="matmul", framework=f, n=args.matmul_n, threads=threads,
-                                min_seconds=args.min_seconds)
-                           for f in ("TensorFlow", "PyTorch") if f == "TensorFlow" or torch_ok])
+            matmul = dict(kind="matmul", n=args.matmul_n, threads=threads, min_seconds=args.min_seconds)
+            groups.append([dict(matmul, framework="TensorFlow", impl="TensorFlow"),
+                           dict(matmul, framework="TensorFlow", impl="TensorFlow oneDNN", onednn=True)]
+                          + [dict(matmul, framework="PyTorch", impl="PyTorch")] * torch_ok)
         for model in args.models:
             infer_only = model in args.infer_only
             for precision, jit, spe in settings(args):
                 common = dict(base, model=model, precision=precision, jit=jit, spe=spe, threads=threads,
-                              train=True, infer=not args.no_infer)
+                              train=True, infer=not args.no_infer, onednn=precision in ONEDNN_PRECISIONS)
                 if infer_only:
                     if jit or spe != 1 or precision != "float32":
                         continue
@@ -367,8 +375,10 @@ def plan(args, torch_ok, installed=lambda module: importlib.util.find_spec(modul
                                       impl=KERAS_APPLICATIONS[model]))
                 first_setting = not jit and spe == 1
                 torch_precision = TORCH_PRECISION[precision]
+                # one PyTorch peer per PyTorch precision: the first of our precisions that maps to it gets it
+                peer_owner = next(p for p in args.precisions if TORCH_PRECISION[p] == torch_precision)
                 if (model in TORCH_PEERS and torch_ok and first_setting and not args.no_peers
-                        and not (precision == "onednn_amp" and "mixed_bfloat16" in args.precisions)):
+                        and precision == peer_owner):
                     impl = f"torchvision {model}" if model in KERAS_APPLICATIONS else f"twin {model}"
                     group.append(dict(common, kind="torch", framework="PyTorch", impl=impl,
                                       precision=torch_precision, jit=False, spe=1))
@@ -400,7 +410,7 @@ def to_rows(task, result, repeat):
         row = dict(common, section="model" if task["kind"] in ("keras", "torch") else task["kind"],
                    metric=metric, value=float(value), unit=unit)
         if task["kind"] == "matmul":
-            row.update(precision=item[3], model=f"matmul {item[4]}x{item[4]}", impl=task["framework"],
+            row.update(precision=item[3], model=f"matmul {item[4]}x{item[4]}", impl=task.get("impl", task["framework"]),
                        batch="")
         elif task["kind"] == "pipeline":
             row.update(impl=f"Fashion-MNIST {item[3]}", precision="float32")
@@ -535,6 +545,23 @@ def _quick_order(group):
     return {"litert": 1, "pipeline": 2}[task["kind"]]
 
 
+def progress_label(task):
+    """The words naming a task in the progress line, each once: "keras_cnns resnet20 float32",
+    "keras.applications ResNet50 float32", "TensorFlow oneDNN" (a word already in an earlier one is left out)."""
+    words = []
+    for key in ("framework", "impl", "model", "precision"):
+        value = str(task.get(key) or "")
+        if not value:
+            continue
+        if any(value.lower() in w.lower() for w in words):
+            continue
+        if words and value.lower().startswith(words[-1].lower()):
+            words[-1] = value  # "TensorFlow" then "TensorFlow oneDNN": keep the longer
+        else:
+            words.append(value)
+    return " ".join(words)
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.child:
@@ -561,8 +588,7 @@ def main(argv=None):
     for group in groups:
         for repeat, task in speedlib.alternation(group, args.repeats):
             done += 1
-            label = " ".join(dict.fromkeys(str(task[k]) for k in ("framework", "impl", "model", "precision")
-                                           if task.get(k)))  # each word once: our impl is the model's name
+            label = progress_label(task)
             extra = "" if task["kind"] not in ("keras", "torch") else f" jit={task['jit']} spe={task['spe']}"
             print(f"[{done}/{total} {time.time() - started:.0f}s] {task['kind']}: {label}{extra} "
                   f"threads={task['threads']}", flush=True)

@@ -24,9 +24,9 @@ OURS = "keras_cnns"
 OTHER_BACKENDS = {"jax": "keras_cnns (Keras on JAX)", "torch": "keras_cnns (Keras on PyTorch)"}  # speed.py --backends
 PEER_FRAMEWORKS = ("keras.applications", "PyTorch", *OTHER_BACKENDS.values())
 # The precision a row is compared at: our oneDNN graph rewrite computes in bfloat16 like Keras'
-# mixed_bfloat16 policy and PyTorch's bfloat16 autocast.
+# mixed_bfloat16 policy and PyTorch's bfloat16 autocast; oneDNN's float32 kernels are float32.
 PRECISION_CLASS = {"float32": "float32", "mixed_bfloat16": "bfloat16", "onednn_amp": "bfloat16",
-                   "bf16_autocast": "bfloat16"}
+                   "bf16_autocast": "bfloat16", "onednn_float32": "float32"}
 
 
 # --- FLOPs ---------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Run by tests/test_backends.py under KERAS_BACKEND=jax or torch (the backend is fixed when keras is imported,
-so each backend needs its own interpreter):
+so each backend needs its own interpreter), and under TensorFlow with its oneDNN kernels on:
 
     python tests/_backend_check.py compare DIR NAME...   # load DIR/NAME.weights.h5, print max |ours - DIR/NAME.npz|
                                                          # and what get_model("frcnn_resnet_small") says
@@ -54,4 +54,7 @@ def train():
 
 if __name__ == "__main__":
     result = compare(sys.argv[2], sys.argv[3:]) if sys.argv[1] == "compare" else train()
+    if keras.backend.backend() == "tensorflow":  # which CPU kernels ran: TensorFlow's oneDNN or its Eigen ones
+        from tensorflow.python.util import _pywrap_util_port
+        result["onednn"] = bool(_pywrap_util_port.IsMklEnabled())
     print("BACKEND_CHECK " + json.dumps({"backend": keras.backend.backend(), **result}), flush=True)

@@ -31,6 +31,9 @@ def trained(tmp_path_factory, small_fashion_mnist, train_cli):
 def test_train_prints_the_test_accuracy_and_writes_the_directory(trained):
     run, out, _ = trained
     assert "test_accuracy=" in run.stdout
+    # TensorFlow's oneDNN kernels, chosen before TensorFlow was imported (on unless the environment says)
+    expected = "off" if os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1").lower() in ("0", "false", "off") else "on"
+    assert f"Kernels: TensorFlow oneDNN {expected}" in run.stdout
     assert {"model.keras", "metadata.json", "history.csv", "curves.png"} <= set(os.listdir(out))
 
 
@@ -77,3 +80,16 @@ def test_evaluate_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     assert evaluate.main([str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "metadata.json" in err and len(err.strip().splitlines()) == 1
+
+
+def test_onednn_is_chosen_before_tensorflow_is_imported_and_the_environment_wins(monkeypatch):
+    import tensorflow  # noqa: F401
+    from keras_cnns import cli
+    assert cli.choose_onednn(False) is None    # TensorFlow is imported in this process: nothing changes
+    monkeypatch.delitem(sys.modules, "tensorflow")
+    monkeypatch.delenv(cli.ONEDNN_ENV, raising=False)
+    assert cli.choose_onednn() == "on" and os.environ[cli.ONEDNN_ENV] == "1"
+    monkeypatch.setenv(cli.ONEDNN_ENV, "0")
+    assert cli.choose_onednn() == "off" and os.environ[cli.ONEDNN_ENV] == "0"   # the user's setting stays
+    assert cli.choose_onednn(True) == "on"                                      # --onednn over it
+    assert cli.choose_onednn(False) == "off" and os.environ[cli.ONEDNN_ENV] == "0"

@@ -28,8 +28,8 @@ MODELS = {"lenet5": {}, "lenet5_modern": {}, "alexnet": {}, "vgg11_lrn": {"input
 ODD = {"fcn8s_vgg16_slim": (67, 45, 1)}
 
 
-def _run(backend, *args):
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2")
+def _run(backend, *args, env=None):
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2", **(env or {}))
     proc = subprocess.run([sys.executable, os.path.join(HERE, "_backend_check.py"), *args], capture_output=True,
                           text=True, env=env, timeout=900)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("BACKEND_CHECK ")]
@@ -86,3 +86,13 @@ def test_faster_rcnn_says_it_needs_tensorflow_on_another_backend(compared):
     refusal = compared("jax")["frcnn_refusal"]
     assert refusal == ("frcnn_resnet_small runs on the Keras backend tensorflow only. Received: KERAS_BACKEND=jax. "
                        "Set KERAS_BACKEND=tensorflow to build it.")
+
+
+def test_tensorflows_onednn_kernels_give_the_default_kernels_outputs(saved_under_tensorflow):
+    # apps/train.py turns them on (keras_cnns.cli.choose_onednn); where TensorFlow already runs them by default
+    # (AVX-512 VNNI/BF16, AMX CPUs) this compares oneDNN with itself
+    result = _run("tensorflow", "compare", str(saved_under_tensorflow), *MODELS, env={"TF_ENABLE_ONEDNN_OPTS": "1"})
+    assert result["onednn"] is True
+    for name in MODELS:
+        diff = result[name]
+        assert diff["max_abs_diff"] <= 1e-5 * max(1.0, diff["scale"]), (name, diff)

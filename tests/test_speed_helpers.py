@@ -188,3 +188,41 @@ def test_other_backends_join_the_float32_default_setting_as_peers_of_the_tensorf
                                   dict(row, framework="keras_cnns (Keras on JAX)", impl="resnet20", jit=True,
                                        value=200.0)])
     assert [(r["peer"], r["ratio"]) for r in ratios] == [("keras_cnns (Keras on JAX) resnet20", 1.5)]
+
+
+def test_onednn_paths_run_with_onednn_on_and_share_one_pytorch_peer_per_precision(monkeypatch):
+    bench = _speed_script()
+    argv = ["--models", "resnet20", "--precisions", "float32", "onednn_float32", "mixed_bfloat16", "onednn_amp",
+            "--jit", "off", "--no-pipeline", "--no-litert"]
+    groups = bench.plan(bench.parse_args(argv), torch_ok=True)
+    matmul = [(t["impl"], bool(t.get("onednn"))) for t in groups[0]]
+    assert matmul == [("TensorFlow", False), ("TensorFlow oneDNN", True), ("PyTorch", False)]
+    models = [[(t["framework"], t["precision"], t["onednn"]) for t in g] for g in groups[1:]]
+    # the PyTorch twin runs once per its own precision, beside the first of ours that maps to it
+    assert models == [[("keras_cnns", "float32", False), ("PyTorch", "float32", False)],
+                      [("keras_cnns", "onednn_float32", True)],
+                      [("keras_cnns", "mixed_bfloat16", False), ("PyTorch", "bf16_autocast", False)],
+                      [("keras_cnns", "onednn_amp", True)]]
+    seen = []
+
+    class Finished:
+        returncode, stdout, stderr = 0, bench.RESULT_PREFIX + "{}", ""
+
+    monkeypatch.setattr(bench.subprocess, "run", lambda cmd, env=None, **kw: seen.append(env) or Finished())
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    for task in groups[0][:2]:
+        assert bench.run_child(task, timeout=5) == ({}, None)
+    assert seen[0] is None or "TF_ENABLE_ONEDNN_OPTS" not in seen[0]   # TensorFlow's own default
+    assert seen[1]["TF_ENABLE_ONEDNN_OPTS"] == "1"
+    assert speedlib.PRECISION_CLASS["onednn_float32"] == "float32"
+
+
+def test_the_progress_line_names_each_task_with_each_word_once():
+    bench = _speed_script()
+    assert bench.progress_label({"framework": "keras_cnns", "impl": "resnet20", "model": "resnet20",
+                                 "precision": "float32"}) == "keras_cnns resnet20 float32"
+    assert bench.progress_label({"framework": "keras.applications", "impl": "ResNet50", "model": "resnet50",
+                                 "precision": "onednn_float32"}) == "keras.applications ResNet50 onednn_float32"
+    assert bench.progress_label({"framework": "TensorFlow", "impl": "TensorFlow oneDNN"}) == "TensorFlow oneDNN"
+    assert bench.progress_label({"framework": "PyTorch", "impl": "twin resnet20", "model": "resnet20",
+                                 "precision": "float32"}) == "PyTorch twin resnet20 float32"

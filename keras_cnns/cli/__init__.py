@@ -8,10 +8,13 @@ scripts of an installed keras_cnns (``keras-cnns-classify``, ``-train``, ``-eval
 import argparse
 import copy
 import os
+import sys
 
 from keras_cnns.cli.stderr import quiet_native_logs, restore_native_logs  # noqa: F401
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ONEDNN_ENV = "TF_ENABLE_ONEDNN_OPTS"
 
 # What a person can fix (a bad value, a missing file or directory, a package or dataset that is not
 # installed): reported in one line with exit status 2. Anything else is a bug and keeps its traceback.
@@ -80,3 +83,24 @@ def make_output_folder(path, fail):
         fail(f"cannot create the output folder {path!r} ({err.strerror}); choose another with --output.")
         return False
     return True
+
+
+def choose_onednn(on=None):
+    """TensorFlow's oneDNN CPU kernels for this process, chosen before TensorFlow is imported (its
+    TF_ENABLE_ONEDNN_OPTS variable is read once, at import).
+
+    TensorFlow turns them on by itself only on CPUs with AVX-512 VNNI, AVX-512 BF16 or AMX; elsewhere it runs its
+    own Eigen kernels. apps/train.py asks for them everywhere (on=None): on the AVX2 machine of docs/performance.md
+    they trained the zoo faster than Eigen's and than the PyTorch twins there (benchmarks/speed.py, precision
+    onednn_float32), with the same outputs (tests/test_backends.py). They compute in float32, as Eigen's do.
+
+    on: None = on unless TF_ENABLE_ONEDNN_OPTS is already set (the environment wins); True / False = on / off.
+    Returns "on" or "off" as TensorFlow will run, or None when TensorFlow is already imported in this process
+    (a notebook, a test): the choice can no longer be made, and nothing is changed."""
+    if "tensorflow" in sys.modules:
+        return None
+    if on is None:
+        os.environ.setdefault(ONEDNN_ENV, "1")
+    else:
+        os.environ[ONEDNN_ENV] = "1" if on else "0"
+    return "off" if os.environ[ONEDNN_ENV].strip().lower() in ("0", "false", "off") else "on"

@@ -10,9 +10,11 @@
 
 A thin command-line door over keras_cnns.training.fit (see docs/training.md). Rerunning an interrupted
 command resumes from its last finished epoch. Bad arguments print one line and exit with status 2.
+TensorFlow's oneDNN CPU kernels are on unless --no-onednn or TF_ENABLE_ONEDNN_OPTS=0 says otherwise.
 """
 
 import argparse
+import os
 import sys
 
 from keras_cnns import cli
@@ -41,6 +43,10 @@ def parse_args(argv=None):
     p.add_argument("--precision", default="float32", choices=PRECISIONS)
     p.add_argument("--jit", action=argparse.BooleanOptionalAction, default=None,
                    help="XLA-compile the train step (default: Keras' auto)")
+    p.add_argument("--onednn", action=argparse.BooleanOptionalAction, default=None,
+                   help="TensorFlow's oneDNN CPU kernels (default: on, unless TF_ENABLE_ONEDNN_OPTS is set; "
+                        "TensorFlow's own default turns them on only on AVX-512 VNNI/BF16 and AMX CPUs; "
+                        "docs/training.md)")
     p.add_argument("--strategy", default="auto", choices=STRATEGIES)
     p.add_argument("--cpu-replicas", type=int, default=0,
                    help="split the CPU into N logical devices for --strategy mirrored (no GPU needed)")
@@ -88,6 +94,9 @@ def main(argv=None):
     input_size = parse_size(args.input_size)
     if args.cpu_replicas < 0:
         fail(f"--cpu-replicas must be 0 or more. Received: {args.cpu_replicas}")
+    kernels = cli.choose_onednn(args.onednn)  # before TensorFlow is imported, like the logical CPUs below
+    if kernels:
+        print(f"Kernels: TensorFlow oneDNN {kernels} ({cli.ONEDNN_ENV}={os.environ[cli.ONEDNN_ENV]})", flush=True)
     if args.cpu_replicas > 1:
         # Logical CPU devices must exist before TensorFlow initialises: first thing, before any model.
         from keras_cnns.training.strategy import configure_cpu_replicas
