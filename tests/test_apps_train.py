@@ -87,7 +87,10 @@ def test_onednn_is_chosen_before_tensorflow_is_imported_and_the_environment_wins
     from keras_cnns import cli
     assert cli.choose_onednn(False) is None    # TensorFlow is imported in this process: nothing changes
     monkeypatch.delitem(sys.modules, "tensorflow")
-    monkeypatch.delenv(cli.ONEDNN_ENV, raising=False)
+    # set, then deleted, through monkeypatch: it puts back the variable's state from before the test (absent, or
+    # the user's value), whatever choose_onednn writes into os.environ; later subprocesses inherit that state
+    monkeypatch.setenv(cli.ONEDNN_ENV, "unset by the test")
+    monkeypatch.delenv(cli.ONEDNN_ENV)
     assert cli.choose_onednn() == "on" and os.environ[cli.ONEDNN_ENV] == "1"
     monkeypatch.setenv(cli.ONEDNN_ENV, "0")
     assert cli.choose_onednn() == "off" and os.environ[cli.ONEDNN_ENV] == "0"   # the user's setting stays
