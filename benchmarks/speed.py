@@ -48,6 +48,7 @@ import subprocess  # noqa: E402
 import time  # noqa: E402
 
 import speedlib  # noqa: E402
+from keras_cnns.cli import ONEDNN_ENV  # noqa: E402  (imports no TensorFlow)
 
 MODELS = ("lenet5", "lenet5_modern", "alexnet", "vgg16", "resnet50", "googlenet", "nin", "resnet20")
 KERAS_APPLICATIONS = {"vgg16": "VGG16", "resnet50": "ResNet50"}
@@ -319,13 +320,19 @@ def child_main(task_json):
 
 # --- the parent: plan, run alternately, write ---------------------------------------------------------
 
+def uses_onednn(task):
+    """Whether a task's child runs TensorFlow's oneDNN kernels: the oneDNN precisions, and the matmul row
+    that says so (a matmul task has no precision)."""
+    return bool(task.get("onednn")) or task.get("precision") in ONEDNN_PRECISIONS
+
+
 def run_child(task, timeout, env=None):
     """Runs one task in a fresh interpreter; returns (result dict or None, error text or None)."""
     cmd = [sys.executable, os.path.abspath(__file__), "--child", json.dumps(task)]
     if task.get("backend"):
         env = dict(os.environ if env is None else env, KERAS_BACKEND=task["backend"])
-    if task.get("onednn"):
-        env = dict(os.environ if env is None else env, TF_ENABLE_ONEDNN_OPTS="1")
+    if uses_onednn(task):
+        env = dict(os.environ if env is None else env, **{ONEDNN_ENV: "1"})
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
@@ -363,7 +370,7 @@ def plan(args, torch_ok, installed=lambda module: importlib.util.find_spec(modul
             infer_only = model in args.infer_only
             for precision, jit, spe in settings(args):
                 common = dict(base, model=model, precision=precision, jit=jit, spe=spe, threads=threads,
-                              train=True, infer=not args.no_infer, onednn=precision in ONEDNN_PRECISIONS)
+                              train=True, infer=not args.no_infer)
                 if infer_only:
                     if jit or spe != 1 or precision != "float32":
                         continue
@@ -410,7 +417,7 @@ def to_rows(task, result, repeat):
         row = dict(common, section="model" if task["kind"] in ("keras", "torch") else task["kind"],
                    metric=metric, value=float(value), unit=unit)
         if task["kind"] == "matmul":
-            row.update(precision=item[3], model=f"matmul {item[4]}x{item[4]}", impl=task.get("impl", task["framework"]),
+            row.update(precision=item[3], model=f"matmul {item[4]}x{item[4]}", impl=task["impl"],
                        batch="")
         elif task["kind"] == "pipeline":
             row.update(impl=f"Fashion-MNIST {item[3]}", precision="float32")

@@ -195,9 +195,9 @@ def test_onednn_paths_run_with_onednn_on_and_share_one_pytorch_peer_per_precisio
     argv = ["--models", "resnet20", "--precisions", "float32", "onednn_float32", "mixed_bfloat16", "onednn_amp",
             "--jit", "off", "--no-pipeline", "--no-litert"]
     groups = bench.plan(bench.parse_args(argv), torch_ok=True)
-    matmul = [(t["impl"], bool(t.get("onednn"))) for t in groups[0]]
+    matmul = [(t["impl"], bench.uses_onednn(t)) for t in groups[0]]
     assert matmul == [("TensorFlow", False), ("TensorFlow oneDNN", True), ("PyTorch", False)]
-    models = [[(t["framework"], t["precision"], t["onednn"]) for t in g] for g in groups[1:]]
+    models = [[(t["framework"], t["precision"], bench.uses_onednn(t)) for t in g] for g in groups[1:]]
     # the PyTorch twin runs once per its own precision, beside the first of ours that maps to it
     assert models == [[("keras_cnns", "float32", False), ("PyTorch", "float32", False)],
                       [("keras_cnns", "onednn_float32", True)],
