@@ -218,8 +218,9 @@ def tiny_index(tmp_path_factory):
     metadata.write(model_dir, fm._metadata("lenet5", "rbf_distances", fm.preprocessing(), (32, 32, 1)))
     index_dir = str(folder / "index")
     done = _run("build", "--model", model_dir, "--dataset", "fashion_mnist", "--limit", "200", "--bits", "16",
-                "--epochs", "2", "--output", index_dir, "--quiet")
+                "--epochs", "2", "--output", index_dir, "--onednn")
     assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Kernels: TensorFlow oneDNN on (TF_ENABLE_ONEDNN_OPTS=1)\n")  # a batch job
     images, _ = fm.fashion_mnist("train", 3)
     from PIL import Image
     for i in range(2):

@@ -85,14 +85,29 @@ def make_output_folder(path, fail):
     return True
 
 
+def add_onednn_argument(p):
+    """--onednn / --no-onednn for an app whose work is batches (training, evaluation, feature extraction)."""
+    p.add_argument("--onednn", action=argparse.BooleanOptionalAction, default=None,
+                   help="TensorFlow's oneDNN CPU kernels (default: on, unless TF_ENABLE_ONEDNN_OPTS is set; "
+                        "TensorFlow's own default turns them on only on AVX-512 VNNI/BF16 and AMX CPUs; "
+                        "docs/performance.md)%(default).0s")  # prints nothing; stops "(default: None)"
+
+
+def kernels_line(choice):
+    """The line a batch app prints about the kernels :func:`choose_onednn` chose."""
+    return f"Kernels: TensorFlow oneDNN {choice} ({ONEDNN_ENV}={os.environ[ONEDNN_ENV]})"
+
+
 def choose_onednn(on=None):
     """TensorFlow's oneDNN CPU kernels for this process, chosen before TensorFlow is imported (its
     TF_ENABLE_ONEDNN_OPTS variable is read once, at import).
 
     TensorFlow turns them on by itself only on CPUs with AVX-512 VNNI, AVX-512 BF16 or AMX; elsewhere it runs its
-    own Eigen kernels. apps/train.py asks for them everywhere (on=None): on the AVX2 machine of docs/performance.md
-    they trained the zoo faster than Eigen's and than the PyTorch twins there (benchmarks/speed.py, precision
-    onednn_float32), with the same outputs (tests/test_backends.py). They compute in float32, as Eigen's do.
+    own Eigen kernels. The batch apps (train.py, evaluate.py, retrieve.py build) ask for them everywhere (on=None):
+    on the AVX2 machine of docs/performance.md they trained the zoo faster than Eigen's and than the PyTorch twins
+    there, and ran batch-32 inference faster too (benchmarks/speed.py, precision onednn_float32), with the same
+    outputs (tests/test_backends.py). They compute in float32, as Eigen's do. The one-image apps (classify,
+    detect, segment, retrieve.py query) keep TensorFlow's default: batch-1 latency was worse with oneDNN.
 
     on: None = on unless TF_ENABLE_ONEDNN_OPTS is already set (the environment wins); True / False = on / off.
     Returns "on" or "off" as TensorFlow will run, or None when TensorFlow is already imported in this process

@@ -6,6 +6,7 @@
 Prints test accuracy, top-5 and a per-class table (images, accuracy, the class each is most confused
 with), and writes a confusion-matrix PNG (default <model dir>/confusion_matrix.png). --ten-crop averages the scores of 10 crops (corners, centre and their
 mirror images). Bad arguments print one line and exit with status 2.
+TensorFlow's oneDNN CPU kernels are on unless --no-onednn or TF_ENABLE_ONEDNN_OPTS=0 says otherwise.
 """
 
 import json
@@ -29,6 +30,7 @@ def parse_args(argv=None):
     p.add_argument("--confusion-png", default=None, help="default: <model_dir>/confusion_matrix.png")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bars (there are none unless stderr is a terminal)")
+    cli.add_onednn_argument(p)
     return p.parse_args(argv)
 
 
@@ -44,6 +46,9 @@ def main(argv=None):
     if args.batch_size < 1:
         print(f"evaluate.py: error: --batch-size must be positive. Received: {args.batch_size}", file=sys.stderr)
         return 2
+    kernels = cli.choose_onednn(args.onednn)  # before TensorFlow is imported
+    if kernels and not args.json:
+        print(cli.kernels_line(kernels), flush=True)
     from keras_cnns.progress import set_enabled
     from keras_cnns.training.evaluate import evaluate_dir, per_class_table
 

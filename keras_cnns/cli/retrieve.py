@@ -16,6 +16,7 @@ and text or --json (one record per image, as classify.py --json, with "neighbour
 
 Every image that can't be read prints one line on stderr and the others are still answered; the exit
 status is then 2. An index or model that can't be used prints one line and exits with 2.
+build runs TensorFlow's oneDNN CPU kernels unless --no-onednn or TF_ENABLE_ONEDNN_OPTS=0 says otherwise.
 A thin door over keras_cnns.tasks.retrieval.
 """
 
@@ -24,6 +25,7 @@ import os
 import sys
 
 from keras_cnns import results
+from keras_cnns import cli
 from keras_cnns.cli import quiet_native_logs, restore_native_logs
 
 EXIT_BAD_INPUT = 2
@@ -57,6 +59,7 @@ def parse_args(argv):
                    help="index directory; default saved_models/<model>-retrieval (the shipped "
                         "saved_models/lenet5-fashion_mnist-retrieval without --model)")
     b.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+    cli.add_onednn_argument(b)
     q = sub.add_parser("query", help="find the nearest database images of each IMAGE",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     q.add_argument("images", nargs="+", metavar="IMAGE", help="image files or directories of images")
@@ -85,6 +88,7 @@ def parse_args(argv):
 
 
 def build(args):
+    kernels = cli.choose_onednn(args.onednn)  # before TensorFlow is imported
     from keras_cnns.inference import saved_models_dir
     from keras_cnns.tasks import retrieval
 
@@ -93,6 +97,8 @@ def build(args):
         output = retrieval.default_index_dir() if args.model is None else os.path.join(
             saved_models_dir(), os.path.basename(os.path.normpath(args.model)).removesuffix(".keras") + "-retrieval")
     log = (lambda *_: None) if args.quiet else (lambda message: print(message, flush=True))
+    if kernels:
+        log(cli.kernels_line(kernels))
     try:
         retrieval.build_index(args.model, args.dataset, bits=args.bits, split=args.split, limit=args.limit,
                               output=output, keep_features=not args.no_features, feature_dtype=args.feature_dtype,

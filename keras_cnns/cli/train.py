@@ -14,7 +14,6 @@ TensorFlow's oneDNN CPU kernels are on unless --no-onednn or TF_ENABLE_ONEDNN_OP
 """
 
 import argparse
-import os
 import sys
 
 from keras_cnns import cli
@@ -43,10 +42,7 @@ def parse_args(argv=None):
     p.add_argument("--precision", default="float32", choices=PRECISIONS)
     p.add_argument("--jit", action=argparse.BooleanOptionalAction, default=None,
                    help="XLA-compile the train step (default: Keras' auto)")
-    p.add_argument("--onednn", action=argparse.BooleanOptionalAction, default=None,
-                   help="TensorFlow's oneDNN CPU kernels (default: on, unless TF_ENABLE_ONEDNN_OPTS is set; "
-                        "TensorFlow's own default turns them on only on AVX-512 VNNI/BF16 and AMX CPUs; "
-                        "docs/training.md)")
+    cli.add_onednn_argument(p)
     p.add_argument("--strategy", default="auto", choices=STRATEGIES)
     p.add_argument("--cpu-replicas", type=int, default=0,
                    help="split the CPU into N logical devices for --strategy mirrored (no GPU needed)")
@@ -96,7 +92,7 @@ def main(argv=None):
         fail(f"--cpu-replicas must be 0 or more. Received: {args.cpu_replicas}")
     kernels = cli.choose_onednn(args.onednn)  # before TensorFlow is imported, like the logical CPUs below
     if kernels:
-        print(f"Kernels: TensorFlow oneDNN {kernels} ({cli.ONEDNN_ENV}={os.environ[cli.ONEDNN_ENV]})", flush=True)
+        print(cli.kernels_line(kernels), flush=True)
     if args.cpu_replicas > 1:
         # Logical CPU devices must exist before TensorFlow initialises: first thing, before any model.
         from keras_cnns.training.strategy import configure_cpu_replicas
