@@ -33,7 +33,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
 CACHE = os.path.join(RESULTS, "tmp", "retrieval")
 MIRROR_SUFFIX = "-mirror"
-COLUMNS = ["representation", "source", "search", "bits", "map", "precision_at_10", "index_bytes"]
+COLUMNS = ["representation", "source", "search", "bits", "code_noise", "map", "precision_at_10", "index_bytes"]
 
 
 def parse_args(argv=None):
@@ -42,6 +42,10 @@ def parse_args(argv=None):
                    help="trained model directories (feature sources)")
     p.add_argument("--bits", nargs="+", type=int, default=[32, 64, 128])
     p.add_argument("--epochs", type=int, default=20, help="autoencoder epochs")
+    p.add_argument("--code-noise", type=float, nargs="+", default=None,
+                   help="the autoencoders' training noise on their code logits, one set of code rows per value; "
+                        "the first also gives the latency rows and the grid (default: the builder's, "
+                        "keras_cnns.models.autoencoder.CODE_NOISE; 0: none, as before 2026-11-30)")
     p.add_argument("--queries", type=int, default=None, help="first N test images only (quick checks)")
     p.add_argument("--mirror", action="store_true",
                    help="also each model's vectors averaged with the mirror image's (rows '<model>-mirror')")
@@ -65,25 +69,35 @@ def cached(name, compute):
     return arrays
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def model_features(model_dir, mirror, train_x, test_x):
+    """(label, (database vectors, query vectors)) of a trained model, cached by label and query count."""
     from keras_cnns.data.preprocessing import Preprocessing
     from keras_cnns.tasks import retrieval as rt
 
+    label = os.path.basename(os.path.normpath(model_dir)) + (MIRROR_SUFFIX if mirror else "")
+
+    def extract(images):
+        model, meta, _ = rt.load_feature_source(model_dir)
+        prep = Preprocessing.from_dict(meta["preprocessing"])
+        print(f"{label}: features of {len(images)} images", flush=True)
+        return [rt.extract_features(model, images, prep, mirror=mirror)]
+    return label, (cached(f"features-{label}-train", lambda: extract(train_x))[0],
+                   cached(f"features-{label}-test-{len(test_x)}", lambda: extract(test_x))[0])
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from keras_cnns.models.autoencoder import CODE_NOISE
+    from keras_cnns.tasks import retrieval as rt
+
+    noises = args.code_noise or [CODE_NOISE]
     train_x, train_y, class_names = rt.dataset_arrays("fashion_mnist", "train")
     test_x, test_y, _ = rt.dataset_arrays("fashion_mnist", "test", args.queries)
     sources = {"pixels": (rt.pixel_vectors(train_x), rt.pixel_vectors(test_x))}
     for model_dir in args.models:
         for mirror in (False, True) if args.mirror else (False,):
-            label = os.path.basename(os.path.normpath(model_dir)) + (MIRROR_SUFFIX if mirror else "")
-
-            def extract(images, model_dir=model_dir, mirror=mirror, label=label):
-                model, meta, _ = rt.load_feature_source(model_dir)
-                prep = Preprocessing.from_dict(meta["preprocessing"])
-                print(f"{label}: features of {len(images)} images", flush=True)
-                return [rt.extract_features(model, images, prep, mirror=mirror)]
-            sources[label] = (cached(f"features-{label}-train", lambda: extract(train_x))[0],
-                              cached(f"features-{label}-test-{len(test_x)}", lambda: extract(test_x))[0])
+            label, features = model_features(model_dir, mirror, train_x, test_x)
+            sources[label] = features
 
     rows, codes_of = [], {}
     for label, (db, queries) in sources.items():
@@ -91,30 +105,38 @@ def main(argv=None):
                 "CNN features, mirror-averaged" if label.endswith(MIRROR_SUFFIX) else "CNN features")
         started = time.time()
         m = rt.ranking_metrics(rt.euclidean_blocks(queries, db), test_y, train_y, k=10)
-        rows.append({"representation": kind, "source": label, "search": "euclidean", "bits": "",
+        rows.append({"representation": kind, "source": label, "search": "euclidean", "bits": "", "code_noise": "",
                      "map": m["map"], "precision_at_10": m["precision_at_k"],
                      "index_bytes": db.size * (1 if label == "pixels" else 4)})
         print(f"{label} euclidean: mAP {m['map']:.4f} P@10 {m['precision_at_k']:.4f} "
               f"({time.time() - started:.0f} s)", flush=True)
-        for bits in args.bits:
-            def train_and_encode(db=db, queries=queries, bits=bits, label=label):
-                ae, mean, std, hist = rt.train_autoencoder(db, bits, epochs=args.epochs, seed=0)
-                return [rt.encode(ae, db, mean, std), rt.encode(ae, queries, mean, std)]
-            db_codes, q_codes = cached(f"codes-{label}-{bits}-{args.epochs}-{len(test_x)}", train_and_encode)
-            codes_of[(label, bits)] = (db_codes, q_codes)
-            m = rt.ranking_metrics(rt.hamming_blocks(q_codes, db_codes), test_y, train_y, k=10)
-            rows.append({"representation": f"{kind}, autoencoder codes", "source": label, "search": "hamming",
-                         "bits": bits, "map": m["map"], "precision_at_10": m["precision_at_k"],
-                         "index_bytes": db_codes.nbytes})
-            print(f"{label} {bits}-bit hamming: mAP {m['map']:.4f} P@10 {m['precision_at_k']:.4f}", flush=True)
+        for noise in noises:
+            noise_tag = f"-noise{noise:g}" if noise else ""   # codes without noise keep their earlier cache names
+            for bits in args.bits:
+                def train_and_encode(db=db, queries=queries, bits=bits, noise=noise):
+                    ae, mean, std, _ = rt.train_autoencoder(db, bits, code_noise=noise, epochs=args.epochs, seed=0)
+                    return [rt.encode(ae, db, mean, std), rt.encode(ae, queries, mean, std)]
+                db_codes, q_codes = cached(f"codes-{label}-{bits}-{args.epochs}-{len(test_x)}{noise_tag}",
+                                           train_and_encode)
+                if noise == noises[0]:
+                    codes_of[(label, bits)] = (db_codes, q_codes)
+                m = rt.ranking_metrics(rt.hamming_blocks(q_codes, db_codes), test_y, train_y, k=10)
+                rows.append({"representation": f"{kind}, autoencoder codes", "source": label, "search": "hamming",
+                             "bits": bits, "code_noise": noise, "map": m["map"],
+                             "precision_at_10": m["precision_at_k"], "index_bytes": db_codes.nbytes})
+                print(f"{label} {bits}-bit hamming, code noise {noise:g}: mAP {m['map']:.4f} "
+                      f"P@10 {m['precision_at_k']:.4f}", flush=True)
 
     first = next(label for label in sources if label != "pixels")
     latency = measure_latency(rt, sources, codes_of, first)
-    text = write(args.output, rows, latency, len(test_x), len(train_x))
+    text = write(args.output, rows, latency, len(test_x), len(train_x), args.epochs)
     if args.write_readme:
         write_readme(args.write_readme, text)
-    grid(rt, args.output, train_x, train_y, test_x, test_y, class_names, sources[first], codes_of[(first, 64)],
-         first)
+    if (first, 64) in codes_of:
+        grid(rt, args.output, train_x, train_y, test_x, test_y, class_names, sources[first], codes_of[(first, 64)],
+             first)
+    else:
+        print("No query grid: it shows 64-bit codes, and --bits has no 64")
 
 
 def measure_latency(rt, sources, codes_of, label):
@@ -135,7 +157,7 @@ def measure_latency(rt, sources, codes_of, label):
     return out
 
 
-def write(folder, rows, latency, n_queries, n_database):
+def write(folder, rows, latency, n_queries, n_database, epochs):
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(folder, "retrieval.csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
@@ -143,12 +165,15 @@ def write(folder, rows, latency, n_queries, n_database):
         for row in rows:
             writer.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in row.items()})
     lines = [f"Fashion-MNIST retrieval: {n_queries:,} test queries against {n_database:,} training images "
-             "(relevant = same class). Written by `benchmarks/retrieval.py`.", "",
-             "| representation | source | search | bits | mAP | precision@10 | index size |",
-             "|---|---|---|--:|--:|--:|--:|"]
+             f"(relevant = same class). Autoencoders: {epochs} epochs; noise: the standard deviation of their "
+             "training noise on the code logits (keras_cnns.models.autoencoder). Written by "
+             "`benchmarks/retrieval.py`.", "",
+             "| representation | source | search | bits | noise | mAP | precision@10 | index size |",
+             "|---|---|---|--:|--:|--:|--:|--:|"]
     for r in rows:
-        lines.append(f"| {r['representation']} | {r['source']} | {r['search']} | {r['bits']} | {r['map']:.4f} | "
-                     f"{r['precision_at_10']:.4f} | {_size(r['index_bytes'])} |")
+        noise = "" if r["code_noise"] == "" else f"{r['code_noise']:g}"
+        lines.append(f"| {r['representation']} | {r['source']} | {r['search']} | {r['bits']} | {noise} | "
+                     f"{r['map']:.4f} | {r['precision_at_10']:.4f} | {_size(r['index_bytes'])} |")
     load = max((r["load"] for r in latency), default=0.0)
     lines += ["", "Query latency, 10 nearest of the 60,000 (median; feature extraction and encoding of the query "
               f"not included; {os.cpu_count()} CPU cores, one-minute load average up to {load:.1f} while "

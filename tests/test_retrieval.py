@@ -130,6 +130,38 @@ def test_binary_code_is_a_sign_forward_and_passes_the_tanh_gradient_back():
     np.testing.assert_allclose(grad, [[1, 2, 3, 4, 5]] * (1 - np.tanh(x.numpy()) ** 2), rtol=1e-4)
 
 
+def test_the_code_noise_is_added_in_training_only_and_serialises():
+    x = np.full((64, 16), 0.1, np.float32)                                   # every logit just above 0
+    noisy = BinaryCode(noise_stddev=2.0, seed=1)
+    assert set(np.unique(noisy(x))) == {1.0}                                 # inference: the sign, no noise
+    flipped = float(np.mean(np.asarray(noisy(x, training=True)) < 0))
+    assert 0.35 < flipped < 0.55                                             # P(0.1 + N(0, 2^2) < 0) = 0.48
+    again = BinaryCode.from_config(noisy.get_config())
+    assert (again.noise_stddev, again.seed) == (2.0, 1)
+    assert BinaryCode.from_config({"name": "code"}).noise_stddev == 0.0     # a layer saved before the noise
+    assert not BinaryCode().weights and not BinaryCode()(x, training=True).numpy().min() < 1
+    with pytest.raises(ValueError, match="noise_stddev must be a number >= 0. Received: -1"):
+        BinaryCode(noise_stddev=-1)
+
+
+def test_the_code_logits_are_standardised_for_the_noise_and_code_noise_0_is_the_earlier_model(tmp_path):
+    from keras_cnns.models.autoencoder import CODE_NOISE
+
+    noisy = keras_cnns.get_model("feature_autoencoder", input_shape=(12,), bits=16, hidden=(8,))
+    assert noisy.get_layer("code").noise_stddev == CODE_NOISE > 0
+    norm = noisy.get_layer("code_norm")
+    assert not norm.center and not norm.scale                                # standardised, nothing learnt
+    plain = keras_cnns.get_model("feature_autoencoder", input_shape=(12,), bits=16, hidden=(8,), code_noise=0)
+    assert "code_norm" not in [layer.name for layer in plain.layers]
+    assert plain.get_layer("code").noise_stddev == 0 and len(plain.weights) == len(noisy.weights) - 2
+    path = str(tmp_path / "plain.keras")
+    plain.save(path)
+    x = RNG.normal(size=(4, 12)).astype(np.float32)
+    np.testing.assert_allclose(keras.saving.load_model(path, compile=False)(x), plain(x), atol=1e-6)
+    with pytest.raises(ValueError, match="code_noise must be a number >= 0"):
+        keras_cnns.get_model("feature_autoencoder", input_shape=(12,), code_noise=-0.5)
+
+
 def test_the_autoencoder_is_registered_and_round_trips_through_keras_files(tmp_path):
     assert "feature_autoencoder" in keras_cnns.list_models(task="retrieval")
     assert "feature_autoencoder" not in keras_cnns.list_models(task="classification")  # not a classifier
@@ -195,6 +227,10 @@ def test_index_refuses_to_mix_models_or_preprocessing(tmp_path):
     mirrored.meta["mirror"] = True
     with pytest.raises(rt.IndexMismatchError, match="mirror is True"):
         rt.merge([index, mirrored])
+    noisy = _index()
+    noisy.meta["code_noise"] = 2.0
+    with pytest.raises(rt.IndexMismatchError, match="code_noise"):
+        rt.merge([index, noisy])
     merged = rt.merge([index, _index()])
     assert merged.meta["count"] == 60 and merged.codes.shape == (60, 1)
 

@@ -1,15 +1,17 @@
 """Find the images a trained network sees as alike: build a retrieval index, then query it.
 
-    python apps/retrieve.py build                                   # the shipped index (LeNet-5, 64 bits)
+    python apps/retrieve.py build                                   # LeNet-5's, 64 bits, as the shipped index
     python apps/retrieve.py build --model lenet5_modern --bits 128 --output build/index-modern
-    python apps/retrieve.py build --model saved_models/googlenet-fashion_mnist --mirror --output build/index-g
+    python apps/retrieve.py build --model saved_models/resnet20-fashion_mnist --mirror --output build/index-r20
     python apps/retrieve.py query shirt.png                         # 10 nearest, Hamming over the codes
     python apps/retrieve.py query a.png b.png --k 5 --search euclidean --index build/index-modern --json
 
 build: features of every image of a dataset split from a trained model (--model NAME|DIR|FILE, as in
 apps/classify.py; fc7 for AlexNet/VGG, f6 for LeNet-5, the globally pooled last map for ResNet, GoogLeNet
 and NIN), an autoencoder that compresses them into --bits binary codes, and an index directory holding
-codes, features (unless --no-features), labels, ids and the model's metadata.
+codes, features (unless --no-features), labels, ids and the model's metadata. The shipped index
+(saved_models/lenet5-fashion_mnist-retrieval) predates the code noise and the oneDNN default; `build
+--no-features --code-noise 0 --no-onednn` repeats it (identical codes).
 query: the k nearest database images of each IMAGE, by Hamming distance between codes or Euclidean
 distance between features; a PNG per image (the query and its neighbours, with distances) in --output,
 and text or --json (one record per image, as classify.py --json, with "neighbours" nearest first).
@@ -49,6 +51,9 @@ def parse_args(argv):
     b.add_argument("--split", default="train", choices=("train", "test"))
     b.add_argument("--bits", type=int, default=64, help="code length B (32, 64, 128, ...); 0: no codes")
     b.add_argument("--epochs", type=int, default=30, help="autoencoder training epochs")
+    b.add_argument("--code-noise", type=float, default=None,
+                   help="training noise on the autoencoder's standardised code logits (default: "
+                        "keras_cnns.models.autoencoder.CODE_NOISE; 0: none, the model before 2026-11-30)")
     b.add_argument("--no-features", action="store_true", help="keep only the codes (a smaller index)")
     b.add_argument("--feature-dtype", default="float16", choices=("float16", "float32"))
     b.add_argument("--mirror", action="store_true",
@@ -82,6 +87,8 @@ def parse_args(argv):
             p.error("--bits 0 --no-features would leave nothing to search; drop one of them")
         if args.epochs < 1:
             p.error(f"--epochs must be at least 1. Received: --epochs {args.epochs}")
+        if args.code_noise is not None and not args.code_noise >= 0:
+            p.error(f"--code-noise must be 0 or more. Received: --code-noise {args.code_noise}")
     elif args.k < 1:
         p.error(f"--k must be at least 1. Received: --k {args.k}")
     return args
@@ -102,8 +109,8 @@ def build(args):
     try:
         retrieval.build_index(args.model, args.dataset, bits=args.bits, split=args.split, limit=args.limit,
                               output=output, keep_features=not args.no_features, feature_dtype=args.feature_dtype,
-                              epochs=args.epochs, seed=args.seed, data_dir=args.data_dir, mirror=args.mirror,
-                              progress=False if args.quiet else None, log=log)
+                              epochs=args.epochs, code_noise=args.code_noise, seed=args.seed, data_dir=args.data_dir,
+                              mirror=args.mirror, progress=False if args.quiet else None, log=log)
     except ValueError as err:  # a model or dataset that can't be used: one line
         fail(str(err).splitlines()[0])
         return EXIT_BAD_INPUT

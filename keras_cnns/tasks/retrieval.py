@@ -42,8 +42,9 @@ AUTOENCODER_FILE = "autoencoder.keras"
 VECTOR_ENDPOINTS = ("fc7", "f6")       # a network's last hidden vector, preferred in this order
 FEATURE_DTYPES = ("float32", "float16")
 # What must agree for two indexes (or an index and a query model) to be comparable.
-# "mirror" is in an index's metadata only when true, so indexes from before it compare as before.
-IDENTITY_KEYS = ("model", "preprocessing", "endpoint", "feature_dim", "bits", "mirror")
+# "mirror" is in an index's metadata only when true, so indexes from before it compare as before;
+# "code_noise" is there whenever the index has codes (indexes from before it: absent, i.e. no noise).
+IDENTITY_KEYS = ("model", "preprocessing", "endpoint", "feature_dim", "bits", "mirror", "code_noise")
 
 
 class IndexMismatchError(ValueError):
@@ -320,9 +321,13 @@ def standardiser(vectors):
     return mean, np.maximum(std, 1e-2 * float(std.mean()) + 1e-6).astype(np.float32)
 
 
-def train_autoencoder(vectors, bits=64, *, hidden=(512,), epochs=30, batch_size=256, learning_rate=1e-3,
-                      validation_split=0.1, seed=0, output_dir=None, name="features", verbose=0, log=print):
+def train_autoencoder(vectors, bits=64, *, hidden=(512,), code_noise=None, epochs=30, batch_size=256,
+                      learning_rate=1e-3, validation_split=0.1, seed=0, output_dir=None, name="features", verbose=0,
+                      log=print):
     """Trains ``get_model("feature_autoencoder")`` to reconstruct standardised `vectors` through B bits.
+
+    code_noise: the training noise on the code logits (None: the builder's default,
+    keras_cnns.models.autoencoder.CODE_NOISE; 0: none).
 
     keras_cnns.training.fit() trains classifiers on image sources (labels, accuracy, test evaluation);
     an autoencoder on vectors needs none of that, so it trains with model.fit here, under the same
@@ -344,19 +349,22 @@ def train_autoencoder(vectors, bits=64, *, hidden=(512,), epochs=30, batch_size=
     order = np.random.default_rng(seed).permutation(len(x))
     n_val = int(round(len(x) * validation_split)) if len(x) > 10 else 0
     val, train = x[order[:n_val]], x[order[n_val:]]
-    model = get_model("feature_autoencoder", input_shape=(x.shape[1],), bits=int(bits), hidden=hidden)
+    options = {} if code_noise is None else {"code_noise": code_noise}
+    model = get_model("feature_autoencoder", input_shape=(x.shape[1],), bits=int(bits), hidden=hidden, **options)
     model.compile(keras.optimizers.Adam(learning_rate), loss="mse")
+    noise = model.get_layer("code").noise_stddev
     callbacks, state = [], None
     if output_dir:
         os.makedirs(output_dir, exist_ok=True)
         checkpoints = os.path.join(output_dir, "checkpoints")
         shutil.rmtree(checkpoints, ignore_errors=True)  # a new index: never resume another one's codes
         state = cb.RunState(checkpoints, os.path.join(output_dir, "history.csv"),
-                            {"model": "feature_autoencoder", "dataset": name, "bits": int(bits)},
+                            {"model": "feature_autoencoder", "dataset": name, "bits": int(bits),
+                             "code_noise": noise},
                             monitor="val_loss" if n_val else "loss", mode="min")
         callbacks.append(cb.EpochCommitter(state))
     log(f"Autoencoder: {x.shape[1]} -> {bits} bits on {len(train)} vectors ({n_val} validation), "
-        f"{epochs} epochs")
+        f"{epochs} epochs, code noise {noise:g}")
     history = model.fit(train, train, validation_data=(val, val) if n_val else None, epochs=epochs,
                         batch_size=batch_size, shuffle=True, callbacks=callbacks, verbose=verbose)
     rows = state.history if state else [
@@ -543,14 +551,15 @@ def dataset_arrays(dataset, split="train", limit=None, data_dir=None):
 
 
 def build_index(model_source=None, dataset=None, *, bits=64, split="train", limit=None, output=None,
-                keep_features=True, feature_dtype="float16", epochs=30, hidden=(512,), batch_size=256,
-                seed=0, data_dir=None, mirror=False, progress=None, log=print):
+                keep_features=True, feature_dtype="float16", epochs=30, hidden=(512,), code_noise=None,
+                batch_size=256, seed=0, data_dir=None, mirror=False, progress=None, log=print):
     """Features of a dataset split from a trained model, an autoencoder's codes of them, as an index.
 
     Args:
       model_source: anything :func:`keras_cnns.inference.load` takes (default: the shipped LeNet-5).
       dataset: default the one the model was trained on (its metadata).
       bits: code length B; 0 for a Euclidean-only index (no autoencoder).
+      code_noise: the autoencoder's training noise (:func:`train_autoencoder`).
       keep_features: store the real vectors too (for Euclidean search), as `feature_dtype`.
       mirror: vectors averaged with their mirror image's (:func:`extract_features`); queries follow the index.
       output: the index directory (written when given).
@@ -572,9 +581,10 @@ def build_index(model_source=None, dataset=None, *, bits=64, split="train", limi
         index_meta["mirror"] = True
     codes = autoencoder = mean = std = None
     if bits:
-        autoencoder, mean, std, _ = train_autoencoder(features, bits, hidden=hidden, epochs=epochs, seed=seed,
-                                                      output_dir=output, name=f"{meta['model']}-{dataset}",
-                                                      log=log)
+        autoencoder, mean, std, _ = train_autoencoder(features, bits, hidden=hidden, code_noise=code_noise,
+                                                      epochs=epochs, seed=seed, output_dir=output,
+                                                      name=f"{meta['model']}-{dataset}", log=log)
+        index_meta["code_noise"] = autoencoder.get_layer("code").noise_stddev
         codes = encode(autoencoder, features, mean, std)
     index = RetrievalIndex(index_meta, labels, np.arange(len(labels)),
                            features.astype(feature_dtype) if keep_features else None, codes, autoencoder, mean, std)
