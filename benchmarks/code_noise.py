@@ -4,8 +4,8 @@
 
 Krizhevsky and Hinton (2011) add noise to the inputs of the code units while fine-tuning, so that the units
 become bimodal. keras_cnns.models.autoencoder keeps that noise (CODE_NOISE, on batch-standardised logits). This
-script trains the autoencoder twice on one model's mirror-averaged Fashion-MNIST training vectors (the features
-benchmarks/retrieval.py caches, --mirror rows), once with --noise values each, and prints side by side:
+script trains the autoencoder on one model's mirror-averaged Fashion-MNIST training vectors (the features
+benchmarks/retrieval.py caches for its --mirror rows), once for each --noise value, and prints side by side:
 
 - precision@10 of the 10,000 test queries by Hamming distance over the 60,000 training codes;
 - the fraction of code logits within 0.25 standard deviations of their mean (units near 0 are the ones a
