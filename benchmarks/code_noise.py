@@ -45,17 +45,20 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def code_statistics(model, mean, std, database, originals, mirrored, labels, bits, pairs, seed=0):
-    """The statistics of the module docstring for one trained autoencoder (all but precision@10)."""
+def code_statistics(model, mean, std, database, originals, mirrored, labels, bits, pairs, seed=0, codes=None):
+    """The statistics of the module docstring for one trained autoencoder (all but precision@10); ``codes``: the
+    database's packed codes when the caller has them already (else encoded here)."""
     import keras
 
     from keras_cnns.tasks import retrieval as rt
 
-    layer = "code_norm" if "code_norm" in [layer.name for layer in model.layers] else "code_logits"
+    from keras_cnns.models.autoencoder import CODE_NORM_LAYER
+
+    layer = CODE_NORM_LAYER if CODE_NORM_LAYER in [layer.name for layer in model.layers] else "code_logits"
     logits = keras.Model(model.inputs[0], model.get_layer(layer).output).predict(
         (database - mean) / std, batch_size=4096, verbose=0)
     standard = (logits - logits.mean(0)) / np.maximum(logits.std(0), 1e-12)
-    codes = rt.unpack_codes(rt.encode(model, database, mean, std), bits)
+    codes = rt.unpack_codes(rt.encode(model, database, mean, std) if codes is None else codes, bits)
     flips = rt.unpack_codes(rt.encode(model, originals, mean, std), bits) != rt.unpack_codes(
         rt.encode(model, mirrored, mean, std), bits)
     a, b = np.random.default_rng(seed).integers(0, len(codes), (2, pairs))
@@ -83,8 +86,10 @@ def main(argv=None):
         print(f"{label}: {args.bits}-bit autoencoder, code noise {noise:g}", flush=True)
         model, mean, std, _ = rt.train_autoencoder(database, args.bits, code_noise=noise, epochs=args.epochs,
                                                    seed=0, log=lambda *_: None)
-        nearest, _ = rt.knn_hamming(rt.encode(model, queries, mean, std), rt.encode(model, database, mean, std))
-        stats = code_statistics(model, mean, std, database, originals, mirrored, train_y, args.bits, args.pairs)
+        codes = rt.encode(model, database, mean, std)
+        nearest, _ = rt.knn_hamming(rt.encode(model, queries, mean, std), codes)
+        stats = code_statistics(model, mean, std, database, originals, mirrored, train_y, args.bits, args.pairs,
+                                codes=codes)
         rows.append(dict(stats, noise=noise, precision_at_10=float(np.mean(train_y[nearest] == test_y[:, None]))))
     lines = [f"{args.bits}-bit autoencoder codes of {label} vectors (Fashion-MNIST, 60,000 training images; "
              f"{args.epochs} epochs; precision@10 of the 10,000 test queries). Written by "

@@ -158,7 +158,7 @@ def test_the_code_logits_are_standardised_for_the_noise_and_code_noise_0_is_the_
     plain.save(path)
     x = RNG.normal(size=(4, 12)).astype(np.float32)
     np.testing.assert_allclose(keras.saving.load_model(path, compile=False)(x), plain(x), atol=1e-6)
-    with pytest.raises(ValueError, match="code_noise must be a number >= 0"):
+    with pytest.raises(ValueError, match="noise_stddev must be a number >= 0. Received: -0.5"):
         keras_cnns.get_model("feature_autoencoder", input_shape=(12,), code_noise=-0.5)
 
 

@@ -83,3 +83,23 @@ def test_the_task_benchmarks_say_how_each_run_started(tmp_path):
            "train_minutes": 1.0, "inference_images_per_second": 10.0, "parameters": 1, "output": "x",
            "augment": "flip", "backbone": "vgg16_slim", "iou_background": 0.99}
     assert "| fcn8s_vgg16_slim | 12 | flip | vgg16_slim | 2000 | 0.7 |" in bench.write([row], str(tmp_path))
+
+
+def test_code_noise_statistics_of_a_hand_set_encoder_whose_code_is_the_sign_of_the_vector():
+    import keras_cnns
+
+    sys.path.append(os.path.join(ROOT, "benchmarks"))
+    bench = _bench("code_noise")
+    # code logits = the vector itself (identity kernel, no hidden layer): class 0 codes 1111, class 1 codes 0011
+    model = keras_cnns.get_model("feature_autoencoder", input_shape=(4,), bits=4, hidden=(), code_noise=0)
+    model.get_layer("code_logits").set_weights([np.eye(4, dtype=np.float32), np.zeros(4, np.float32)])
+    labels = np.array([0, 1] * 4)
+    database = np.where(labels[:, None] == 0, [1.0, 2.0, 3.0, 5.0], [-1.0, -2.0, 1.0, 1.0]).astype(np.float32)
+    mirrored = database.copy()
+    mirrored[:2, 0] *= -1                      # the mirror image changes bit 0 of two images: 2 of 32 bits
+    originals = 2 * database - mirrored
+    stats = bench.code_statistics(model, 0.0, 1.0, database, originals, mirrored, labels, bits=4, pairs=500)
+    assert stats["same_class"] == 0.0 and stats["other_class"] == 2.0   # codes differ in bits 0 and 1
+    assert stats["balance"] == (0.5, 1.0)                               # bits 0, 1 set for half; 2, 3 for all
+    assert stats["near_zero"] == 0.0                                    # every standardised logit is +-1
+    assert stats["mirror_flips"] == 2 / 32

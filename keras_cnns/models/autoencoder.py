@@ -36,6 +36,7 @@ PAPER = ("Krizhevsky, Hinton 2011, Using very deep autoencoders for content-base
          "(codes for AlexNet's fc7, Krizhevsky et al. 2012 sec. 6.1)")
 BITS = (32, 64, 128)
 CODE_LAYER = "code"
+CODE_NORM_LAYER = "code_norm"   # the batch standardisation of the code logits (models with code noise only)
 CODE_NOISE = 2.0   # standard deviation of the noise on the standardised code logits (in training)
 
 
@@ -61,17 +62,16 @@ def feature_autoencoder(*, input_shape=None, bits=64, hidden=(512,), code_noise=
                          f"Received: input_shape={input_shape!r}")
     if not isinstance(bits, int) or isinstance(bits, bool) or bits < 1:
         raise ValueError(f"feature_autoencoder: bits must be a positive integer. Received: bits={bits!r}")
-    if not isinstance(code_noise, (int, float)) or isinstance(code_noise, bool) or code_noise < 0:
-        raise ValueError(f"feature_autoencoder: code_noise must be a number >= 0. Received: code_noise={code_noise!r}")
     hidden = tuple(int(h) for h in hidden)
     inputs = keras.Input(shape=input_shape, name="vector")
     x = inputs
     for i, width in enumerate(hidden, start=1):
         x = keras.layers.Dense(width, activation="relu", name=f"encoder_fc{i}")(x)
     x = keras.layers.Dense(bits, name="code_logits")(x)
-    if code_noise:
-        x = keras.layers.BatchNormalization(center=False, scale=False, name="code_norm")(x)
-    x = BinaryCode(noise_stddev=code_noise, name=CODE_LAYER)(x)                      # (B,) in {-1, +1}
+    code = BinaryCode(noise_stddev=code_noise, name=CODE_LAYER)                      # checks code_noise
+    if code.noise_stddev:
+        x = keras.layers.BatchNormalization(center=False, scale=False, name=CODE_NORM_LAYER)(x)
+    x = code(x)                                                                      # (B,) in {-1, +1}
     for i, width in enumerate(reversed(hidden), start=1):
         x = keras.layers.Dense(width, activation="relu", name=f"decoder_fc{i}")(x)
     outputs = keras.layers.Dense(input_shape[0], name="reconstruction")(x)
