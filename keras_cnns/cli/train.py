@@ -52,7 +52,8 @@ def parse_args(argv=None):
                    help="train on about N training images and test on at most N (quick checks)")
     p.add_argument("--augment", default="recipe",
                    help="recipe, none, or an augmentation name (keras_cnns.data.AUGMENTATIONS); segmentation "
-                        "models and detectors take none or flip (image with its masks or boxes)")
+                        "models and detectors take none or flip (image with its masks or boxes); FCNs on the scenes also "
+                        "redraw (new training scenes every epoch, flipped)")
     p.add_argument("--backbone-weights", default=None, metavar="PATH",
                    help="FCN and Faster R-CNN models: start the backbone from this trained classifier's .keras file "
                         "(layers copied by name: a VGG-16 of the FCN's width, a ResNet of the detector's); a "

@@ -17,7 +17,8 @@ seed, drawn from the run's seed, so the same seed gives the same augmented image
 Segmentation and detection data move their labels with the image (:func:`joint_augmentation`): only the
 horizontal flip does so here (``JOINT_AUGMENTATIONS``): :func:`random_flip_with_masks` mirrors each image with its
 pixel labels, :func:`random_flip_with_boxes` with its boxes (:func:`flip_boxes`). For the same seed they flip the
-same images as :func:`random_flip`.
+same images as :func:`random_flip`. ``"redraw"`` is the flip on scenes that the Fashion-MNIST scene generator
+draws afresh every epoch (segmentation only; the pipeline, not this module, draws them).
 """
 
 import numpy as np
@@ -25,7 +26,10 @@ import tensorflow as tf
 
 AUGMENTATIONS = (None, "flip", "cifar", "alexnet", "scale_jitter", "scene_items")
 # The AUGMENTATIONS that segmentation and detection pipelines take: the ones that move pixel labels and boxes too.
-JOINT_AUGMENTATIONS = (None, "flip")
+# "redraw" (segmentation of the Fashion-MNIST scenes only): the training scenes drawn afresh by the scene
+# generator every epoch (keras_cnns.data.scenes.redrawn_examples), then flipped as "flip".
+JOINT_AUGMENTATIONS = (None, "flip", "redraw")
+REDRAW = "redraw"
 _LABELS = {"segmentation": "pixel labels", "detection": "boxes"}
 PCA_ALPHA_STD = 0.1
 
@@ -109,6 +113,9 @@ def joint_augmentation(augment, task):
                if augment in AUGMENTATIONS else "it is no augmentation name")
         raise ValueError(f"{task} data takes augment= one of {JOINT_AUGMENTATIONS} (the horizontal flip moves the "
                          f"{labels} with the image); not {augment!r}: {why}. Received: augment={augment!r}")
+    if augment == REDRAW and task != "segmentation":
+        raise ValueError(f"augment={REDRAW!r} (new Fashion-MNIST scenes every epoch) is for segmentation training; "
+                         f"{task} data takes None or 'flip'. Received: augment={augment!r}")
     if augment is None:
         return None
     return random_flip_with_masks if task == "segmentation" else random_flip_with_boxes

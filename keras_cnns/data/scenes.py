@@ -32,7 +32,7 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from keras_cnns.data.augment import augment_batches, joint_augmentation
+from keras_cnns.data.augment import REDRAW, augment_batches, joint_augmentation
 from keras_cnns.data.pipeline import split_indices
 from keras_cnns.data.preprocessing import Preprocessing
 from keras_cnns.data.sources import FASHION_MNIST_CLASSES, Source, load_source
@@ -237,6 +237,41 @@ def generate(split="train", count=None, seed=None, source=None):
     return out
 
 
+# The stream of redrawn scenes: scene generators (split seed, REDRAW_STREAM, key), never one of a fixed split's.
+REDRAW_STREAM = 1
+
+
+def redrawn_examples(split="train", count=None, seed=0, source=None):
+    """A tf.data.Dataset of ``count`` (uint8 image (128, 128, 1), uint8 mask (128, 128)) scenes of a split's
+    specification and items, new ones every time it is iterated (every epoch of ``model.fit``).
+
+    The ``augment="redraw"`` of segmentation training: the split's fixed scenes place each training item about
+    half a time (10,000 scenes of 54,000 items); redrawn, an item is seen at new sizes and places, beside new
+    neighbours, every epoch. Scene j of an iteration comes from the generator ``default_rng((split seed,
+    REDRAW_STREAM, key_j))``, the keys drawn from ``seed`` anew each iteration (``tf.data.Dataset.random``), so
+    the same seed gives the same scenes epoch by epoch. Nothing changes the specification or the split's own
+    fixed scenes (``generate``); use it for a training split only.
+    """
+    spec = _spec(split)
+    count = spec.size if count is None else int(count)
+    images, labels = _items(source, spec.item_split)
+    pool = item_pool(split, len(labels))
+
+    def draw(key):
+        rng = np.random.default_rng((spec.seed, REDRAW_STREAM, int(key) % 2 ** 63))
+        image, mask, _, _ = make_scene(rng, images, labels, pool)
+        return image[..., None], mask
+
+    def scene(key):
+        image, mask = tf.numpy_function(draw, [key], (tf.uint8, tf.uint8), stateful=False)
+        image.set_shape((CANVAS, CANVAS, 1))
+        mask.set_shape((CANVAS, CANVAS))
+        return image, mask
+
+    keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(count)
+    return keys.map(scene, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
 def _spec(split):
     if split not in SPLITS:
         raise ValueError(f"split must be one of {tuple(SPLITS)}. Received: split={split!r}")
@@ -288,6 +323,10 @@ def scene_dataset(scenes, task="segmentation", preprocessing=None, batch_size=32
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}. Received: task={task!r}")
     random = joint_augmentation(augment, task)
+    if augment == REDRAW:
+        raise ValueError(f"A SceneSet holds fixed scenes; augment={REDRAW!r} draws new ones every epoch: use "
+                         f"keras_cnns.data.segmentation_dataset(load_segmentation('fashion_mnist_scenes'), 'train', "
+                         f"augment={REDRAW!r}) or training.fit. Received: augment={augment!r}")
     if isinstance(scenes, str):
         scenes = generate(scenes)
     prep = scene_preprocessing() if preprocessing is None else preprocessing

@@ -92,6 +92,12 @@ class SceneSegmentationSource(SegmentationSource):
         s = self.scene_set(split)
         return tf.data.Dataset.from_tensor_slices((s.images, s.masks))
 
+    def redrawn_examples(self, split, seed=0):
+        """``size(split)`` scenes of the split's specification and items, drawn afresh every epoch
+        (:func:`keras_cnns.data.scenes.redrawn_examples`: ``augment="redraw"``)."""
+        self._check_split(split)
+        return self._scenes.redrawn_examples(split, self.size(split), seed=seed, source=self._source)
+
 
 class FolderPairSource(SegmentationSource):
     """Image/mask folder pairs (see the module docstring). Every pair is checked when the source is opened:
@@ -307,15 +313,21 @@ def segmentation_batches(examples, preprocessing, batch_size=32, shuffle=False, 
     Order: resize image (the Preprocessing's way) and mask (nearest) -> cache -> shuffle (seeded, each epoch) ->
     batch -> ``augment`` (None or "flip": image and mask mirrored together, each image its own draw from one
     stateless seed per batch per epoch, drawn from ``seed``) -> normalise -> prefetch. Give ``augment`` to the
-    training split only.
+    training split only. With ``augment="redraw"`` the examples are new every epoch
+    (:meth:`SceneSegmentationSource.redrawn_examples`): neither cached nor shuffled, then flipped.
     """
     prep = preprocessing
     random = aug.joint_augmentation(augment, "segmentation")
+    redrawn = augment == aug.REDRAW
 
     def fixed(image, mask):
         return prep.resize_images(prep.convert_channels(image)), resize_mask(mask, prep)
 
-    ds = examples.map(fixed, num_parallel_calls=AUTOTUNE, deterministic=True).cache()
+    ds = examples.map(fixed, num_parallel_calls=AUTOTUNE, deterministic=True)
+    if redrawn:
+        shuffle = False
+    else:
+        ds = ds.cache()
     if shuffle:
         ds = ds.shuffle(size or 10_000, seed=seed, reshuffle_each_iteration=True)
     ds = aug.augment_batches(ds.batch(batch_size, drop_remainder=drop_remainder), random, seed)
@@ -342,11 +354,15 @@ def default_preprocessing(source, size=None):
 def segmentation_dataset(source, split, preprocessing=None, batch_size=32, shuffle=False, seed=0,
                          drop_remainder=False, augment=None):
     """Batches of (float32 image (B, H, W, C), int32 mask (B, H, W)) of one split of a :class:`SegmentationSource`
-    (``preprocessing`` defaults to :func:`default_preprocessing`; ``augment`` None or "flip", for the training
-    split, see :func:`segmentation_batches`)."""
+    (``preprocessing`` defaults to :func:`default_preprocessing`; ``augment`` None, "flip" or, for the scenes,
+    "redraw", for the training split, see :func:`segmentation_batches`)."""
     if preprocessing is None:
         preprocessing = default_preprocessing(source)
+    if augment == aug.REDRAW and not isinstance(source, SceneSegmentationSource):
+        raise ValueError(f"augment={aug.REDRAW!r} draws new Fashion-MNIST scenes every epoch: it needs the "
+                         f"{SCENES!r} source; for other data use 'flip'. Received: {source.name}")
+    examples = source.redrawn_examples(split, seed) if augment == aug.REDRAW else source.examples(split)
     # the count stated, as for classification (data.pipeline.counted_examples): Keras's steps come from it
-    examples = source.examples(split).apply(tf.data.experimental.assert_cardinality(source.size(split)))
+    examples = examples.apply(tf.data.experimental.assert_cardinality(source.size(split)))
     return segmentation_batches(examples, preprocessing, batch_size, shuffle=shuffle, seed=seed,
                                 size=source.size(split), drop_remainder=drop_remainder, augment=augment)

@@ -504,7 +504,8 @@ def fit(model, dataset=None, *, epochs=None, batch_size=None, recipe="paper", pr
       data_dir: where the dataset's files are (see keras_cnns.data.load_source).
       input_shape: default the model's own (LeNet-5: 32x32x1; 28x28 images are padded).
       augment: "recipe" (the recipe's augmentation), None, or a keras_cnns.data.AUGMENTATIONS name; segmentation
-        and detection models take None or "flip" (image and masks or boxes mirrored together, training split only).
+        and detection models take None or "flip" (image and masks or boxes mirrored together, training split only),
+        FCNs on the Fashion-MNIST scenes also "redraw" (new training scenes every epoch, flipped: docs/data.md).
       validation_split: fraction of the training split held out (seeded) for validation.
       limit: train on about this many training images, validate and test on at most this many (quick runs).
       resume: continue from checkpoints/ in the output directory if an earlier run left some.
