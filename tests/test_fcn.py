@@ -88,6 +88,19 @@ def test_backbone_from_a_vgg16_classifier_copies_convolutions_and_reshapes_fc6_f
     np.testing.assert_array_equal(model.get_layer("fc7").kernel[0, 0], classifier.get_layer("fc7").kernel)
 
 
+def test_a_32x32_classifiers_fc6_over_a_1x1_pool5_becomes_the_centre_tap_and_computes_the_same():
+    classifier = keras_cnns.get_model("vgg16_slim", num_classes=10)          # 32x32x1: pool5 is 1x1x64
+    model = keras_cnns.get_model("fcn8s_vgg16_slim", input_shape=(None, None, 1), num_classes=11,
+                                 backbone_weights=classifier)
+    kernel = np.asarray(model.get_layer("fc6").kernel)                       # (7, 7, 64, 512)
+    np.testing.assert_array_equal(kernel[3, 3], classifier.get_layer("fc6").kernel)
+    assert not np.delete(kernel.reshape(49, 64, 512), 24, axis=0).any()     # every other tap zero
+    x = _images(32, 32)
+    ours = keras.Model(model.inputs, model.get_layer("fc7").output)(x)      # 1x1 map at the trained size
+    theirs = keras.Model(classifier.inputs, classifier.get_layer("fc7").output)(x)
+    np.testing.assert_allclose(np.asarray(ours)[:, 0, 0], theirs, atol=1e-5)
+
+
 def test_a_backbone_of_another_family_is_refused():
     with pytest.raises(ValueError, match="shares no convolution"):
         keras_cnns.get_model("fcn32s_vgg16_slim", num_classes=3,

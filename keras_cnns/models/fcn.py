@@ -25,7 +25,8 @@ Deviations from the paper:
     layers start at zero (the paper zero-initialises score_fr and the skip scores);
   * the ``_slim`` variants are not in the paper.
 The backbone can start from a trained VGG classifier's weights (``backbone_weights=``, the paper's way):
-convolutions are copied by name and a Dense fc6/fc7 is reshaped into the convolution.
+convolutions are copied by name and a Dense fc6/fc7 is reshaped into the convolution (a classifier whose pool5
+is 1x1, as the 32x32 vgg16_slim, gives fc6 as the convolution's centre tap).
 """
 
 import keras
@@ -105,7 +106,9 @@ def _fcn(*, spec_name, skips, width, input_shape, num_classes, include_top, pool
 
 def load_backbone(model, source):
     """Copies a trained VGG classifier's weights into an FCN (the paper's start): every convolution by
-    name, fc6/fc7 from Dense layers reshaped to (k, k, C, units) in Flatten's order when the shapes allow.
+    name, fc6/fc7 from Dense layers reshaped to (k, k, C, units) in Flatten's order when the shapes allow; a
+    Dense fc6 over a 1x1 pool5 map (a classifier trained at 32x32, as vgg16_slim) becomes the centre tap of the
+    kxk fc6, the other taps zero (the same function at every cell).
 
     `source` is a keras.Model or the path of a .keras file of a VGG-D classifier without batch norm (vgg16, or a
     trunk of the same width): the batch-norm variants (vgg16_bn, vgg_cifar) have convolutions without a bias and
@@ -123,9 +126,17 @@ def load_backbone(model, source):
         if len(values) == 2 and len(expected) == 2 and values[0].ndim == 2 and len(expected[0]) == 4:
             kernel = values[0]
             k_h, k_w, channels, units = expected[0]
-            if kernel.shape != (k_h * k_w * channels, units):
+            if kernel.shape == (k_h * k_w * channels, units):
+                kernel = kernel.reshape(k_h, k_w, channels, units)
+            elif kernel.shape == (channels, units) and k_h % 2 and k_w % 2:
+                # a Dense over a 1x1 pool5 (a classifier trained at 32x32): the "same" kxk convolution whose
+                # centre tap is that kernel and every other tap zero computes it at every cell
+                centred = np.zeros(expected[0], kernel.dtype)
+                centred[k_h // 2, k_w // 2] = kernel
+                kernel = centred
+            else:
                 continue  # a Dense fc6 trained on another map size: left at its initial values
-            values = [kernel.reshape(k_h, k_w, channels, units), values[1]]
+            values = [kernel, values[1]]
         if [tuple(np.shape(v)) for v in values] != expected:
             raise ValueError(
                 f"{model.name}: layer {layer.name} has weights of shapes {expected}, the backbone's has "
