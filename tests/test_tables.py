@@ -61,10 +61,20 @@ def test_segmentation_benchmark_tables_say_whether_the_papers_order_and_the_targ
     assert readme.read_text() == f"a\n{bench.BEGIN}\nnew table\n{bench.END}\nb\n"
     rows[1]["mean_iou"] = 0.7
     bench.write(rows, str(tmp_path))
-    kept = bench.earlier_rows(str(tmp_path), skip=["fcn8s_vgg16_slim"])  # a run of FCN-8s alone keeps the others
-    assert [r["model"] for r in kept] == ["fcn32s_vgg16_slim", "fcn16s_vgg16_slim"]
+    kept = bench.earlier_rows(str(tmp_path))
+    assert [r["model"] for r in kept] == list(bench.MODELS)
     assert kept[1]["mean_iou"] == 0.7 and kept[0]["iou_Bag"] is None and kept[0]["iou_background"] == 0.99
-    assert bench.earlier_rows(str(tmp_path / "none"), skip=[]) == []
+    assert bench.earlier_rows(str(tmp_path / "none")) == []
+    # a new FCN-8s run of the same setting replaces its row; one of another setting is added beside it
+    again = dict(rows[2], mean_iou=0.74)
+    assert [r["mean_iou"] for r in bench.replace(kept, again)] == [0.61, 0.7, 0.74]
+    longer = dict(rows[2], mean_iou=0.78, epochs=30, augment="redraw", backbone="vgg16_slim")
+    both = bench.replace(kept, longer)
+    assert [r["mean_iou"] for r in both] == [0.61, 0.7, 0.76, 0.78]
+    text = bench.write(both, str(tmp_path))
+    assert "FCN-8s (none, scratch, 12 epochs): holds (0.61 < 0.7 < 0.76)" in text
+    assert "Best FCN-8s mean IoU 0.78 (redraw, vgg16_slim, 30 epochs) against the target 0.75: met" in text
+    assert "| class | fcn32s_vgg16_slim (none, scratch, 12 epochs) |" in text
 
 
 def test_the_task_benchmarks_say_how_each_run_started(tmp_path):
