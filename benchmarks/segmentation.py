@@ -7,6 +7,8 @@ accuracy, CPU training time and inference images/s (a benchmark, not a test).
     python benchmarks/segmentation.py --write-readme README.md
     python benchmarks/segmentation.py --models fcn8s_vgg16_slim --augment flip --backbone-weights
         runs/vgg16_slim/model.keras                   # flipped scenes, from a trained vgg16_slim classifier
+    python benchmarks/segmentation.py --from-csv A/segmentation.csv B/segmentation.csv --write-readme README.md
+                                                      # measure nothing: earlier runs' rows in one table
 
 Each model is trained by keras_cnns.training.fit (= `python apps/train.py --model fcn8s_vgg16_slim --recipe fast`)
 on the 10,000 training scenes and evaluated on the 2,000 test scenes (docs/data.md, "Scenes"; the specification
@@ -34,6 +36,10 @@ BEGIN, END = "<!-- segmentation-table: written by benchmarks/segmentation.py -->
 def parse_args(argv=None):
     p = training_benchmark_parser(__doc__, "segmentation", SHIPPED, "segment.py")
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    p.add_argument("--from-csv", nargs="+", default=None, metavar="CSV",
+                   help="measure nothing: the rows of these earlier runs' segmentation.csv files (a later file's "
+                        "row replaces an earlier one of the same model and setting) into --results' tables (and "
+                        "--write-readme)")
     return p.parse_args(argv)
 
 
@@ -116,12 +122,12 @@ def write(rows, folder):
     return text
 
 
-def earlier_rows(folder):
+def earlier_rows(folder, filename="segmentation.csv"):
     """The rows of segmentation.csv in `folder`: a new run replaces the row of its own model and setting only,
     so the table keeps the other models' and the other settings' measured rows."""
     import pandas as pd
 
-    path = os.path.join(folder, "segmentation.csv")
+    path = os.path.join(folder, filename)
     if not os.path.exists(path):
         return []
     table = pd.read_csv(path)
@@ -130,14 +136,22 @@ def earlier_rows(folder):
 
 
 def replace(rows, new):
-    """`rows` without any row of `new`'s model and setting, then `new`."""
-    return [r for r in rows if (r["model"], setting(r)) != (new["model"], setting(new))] + [new]
+    """`rows` with `new` in the place of the row of its model and setting, or after them when there is none."""
+    key = (new["model"], setting(new))
+    at = [i for i, r in enumerate(rows) if (r["model"], setting(r)) == key]
+    return [new if i == at[0] else r for i, r in enumerate(rows) if i not in at[1:]] if at else rows + [new]
 
 
 def main(argv=None):
     args = parse_args(argv)
-    rows = [] if args.smoke else earlier_rows(args.results)
-    for name in args.models:
+    if args.from_csv:
+        rows = []
+        for path in args.from_csv:
+            for row in earlier_rows(os.path.dirname(os.path.abspath(path)), os.path.basename(path)):
+                rows = replace(rows, row)
+        text = write(rows, args.results)
+    rows = [] if args.smoke or args.from_csv else earlier_rows(args.results)
+    for name in ([] if args.from_csv else args.models):
         print(f"== {name}", flush=True)
         rows = replace(rows, run(name, args))
         text = write(rows, args.work if args.smoke else args.results)  # after every model: a killed run keeps what it measured

@@ -75,6 +75,16 @@ def test_segmentation_benchmark_tables_say_whether_the_papers_order_and_the_targ
     assert "FCN-8s (none, scratch, 12 epochs): holds (0.61 < 0.7 < 0.76)" in text
     assert "Best FCN-8s mean IoU 0.78 (redraw, vgg16_slim, 30 epochs) against the target 0.75: met" in text
     assert "| class | fcn32s_vgg16_slim (none, scratch, 12 epochs) |" in text
+    # --from-csv measures nothing: two runs' files in one table, a later file's row replacing the same setting's
+    first, second = tmp_path / "first", tmp_path / "second"
+    bench.write(rows, str(first))
+    bench.write([longer, dict(rows[0], mean_iou=0.6)], str(second))
+    assert bench.main(["--from-csv", str(first / "segmentation.csv"), str(second / "segmentation.csv"),
+                       "--results", str(tmp_path / "merged")]) == 0
+    merged = bench.earlier_rows(str(tmp_path / "merged"))
+    assert [(r["model"], r["mean_iou"]) for r in merged] == [
+        ("fcn32s_vgg16_slim", 0.6), ("fcn16s_vgg16_slim", 0.7), ("fcn8s_vgg16_slim", 0.76),
+        ("fcn8s_vgg16_slim", 0.78)]
 
 
 def test_the_task_benchmarks_say_how_each_run_started(tmp_path):
