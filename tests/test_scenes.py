@@ -65,6 +65,20 @@ def test_pixels_labels_and_boxes_follow_the_specification(fashion, split):
     assert made.masks.max() <= 10 and set(np.unique(made.masks)) - {0} <= set(range(1, 11))
 
 
+def test_item_masks_show_each_item_where_no_later_item_covers_it(fashion):
+    test = scenes.generate("test", 40, source=fashion)
+    images = fashion.arrays("test")[0][..., 0]
+    for i in range(len(test)):
+        scene = test[i]
+        visible = scenes.item_masks(scene, images)
+        assert visible.shape == (len(scene.classes), 128, 128)
+        assert (visible.sum(0) <= 1).all()                           # one item per pixel, the topmost
+        np.testing.assert_array_equal(visible.any(0), scene.mask > 0)
+        for j, c in enumerate(scene.classes):
+            assert (scene.mask[visible[j]] == c).all()
+        assert visible[-1].any()                                     # the last item drawn is never covered
+
+
 def test_items_are_inside_sized_32_to_64_and_overlap_at_most_iou_0_3(many):
     assert 1 <= many.num_objects.min() and many.num_objects.max() <= 4
     for i in range(len(many)):

@@ -123,3 +123,20 @@ def test_code_noise_statistics_of_a_hand_set_encoder_whose_code_is_the_sign_of_t
     assert stats["balance"] == (0.5, 1.0)                               # bits 0, 1 set for half; 2, 3 for all
     assert stats["near_zero"] == 0.0                                    # every standardised logit is +-1
     assert stats["mirror_flips"] == 2 / 32
+
+
+def test_items_are_classified_whole_by_the_probabilities_summed_over_their_visible_pixels(fashion):
+    from keras_cnns.data import scenes
+
+    sys.path.append(os.path.join(ROOT, "benchmarks"))
+    bench = _bench("segmentation_errors")
+    test = scenes.generate("test", 12, source=fashion)
+    images = fashion.arrays("test")[0][..., 0]
+    truth = np.eye(11, dtype=np.float32)[test.masks]                  # the true class at every pixel
+    votes = bench.item_votes([test[i] for i in range(12)], truth, images)
+    shown = sum(int(v.any()) for i in range(12) for v in scenes.item_masks(test[i], images))
+    assert votes.sum() == shown and np.trace(votes) == shown          # every item right
+    everywhere_bag = np.zeros_like(truth)
+    everywhere_bag[..., 9] = 1.0                                       # "Bag" on every pixel
+    votes = bench.item_votes([test[i] for i in range(12)], everywhere_bag, images)
+    assert (votes[:, 9] == votes.sum(1)).all() and votes[9, 9] == votes[9].sum()
