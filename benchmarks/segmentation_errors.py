@@ -10,7 +10,8 @@ would give, so what is still missing is confusion between classes); "true classe
 item pixel it finds given its true class: what is still missing is extent, pixels missed or claimed). Then
 each item as a whole: the class whose probabilities summed over the item's visible pixels are largest
 (keras_cnns.data.scenes.item_masks), right or wrong, per class: how well the model recognises items, next to a
-classifier's accuracy. Writes <output>/segmentation_errors.{csv,md} and segmentation_items.csv.
+classifier's accuracy. A fourth mask is the model's own with its probabilities averaged with the mirror
+image's (apps/segment.py --mirror: what the test-time average gains). Writes <output>/segmentation_errors.{csv,md} and segmentation_items.csv.
 """
 
 import os
@@ -27,6 +28,7 @@ import numpy as np  # noqa: E402
 
 MASKS = {"predicted": "the model's mask", "true_extent": "true extent, the model's classes",
          "true_classes": "the model's extent, true classes"}
+MIRRORED = "the model's mask, averaged with the mirror image's (segment.py --mirror)"
 
 
 def parse_args(argv=None):
@@ -67,7 +69,7 @@ def main(argv=None):
     source = load_segmentation("fashion_mnist_scenes", counts={"test": args.scenes} if args.scenes else None)
     names = source.class_names
     k = len(names)
-    matrices = {m: np.zeros((k, k), np.int64) for m in MASKS}
+    matrices = {m: np.zeros((k, k), np.int64) for m in list(MASKS) + ["mirrored"]}
     test_scenes, first = source.scene_set("test"), 0
     item_images = load_source("fashion_mnist").arrays(scenes.SPLITS["test"].item_split)[0][..., 0]
     items = np.zeros((k, k), np.int64)   # true class x the class of the summed probabilities, per item
@@ -76,10 +78,13 @@ def main(argv=None):
         probabilities = seg.pixel_probabilities(model, images)
         for m, mask in seg.error_split(labels, probabilities).items():
             matrices[m] += seg.confusion_matrix(labels, mask, k)
+        mirrored = seg.pixel_probabilities(model, images, mirror=True)
+        matrices["mirrored"] += seg.confusion_matrix(labels, np.argmax(mirrored, -1), k)
         items += item_votes([test_scenes[first + b] for b in range(len(labels))], probabilities, item_images)
         first += len(labels)
-    scores = {m: seg.summarize(matrices[m], names) for m in MASKS}
-    table = pd.DataFrame([{"mask": MASKS[m], "mean_iou": round(s["mean_iou"], 4),
+    scores = {m: seg.summarize(matrices[m], names) for m in matrices}
+    labels_of = dict(MASKS, mirrored=MIRRORED)
+    table = pd.DataFrame([{"mask": labels_of[m], "mean_iou": round(s["mean_iou"], 4),
                            "pixel_accuracy": round(s["pixel_accuracy"], 4),
                            **{n: round(v, 4) for n, v in s["per_class_iou"].items() if v is not None}}
                           for m, s in scores.items()])

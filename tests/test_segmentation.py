@@ -60,6 +60,18 @@ def test_the_keras_mean_iou_metric_agrees_with_the_confusion_matrix():
     assert float(metric.result()) == pytest.approx(expected["mean_iou"], abs=1e-6)
 
 
+def test_the_mirror_average_puts_each_pixels_mirrored_output_back_in_place():
+    def column(x):       # the column index at every pixel: mirrored and put back, column j averages j and W-1-j
+        return np.broadcast_to(np.arange(x.shape[2], dtype=np.float32)[None, None, :, None], x.shape[:3] + (2,))
+
+    def per_pixel(x):    # a function of each pixel alone gives what it gave without the mirror
+        return np.concatenate([x, -x], -1)
+
+    np.testing.assert_array_equal(seg.mirror_average(column, np.zeros((3, 4, 7, 1))), np.full((3, 4, 7, 2), 3.0))
+    x = np.random.default_rng(0).normal(size=(2, 5, 6, 1)).astype(np.float32)
+    np.testing.assert_allclose(seg.mirror_average(per_pixel, x), per_pixel(x), atol=1e-7)
+
+
 def test_masks_are_written_as_8_bit_class_indices(tmp_path):
     mask = np.array([[0, 3], [10, 1]], np.uint8)
     seg.write_mask(mask, tmp_path / "m.png")
@@ -176,10 +188,15 @@ def test_the_fcn_exports_with_a_dynamic_size_and_its_tflite_gives_the_keras_mask
         pixels = np.asarray(Image.fromarray(image[..., 0]).resize(size[::-1]))[..., None]
         expected, _ = seg.segment(reference, pixels)
         assert expected.shape == size and len(np.unique(expected)) > 1
+        mirrored, probabilities = seg.segment(reference, pixels, mirror=True)   # --mirror: two passes averaged
+        _, plain = seg.segment(reference, pixels)
+        _, of_mirror = seg.segment(reference, np.ascontiguousarray(pixels[:, ::-1]))
+        np.testing.assert_allclose(probabilities, (plain + of_mirror[:, ::-1]) / 2, atol=1e-6)
         for runner in runners:
             mask, _ = seg.segment(runner, pixels)
             assert mask.shape == size
             assert np.mean(mask == expected) >= 0.99, runner.kind
+            assert np.mean(seg.segment(runner, pixels, mirror=True)[0] == mirrored) >= 0.99, runner.kind
         assert seg.segment(inference.load(int8["artifact"]), pixels)[0].shape == size
     Image.fromarray(image[..., 0]).save(tmp_path / "scene.png")
     proc = _segment(str(tmp_path / "scene.png"), "--model", lite["artifact"], "--output", str(tmp_path / "o"),

@@ -4,6 +4,7 @@
     python apps/segment.py photos/ --output masks/ --json            # every image of a folder, JSON records
     python apps/segment.py scene.png --model saved_models/fcn32s_vgg16_slim-fashion_mnist_scenes
     python apps/segment.py scene.png --model build/exports/fcn8s_vgg16_slim-fashion_mnist_scenes/tflite/model.tflite
+    python apps/segment.py scene.png --mirror                        # averaged with the mirror image's probabilities
 
 For each image it writes <stem>.mask.png (8-bit, the image's width and height, pixel value = class index,
 0 = background) and <stem>.overlay.png (the image with the classes' colours and a legend) into --output.
@@ -35,6 +36,9 @@ def parse_args(argv):
                         f"{DEFAULT_MODEL}, the shipped FCN-8s)")
     p.add_argument("--output", default=DEFAULT_OUTPUT, help=f"folder for the PNGs (default: {DEFAULT_OUTPUT}/)")
     p.add_argument("--json", action="store_true", help="one JSON record per image instead of text")
+    p.add_argument("--mirror", action="store_true",
+                   help="average each image's per-pixel probabilities with its mirror image's (two passes; "
+                        "what it gains: benchmarks/segmentation_errors.py)")
     p.add_argument("--max-pixels", type=int, default=None,
                    help="refuse images with more pixels than this (default: keras_cnns.inference.MAX_PIXELS)")
     return p.parse_args(argv)
@@ -59,7 +63,7 @@ def main(argv=None):
     records = []
     failed = results.FailureLog(fail)
     for path, image in inference.iter_images(paths, limit, on_error=failed):
-        mask, _ = segmentation.segment(predictor, image)
+        mask, _ = segmentation.segment(predictor, image, mirror=args.mirror)
         stem = os.path.join(args.output, os.path.splitext(os.path.basename(path))[0])
         mask_path, overlay_path = f"{stem}.mask.png", f"{stem}.overlay.png"
         segmentation.write_mask(mask, mask_path)

@@ -62,22 +62,35 @@ def summarize(matrix, class_names):
     }
 
 
-def evaluate(model, dataset, class_names):
-    """:func:`summarize` of a model over a dataset of (images (B, H, W, C), masks (B, H, W)) batches."""
+def evaluate(model, dataset, class_names, mirror=False):
+    """:func:`summarize` of a model over a dataset of (images (B, H, W, C), masks (B, H, W)) batches
+    (``mirror``: of the probabilities averaged with the mirror image's, :func:`pixel_probabilities`)."""
     k = len(class_names)
     matrix = np.zeros((k, k), np.int64)
     for images, masks in dataset:
-        matrix += confusion_matrix(np.asarray(masks), np.argmax(pixel_probabilities(model, images), -1), k)
+        matrix += confusion_matrix(np.asarray(masks), np.argmax(pixel_probabilities(model, images, mirror), -1), k)
     return summarize(matrix, class_names)
 
 
-def pixel_probabilities(model, images):
+def pixel_probabilities(model, images, mirror=False):
     """The per-pixel class probabilities (B, H, W, K) of a batch, as a NumPy array (a training graph's aux
-    outputs dropped)."""
-    probabilities = model(images, training=False)
-    if isinstance(probabilities, dict):
-        probabilities = probabilities["predictions"]
-    return np.asarray(probabilities)
+    outputs dropped). ``mirror``: the mean of the images' probabilities and their mirror images' probabilities
+    mirrored back (left-right; a test-time average, not in the FCN paper; models trained with flips gain most)."""
+    def predict(x):
+        probabilities = model(x, training=False)
+        if isinstance(probabilities, dict):
+            probabilities = probabilities["predictions"]
+        return np.asarray(probabilities)
+
+    return mirror_average(predict, images) if mirror else predict(images)
+
+
+def mirror_average(predict, images):
+    """(predict(images) + predict(the images mirrored left-right), mirrored back) / 2 for per-pixel outputs
+    (B, H, W, K) of a function on (B, H, W, C) batches."""
+    images = np.asarray(images)
+    mirrored = np.asarray(predict(np.ascontiguousarray(images[:, :, ::-1])))[:, :, ::-1]
+    return (np.asarray(predict(images)) + mirrored) / 2
 
 
 def error_split(labels, probabilities, background=0):
@@ -102,15 +115,16 @@ def error_split(labels, probabilities, background=0):
             "true_classes": np.where(on_item & (predicted != background), labels, predicted)}
 
 
-def segment(predictor, image):
+def segment(predictor, image, mirror=False):
     """A uint8 image (H, W, C) of any size -> (uint8 mask (H, W), float32 probabilities (H, W, K)).
 
     ``predictor`` is a keras_cnns.inference Predictor of a segmentation model: the image is brought to the
     model's channels and normalised as in training, but keeps its own size (an FCN takes any size).
+    ``mirror``: the probabilities averaged with the mirror image's (:func:`pixel_probabilities`).
     """
     prep = predictor.preprocessing
-    x = prep.normalize(prep.convert_channels(np.asarray(image)))
-    probabilities = np.asarray(predictor.predict(np.asarray(x, np.float32)[None]))[0]
+    x = np.asarray(prep.normalize(prep.convert_channels(np.asarray(image))), np.float32)[None]
+    probabilities = np.asarray(mirror_average(predictor.predict, x) if mirror else predictor.predict(x))[0]
     if probabilities.shape[:2] != np.asarray(image).shape[:2]:
         raise ValueError(f"{predictor.source}: the model gave a {probabilities.shape[:2]} map for a "
                          f"{np.asarray(image).shape[:2]} image; is it a segmentation model (an FCN)?")
