@@ -255,6 +255,6 @@ def test_vgg16_slim_is_the_classifier_twin_of_the_slim_fcns_backbone():
     net = keras_cnns.get_model("fcn8s_vgg16_slim", input_shape=(None, None, 1), num_classes=11)
     copied = fcn.load_backbone(net, classifier)
     assert [name for name in copied if name.startswith("block")] == [conv.name for conv in _convs(classifier)]
-    assert "fc7" in copied and "fc6" not in copied   # fc6 saw a 1x1 pool5 map; the FCN's fc6 is 7x7
+    assert "fc7" in copied and "fc6" in copied   # fc6 saw a 1x1 pool5 map: the centre tap of the FCN's 7x7 fc6
     for conv in _convs(classifier):
         np.testing.assert_array_equal(net.get_layer(conv.name).get_weights()[0], conv.get_weights()[0])
