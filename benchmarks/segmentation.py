@@ -110,8 +110,8 @@ def write(rows, folder):
     table = table.reindex(columns=list(dict.fromkeys(list(table.columns) + main_cols)))
     iou_cols = [c for c in table.columns if c.startswith("iou_")]
     by_run = table[iou_cols].T
-    by_run.columns = [r["model"] if len({setting(x) for x in rows}) == 1 else f"{r['model']} ({_label(setting(r))})"
-                      for r in rows]
+    several = len({setting(r) for r in rows}) > 1
+    by_run.columns = [f"{r['model']} ({_label(setting(r))})" if several else r["model"] for r in rows]
     by_run.index = [c[len("iou_"):] for c in iou_cols]
     text = ("Mean IoU over the 11 classes (background included), pixel accuracy, CPU training time and inference "
             "images/s on the scene test split:\n\n" + markdown_table(table[main_cols]) +

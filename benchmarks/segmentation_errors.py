@@ -78,7 +78,7 @@ def main(argv=None):
         probabilities = seg.pixel_probabilities(model, images)
         for m, mask in seg.error_split(labels, probabilities).items():
             matrices[m] += seg.confusion_matrix(labels, mask, k)
-        mirrored = seg.pixel_probabilities(model, images, mirror=True)
+        mirrored = seg.pixel_probabilities(model, images, mirror=True, plain=probabilities)
         matrices["mirrored"] += seg.confusion_matrix(labels, np.argmax(mirrored, -1), k)
         items += item_votes([test_scenes[first + b] for b in range(len(labels))], probabilities, item_images)
         first += len(labels)

@@ -11,7 +11,8 @@ import numpy as np
 from keras_cnns import metadata
 from keras_cnns.data.preprocessing import Preprocessing
 
-FASHION_DIR = "/usr/share/datasets/fashion-mnist"
+from _fashion import FASHION_DIR
+
 CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                "Ankle boot"]
 

@@ -15,9 +15,8 @@ from PIL import Image
 from keras_cnns import data
 from keras_cnns.data import sources
 
-FASHION_DIR = "/usr/share/datasets/fashion-mnist"
-needs_fashion = pytest.mark.skipif(not os.path.isdir(FASHION_DIR),
-                                   reason="apt-get install dataset-fashion-mnist")
+from _fashion import FASHION_DIR, needs_fashion
+
 pytestmark = pytest.mark.usefixtures("stats_in_tmp")
 
 

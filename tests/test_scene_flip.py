@@ -19,16 +19,13 @@ import pytest
 from keras_cnns import training
 from keras_cnns.data import augment as aug
 from keras_cnns.data import scenes
-from keras_cnns.data.preprocessing import Preprocessing
 from keras_cnns.models import faster_rcnn, resnet, vgg
+
+from _fashion import RAW_SCENES, needs_fashion
 
 fit_module = importlib.import_module("keras_cnns.training.fit")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FASHION_DIR = "/usr/share/datasets/fashion-mnist"
-pytestmark = [pytest.mark.skipif(not os.path.isdir(FASHION_DIR), reason="apt-get install dataset-fashion-mnist"),
-              pytest.mark.usefixtures("stats_in_tmp")]
-# pixel values kept as they are, so a flipped image can be compared with the generator's canvas
-RAW = Preprocessing(size=(128, 128), channels=1, resize="resize", mean=0.0, std=1.0)
+pytestmark = [needs_fashion, pytest.mark.usefixtures("stats_in_tmp")]
 COUNT = 16
 
 
@@ -52,16 +49,8 @@ def _flipped(images, originals):
     return np.array(out)
 
 
-def _own_mask(scene, j, images):
-    """Item j's own whole mask on the canvas (the specification: its resized pixels >= 51 at its corner)."""
-    own = np.zeros((128, 128), bool)
-    side, (x, y) = scene.sides[j], scene.origins[j]
-    own[y:y + side, x:x + side] = scenes.resize_item(images[scene.items[j]], side) >= scenes.MASK_THRESHOLD
-    return own
-
-
 def test_a_flipped_scene_keeps_its_labels_on_its_pixels(few):
-    images, masks = _first_batch(scenes.scene_dataset(few, "segmentation", RAW, batch_size=COUNT, seed=3,
+    images, masks = _first_batch(scenes.scene_dataset(few, "segmentation", RAW_SCENES, batch_size=COUNT, seed=3,
                                                       augment="flip"))
     masks = masks.numpy()
     flipped = _flipped(images, few.images)
@@ -76,7 +65,7 @@ def test_a_flipped_scene_keeps_its_labels_on_its_pixels(few):
 
 def test_flipped_boxes_are_the_tight_boxes_of_the_flipped_item_masks_and_padding_stays_zero(fashion, few):
     item_images = fashion.arrays("train")[0][..., 0]
-    images, targets = _first_batch(scenes.scene_dataset(few, "detection", RAW, batch_size=COUNT, seed=3,
+    images, targets = _first_batch(scenes.scene_dataset(few, "detection", RAW_SCENES, batch_size=COUNT, seed=3,
                                                        augment="flip"))
     boxes = targets["boxes"].numpy()
     flipped = _flipped(images, few.images)
@@ -85,15 +74,14 @@ def test_flipped_boxes_are_the_tight_boxes_of_the_flipped_item_masks_and_padding
     np.testing.assert_array_equal(targets["num_objects"].numpy(), few.num_objects)
     for i in range(COUNT):
         scene, n = few[i], few.num_objects[i]
-        for j in range(n):
-            own = _own_mask(scene, j, item_images)
+        for j, own in enumerate(scenes.own_masks(scene, item_images)):
             np.testing.assert_array_equal(boxes[i, j], scenes.tight_box(own[:, ::-1] if flipped[i] else own))
         assert not boxes[i, n:].any()                       # padding rows: class 0, box [0, 0, 0, 0]
         if flipped[i]:                                       # x_min' = W - x_max, x_max' = W - x_min
             np.testing.assert_array_equal(boxes[i, :n, 0], 128 - few.boxes[i, :n, 2])
             np.testing.assert_array_equal(boxes[i, :n, 2], 128 - few.boxes[i, :n, 0])
     # one draw per image: masks and boxes of the same seed flip the same scenes
-    seg_images, _ = _first_batch(scenes.scene_dataset(few, "segmentation", RAW, batch_size=COUNT, seed=3,
+    seg_images, _ = _first_batch(scenes.scene_dataset(few, "segmentation", RAW_SCENES, batch_size=COUNT, seed=3,
                                                       augment="flip"))
     np.testing.assert_array_equal(_flipped(seg_images, few.images), flipped)
 
@@ -106,7 +94,7 @@ def test_flip_boxes_on_the_border_columns():
 
 def test_the_same_seed_flips_the_same_scenes_and_each_epoch_draws_again(few):
     def flips(seed, epochs=2):
-        ds = scenes.scene_dataset(few, "segmentation", RAW, batch_size=COUNT, seed=seed, augment="flip")
+        ds = scenes.scene_dataset(few, "segmentation", RAW_SCENES, batch_size=COUNT, seed=seed, augment="flip")
         return [_flipped(_first_batch(ds)[0], few.images) for _ in range(epochs)]
 
     first, again, other = flips(3), flips(3), flips(4)
@@ -116,7 +104,7 @@ def test_the_same_seed_flips_the_same_scenes_and_each_epoch_draws_again(few):
 
 
 def test_validation_and_test_never_flip_in_scene_datasets_and_in_fit(fashion):
-    made = scenes.scene_datasets("detection", RAW, batch_size=8, seed=3, counts={s: 8 for s in scenes.SPLITS},
+    made = scenes.scene_datasets("detection", RAW_SCENES, batch_size=8, seed=3, counts={s: 8 for s in scenes.SPLITS},
                                  source=fashion, augment="flip")
     assert made.augment == "flip"
     for split in ("validation", "test"):

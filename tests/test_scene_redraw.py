@@ -8,21 +8,18 @@ and data that is not the scenes (and detection, for now) refuse it.
 """
 
 import importlib
-import os
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from keras_cnns.data import scenes
-from keras_cnns.data.preprocessing import Preprocessing
 from keras_cnns.data.segmentation import load_segmentation, segmentation_dataset
 
+from _fashion import RAW_SCENES, needs_fashion
+
 fit_module = importlib.import_module("keras_cnns.training.fit")
-FASHION_DIR = "/usr/share/datasets/fashion-mnist"
-pytestmark = [pytest.mark.skipif(not os.path.isdir(FASHION_DIR), reason="apt-get install dataset-fashion-mnist"),
-              pytest.mark.usefixtures("stats_in_tmp")]
-RAW = Preprocessing(size=(128, 128), channels=1, resize="resize", mean=0.0, std=1.0)
+pytestmark = [needs_fashion, pytest.mark.usefixtures("stats_in_tmp")]
 COUNT = 32
 
 
@@ -33,7 +30,7 @@ def source(fashion):
 
 
 def _epochs(source, seed, epochs=2, batch_size=8):
-    ds = segmentation_dataset(source, "train", RAW, batch_size=batch_size, seed=seed, augment="redraw")
+    ds = segmentation_dataset(source, "train", RAW_SCENES, batch_size=batch_size, seed=seed, augment="redraw")
     out = []
     for _ in range(epochs):
         images, masks = zip(*[(i.numpy()[..., 0], m.numpy()) for i, m in ds])
@@ -94,7 +91,7 @@ def test_redraw_is_refused_where_it_cannot_draw_scenes(tmp_path, few_pairs):
     with pytest.raises(ValueError, match="segmentation training"):
         fit_module.resolve_run("frcnn_resnet_small", augment="redraw", log=lambda *_: None)
     with pytest.raises(ValueError, match="SceneSet holds fixed scenes"):
-        scenes.scene_dataset(scenes.generate("train", 2), "segmentation", RAW, augment="redraw")
+        scenes.scene_dataset(scenes.generate("train", 2), "segmentation", RAW_SCENES, augment="redraw")
     with pytest.raises(ValueError, match="needs the 'fashion_mnist_scenes' source"):
         segmentation_dataset(load_segmentation(few_pairs), "train", augment="redraw")
 

@@ -14,10 +14,10 @@ from PIL import Image
 from keras_cnns import data
 from keras_cnns.data import scenes, segmentation
 
+from _fashion import needs_fashion
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FASHION_DIR = "/usr/share/datasets/fashion-mnist"
-pytestmark = [pytest.mark.skipif(not os.path.isdir(FASHION_DIR), reason="apt-get install dataset-fashion-mnist"),
-              pytest.mark.usefixtures("stats_in_tmp")]
+pytestmark = [needs_fashion, pytest.mark.usefixtures("stats_in_tmp")]
 
 
 @pytest.fixture(scope="module")

@@ -72,6 +72,21 @@ def test_the_mirror_average_puts_each_pixels_mirrored_output_back_in_place():
     np.testing.assert_allclose(seg.mirror_average(per_pixel, x), per_pixel(x), atol=1e-7)
 
 
+def test_the_mirror_average_reuses_a_plain_output_it_is_given_and_predicts_only_the_mirror_images():
+    calls = []
+
+    def column(x):
+        calls.append(x.copy())
+        return np.broadcast_to(np.arange(x.shape[2], dtype=np.float32)[None, None, :, None], x.shape[:3] + (2,))
+
+    x = np.random.default_rng(1).normal(size=(2, 4, 7, 1)).astype(np.float32)
+    plain = column(x)
+    calls.clear()
+    np.testing.assert_array_equal(seg.mirror_average(column, x, plain=plain), np.full((2, 4, 7, 2), 3.0))
+    assert len(calls) == 1
+    np.testing.assert_array_equal(calls[0], x[:, :, ::-1])
+
+
 def test_masks_are_written_as_8_bit_class_indices(tmp_path):
     mask = np.array([[0, 3], [10, 1]], np.uint8)
     seg.write_mask(mask, tmp_path / "m.png")

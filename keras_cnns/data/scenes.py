@@ -150,13 +150,20 @@ def tight_box(mask):
     return np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], dtype=np.int32)
 
 
-def item_masks(scene, images):
-    """bool (N, 128, 128): where each item of a :class:`Scene` shows, in drawing order: its own mask (its resized
-    pixels >= MASK_THRESHOLD at its corner) less what later items cover. ``images``: the uint8 (K, 28, 28) items of
-    the Fashion-MNIST split the scene drew from. Together they cover exactly the scene's labelled pixels."""
+def own_masks(scene, images):
+    """bool (N, 128, 128): each item of a :class:`Scene`'s own whole mask on the canvas, in drawing order (its
+    resized pixels >= MASK_THRESHOLD at its corner, whatever covers it). ``images``: the uint8 (K, 28, 28) items of
+    the Fashion-MNIST split the scene drew from. An item's box is the tight box of its own mask."""
     own = np.zeros((len(scene.items), CANVAS, CANVAS), bool)
     for j, (item, side, (x, y)) in enumerate(zip(scene.items, scene.sides, scene.origins)):
         own[j, y:y + side, x:x + side] = resize_item(images[item], int(side)) >= MASK_THRESHOLD
+    return own
+
+
+def item_masks(scene, images):
+    """bool (N, 128, 128): where each item of a :class:`Scene` shows, in drawing order: its own mask
+    (:func:`own_masks`) less what later items cover. Together they cover exactly the scene's labelled pixels."""
+    own = own_masks(scene, images)
     covered = np.zeros((CANVAS, CANVAS), bool)
     for j in range(len(own) - 1, -1, -1):
         own[j], covered = own[j] & ~covered, covered | own[j]

@@ -72,25 +72,28 @@ def evaluate(model, dataset, class_names, mirror=False):
     return summarize(matrix, class_names)
 
 
-def pixel_probabilities(model, images, mirror=False):
+def pixel_probabilities(model, images, mirror=False, plain=None):
     """The per-pixel class probabilities (B, H, W, K) of a batch, as a NumPy array (a training graph's aux
     outputs dropped). ``mirror``: the mean of the images' probabilities and their mirror images' probabilities
-    mirrored back (left-right; a test-time average, not in the FCN paper; models trained with flips gain most)."""
+    mirrored back (left-right; a test-time average, not in the FCN paper; models trained with flips gain most);
+    ``plain``: the images' own probabilities when the caller has them already (mirror only)."""
     def predict(x):
         probabilities = model(x, training=False)
         if isinstance(probabilities, dict):
             probabilities = probabilities["predictions"]
         return np.asarray(probabilities)
 
-    return mirror_average(predict, images) if mirror else predict(images)
+    return mirror_average(predict, images, plain) if mirror else predict(images)
 
 
-def mirror_average(predict, images):
+def mirror_average(predict, images, plain=None):
     """(predict(images) + predict(the images mirrored left-right), mirrored back) / 2 for per-pixel outputs
-    (B, H, W, K) of a function on (B, H, W, C) batches."""
+    (B, H, W, K) of a function on (B, H, W, C) batches. ``plain``: predict(images) when the caller already has
+    it (it is not computed again)."""
     images = np.asarray(images)
     mirrored = np.asarray(predict(np.ascontiguousarray(images[:, :, ::-1])))[:, :, ::-1]
-    return (np.asarray(predict(images)) + mirrored) / 2
+    plain = predict(images) if plain is None else plain
+    return (np.asarray(plain) + mirrored) / 2
 
 
 def error_split(labels, probabilities, background=0):
