@@ -2,6 +2,8 @@
 
     python benchmarks/accuracy.py            # the full thing: tens of minutes on 2 CPU cores
     python benchmarks/accuracy.py --smoke    # 1 epoch on 512 images per run: checks the script works
+    python benchmarks/accuracy.py --models resnet20 --precisions float32 mixed_bfloat16 --skip-speed \
+        --out benchmarks/results/accuracy-bf16   # a full run in float32 and in bfloat16, same seed (issue 10)
 
 Writes benchmarks/results/accuracy.csv and accuracy.md with, per run: model, recipe, epochs, test accuracy,
 wall time, training images/s and the input pipeline's images/s (keras_cnns.data.measure_pipeline), then
@@ -20,6 +22,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import argparse  # noqa: E402
 import time  # noqa: E402
 
+import speedlib  # noqa: E402
+
 ACCURACY_RUNS = [  # (model, recipe, target test accuracy, input size or None for the model's own)
     ("lenet5", "paper", 0.89, None),
     ("lenet5_modern", "fast", 0.91, None),
@@ -30,6 +34,7 @@ ACCURACY_RUNS = [  # (model, recipe, target test accuracy, input size or None fo
 ]
 EPOCHS = {"googlenet": 15}  # runs whose epochs differ from their recipe's (the shipped model's command)
 SPEED_MODELS = ("lenet5_modern", "resnet20")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 SPEED_SETTINGS = [("float32", False), ("float32", True), ("mixed_bfloat16", False), ("mixed_bfloat16", True)]
 
 
@@ -44,11 +49,12 @@ def pipeline_images_per_second(model, dataset, batch_size, batches, size=None):
     return data.measure_pipeline(splits.train, batches=batches, warmup=5)["images_per_second"]
 
 
-def run_accuracy(model, recipe, target, size, args, work):
+def run_accuracy(model, recipe, target, size, args, work, precision="float32"):
     from keras_cnns import training
     epochs = 1 if args.smoke else EPOCHS.get(model)
     start = time.time()
-    result = training.fit(model, args.dataset, recipe=recipe, epochs=epochs, output_dir=os.path.join(work, model),
+    out = os.path.join(work, model if precision == "float32" else f"{model}-{precision}")
+    result = training.fit(model, args.dataset, recipe=recipe, epochs=epochs, output_dir=out, precision=precision,
                           input_shape=None if size is None else (size, size),
                           resume=False, limit=args.limit, verbose=args.verbose, tensorboard=False)
     wall = time.time() - start
@@ -57,7 +63,7 @@ def run_accuracy(model, recipe, target, size, args, work):
     meta = result.metadata
     per_epoch = (args.limit or 54000) // meta["batch_size"] * meta["batch_size"]
     return {
-        "kind": "accuracy", "model": model, "recipe": recipe, "precision": "float32", "jit": "auto",
+        "kind": "accuracy", "model": model, "recipe": recipe, "precision": precision, "jit": "auto",
         "epochs": meta["epochs"], "test_accuracy": round(meta["test_accuracy"], 4), "target": target,
         "wall_seconds": round(wall, 1),
         "train_images_per_second": round(per_epoch * len(rows) / max(train_seconds, 1e-9), 1),
@@ -81,7 +87,12 @@ def run_speed(model, precision, jit, args, work):
             "train_images_per_second": round(limit // 128 * 128 / seconds, 1), "pipeline_images_per_second": ""}
 
 
-def write(rows, out_dir):
+def tf_version():
+    from importlib import metadata
+    return metadata.version("tensorflow")
+
+
+def write(rows, out_dir, header=""):
     import pandas as pd
     from report import markdown_table
 
@@ -89,11 +100,22 @@ def write(rows, out_dir):
     table = pd.DataFrame(rows).fillna("")
     table.to_csv(os.path.join(out_dir, "accuracy.csv"), index=False)
     with open(os.path.join(out_dir, "accuracy.md"), "w") as f:
-        f.write("# Fashion-MNIST accuracy and CPU speed (benchmarks/accuracy.py)\n\n" + markdown_table(table) + "\n")
+        f.write("# Fashion-MNIST accuracy and CPU speed (benchmarks/accuracy.py)\n\n" + (header and header + "\n\n")
+                + markdown_table(table) + "\n")
     return os.path.join(out_dir, "accuracy.md")
 
 
-def main(argv=None):
+def planned_runs(args, work):
+    """[(function, its arguments)]: the accuracy runs asked for, each in every precision asked for, then the
+    speed runs unless skipped."""
+    runs = [(run_accuracy, (*run, args, work, precision)) for run in ACCURACY_RUNS
+            for precision in args.precisions if args.models is None or run[0] in args.models]
+    if not args.skip_speed:
+        runs += [(run_speed, (m, prec, jit, args, work)) for m in SPEED_MODELS for prec, jit in SPEED_SETTINGS]
+    return runs
+
+
+def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", default="fashion_mnist")
     p.add_argument("--smoke", action="store_true", help="1 epoch on 512 images per run")
@@ -101,18 +123,26 @@ def main(argv=None):
     p.add_argument("--out", default=os.path.join(_ROOT, "benchmarks", "results"))
     p.add_argument("--skip-speed", action="store_true")
     p.add_argument("--models", nargs="+", default=None, help="only these accuracy runs (default: all)")
+    p.add_argument("--precisions", nargs="+", default=["float32"], choices=PRECISIONS,
+                   help="train each accuracy run once in each of these (same seed); default: float32")
     p.add_argument("--verbose", type=int, default=2)
     args = p.parse_args(argv)
     if args.smoke and args.limit is None:
         args.limit = 512
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
     work = os.path.join(args.out, "tmp")           # git-ignored
-    runs = [(run_accuracy, run) for run in ACCURACY_RUNS if args.models is None or run[0] in args.models]
-    if not args.skip_speed:
-        runs += [(run_speed, (m, prec, jit)) for m in SPEED_MODELS for prec, jit in SPEED_SETTINGS]
+    runs = planned_runs(args, work)
+    header = (f"Machine: {speedlib.cpu_model()} ({speedlib.cpu_flags()}), {os.cpu_count()} cores; "
+              f"TensorFlow {tf_version()}; run: python benchmarks/accuracy.py "
+              f"{' '.join(sys.argv[1:] if argv is None else argv)}".rstrip())
     rows = []
     for run, run_args in runs:
-        rows.append(run(*run_args, args, work))
-        report = write(rows, args.out)  # after every run: a long benchmark that is stopped keeps its rows
+        rows.append(run(*run_args))
+        report = write(rows, args.out, header)  # after every run: a long benchmark that is stopped keeps its rows
     print(open(report).read())
     return 0
 

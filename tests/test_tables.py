@@ -34,6 +34,18 @@ def test_accuracy_benchmark_writes_csv_and_markdown_with_mixed_rows(tmp_path):
     assert md[2] == "| kind | model | test_accuracy | target |" and md[4] == "| accuracy | lenet5 | 0.8924 | 0.89 |"
 
 
+def test_accuracy_benchmark_trains_each_run_in_each_precision_asked_for_and_heads_its_table(tmp_path):
+    bench = _bench("accuracy")
+    args = bench.parse_args(["--models", "resnet20", "--precisions", "float32", "mixed_bfloat16", "--skip-speed"])
+    runs = bench.planned_runs(args, "work")
+    assert [(fn.__name__, a[0], a[-1]) for fn, a in runs] == [("run_accuracy", "resnet20", "float32"),
+                                                               ("run_accuracy", "resnet20", "mixed_bfloat16")]
+    with_speed = bench.planned_runs(bench.parse_args(["--models", "lenet5"]), "work")
+    assert [fn.__name__ for fn, _ in with_speed] == ["run_accuracy"] + ["run_speed"] * 8
+    bench.write([{"kind": "accuracy", "model": "resnet20"}], str(tmp_path), header="Machine: x; run: y")
+    assert (tmp_path / "accuracy.md").read_text().splitlines()[2] == "Machine: x; run: y"
+
+
 def _bench(name):
     spec = importlib.util.spec_from_file_location(f"bench_{name}", os.path.join(ROOT, "benchmarks", f"{name}.py"))
     bench = importlib.util.module_from_spec(spec)
