@@ -61,7 +61,10 @@ def test_segmentation_benchmark_tables_say_whether_the_papers_order_and_the_targ
             for m, iou in zip(bench.MODELS, (0.61, 0.7, 0.76))]
     text = bench.write(rows, str(tmp_path))
     assert "FCN-32s < FCN-16s < FCN-8s: holds (0.61 < 0.7 < 0.76)" in text
-    assert "FCN-8s mean IoU 0.76 against the target 0.75: met" in text
+    assert "FCN-8s mean IoU 0.76 against the target 0.75: met.\n" in text
+    rows[2]["mean_iou_mirrored"] = 0.77
+    assert ("FCN-8s mean IoU 0.76 against the target 0.75: met (averaged with the mirror image, segment.py "
+            "--mirror: 0.77).") in bench.write(rows, str(tmp_path))
     assert "| background | 0.99 | 0.99 | 0.99 |" in text and "| Bag |  |  |  |" in text
     rows[1]["mean_iou"] = 0.5
     assert "does not hold" in bench.write(rows, str(tmp_path))
