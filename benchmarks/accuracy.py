@@ -87,11 +87,6 @@ def run_speed(model, precision, jit, args, work):
             "train_images_per_second": round(limit // 128 * 128 / seconds, 1), "pipeline_images_per_second": ""}
 
 
-def tf_version():
-    from importlib import metadata
-    return metadata.version("tensorflow")
-
-
 def write(rows, out_dir, header=""):
     import pandas as pd
     from report import markdown_table
@@ -136,9 +131,10 @@ def main(argv=None):
     args = parse_args(argv)
     work = os.path.join(args.out, "tmp")           # git-ignored
     runs = planned_runs(args, work)
-    header = (f"Machine: {speedlib.cpu_model()} ({speedlib.cpu_flags()}), {os.cpu_count()} cores; "
-              f"TensorFlow {tf_version()}; run: python benchmarks/accuracy.py "
-              f"{' '.join(sys.argv[1:] if argv is None else argv)}".rstrip())
+    from keras_cnns.metadata import versions
+    installed = versions()
+    header = (speedlib.machine_header({"TensorFlow": installed["tensorflow"], "Keras": installed["keras"]})
+              + f"; run: python benchmarks/accuracy.py {' '.join(sys.argv[1:] if argv is None else argv)}".rstrip())
     rows = []
     for run, run_args in runs:
         rows.append(run(*run_args))

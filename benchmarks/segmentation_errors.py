@@ -66,6 +66,7 @@ def main(argv=None):
     from report import markdown_table
 
     model = load_keras_file(os.path.join(args.model, md.MODEL_FILENAME) if os.path.isdir(args.model) else args.model)
+    predict = seg.model_predict(model)
     source = load_segmentation("fashion_mnist_scenes", counts={"test": args.scenes} if args.scenes else None)
     names = source.class_names
     k = len(names)
@@ -75,10 +76,10 @@ def main(argv=None):
     items = np.zeros((k, k), np.int64)   # true class x the class of the summed probabilities, per item
     for images, labels in segmentation_dataset(source, "test", batch_size=32):
         labels = np.asarray(labels)
-        probabilities = seg.pixel_probabilities(model, images)
+        probabilities = predict(images)
         for m, mask in seg.error_split(labels, probabilities).items():
             matrices[m] += seg.confusion_matrix(labels, mask, k)
-        mirrored = seg.pixel_probabilities(model, images, mirror=True, plain=probabilities)
+        mirrored = seg.mirror_average(predict, images, plain=probabilities)
         matrices["mirrored"] += seg.confusion_matrix(labels, np.argmax(mirrored, -1), k)
         items += item_votes([test_scenes[first + b] for b in range(len(labels))], probabilities, item_images)
         first += len(labels)

@@ -95,16 +95,18 @@ def cpu_flags(cpuinfo="/proc/cpuinfo"):
     return "unknown"
 
 
-def machine_header(versions, threads, omp_wait_policy="default"):
-    """One line naming the machine: CPU model and flags, core count, framework versions, threads.
+def machine_header(versions, threads=None, omp_wait_policy="default"):
+    """One line naming the machine: CPU model and flags, core count, framework versions, threads (left out when
+    None: a benchmark that sets none).
 
     versions: {"TensorFlow": "2.21.0", "Keras": ..., "PyTorch": "2.13.0+cpu" or None}."""
     parts = [f"{cpu_model()} ({cpu_flags()})", f"{os.cpu_count()} cores"]
     for name, version in versions.items():
         missing = TORCH_MISSING if name == "PyTorch" else f"{name} not installed"
         parts.append(f"{name} {version}" if version else missing)
-    parts.append(f"threads {','.join(str(t) for t in threads)} (TF intra-op = inter-op = PyTorch = LiteRT), "
-                 f"OMP_WAIT_POLICY {omp_wait_policy}")
+    if threads is not None:
+        parts.append(f"threads {','.join(str(t) for t in threads)} (TF intra-op = inter-op = PyTorch = LiteRT), "
+                     f"OMP_WAIT_POLICY {omp_wait_policy}")
     return "Machine: " + "; ".join(parts)
 
 

@@ -72,18 +72,24 @@ def evaluate(model, dataset, class_names, mirror=False):
     return summarize(matrix, class_names)
 
 
-def pixel_probabilities(model, images, mirror=False, plain=None):
+def pixel_probabilities(model, images, mirror=False):
     """The per-pixel class probabilities (B, H, W, K) of a batch, as a NumPy array (a training graph's aux
     outputs dropped). ``mirror``: the mean of the images' probabilities and their mirror images' probabilities
-    mirrored back (left-right; a test-time average, not in the FCN paper; models trained with flips gain most);
-    ``plain``: the images' own probabilities when the caller has them already (mirror only)."""
+    mirrored back (left-right; a test-time average, not in the FCN paper; models trained with flips gain most)."""
+    predict = model_predict(model)
+    return mirror_average(predict, images) if mirror else predict(images)
+
+
+def model_predict(model):
+    """A function (B, H, W, C) batch -> its per-pixel probabilities (B, H, W, K) as a NumPy array, from a Keras
+    segmentation model (a training graph's aux outputs dropped): what :func:`mirror_average` takes."""
     def predict(x):
         probabilities = model(x, training=False)
         if isinstance(probabilities, dict):
             probabilities = probabilities["predictions"]
         return np.asarray(probabilities)
 
-    return mirror_average(predict, images, plain) if mirror else predict(images)
+    return predict
 
 
 def mirror_average(predict, images, plain=None):
