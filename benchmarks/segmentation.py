@@ -7,6 +7,7 @@ accuracy, CPU training time and inference images/s (a benchmark, not a test).
     python benchmarks/segmentation.py --write-readme README.md
     python benchmarks/segmentation.py --models fcn8s_vgg16_slim --augment flip --backbone-weights
         runs/vgg16_slim/model.keras                   # flipped scenes, from a trained vgg16_slim classifier
+    python benchmarks/segmentation.py --models fcn8s_vgg16_slim --dropout 0   # fc6/fc7 without dropout
     python benchmarks/segmentation.py --from-csv A/segmentation.csv B/segmentation.csv --write-readme README.md
                                                       # measure nothing: earlier runs' rows in one table
 
@@ -30,17 +31,23 @@ from report import (inference_images_per_second, start_columns, training_benchma
 MODELS = ("fcn32s_vgg16_slim", "fcn16s_vgg16_slim", "fcn8s_vgg16_slim")
 SHIPPED = "fcn8s_vgg16_slim"
 TARGET_MEAN_IOU = 0.75
+PAPER_DROPOUT = 0.5  # keras_cnns.models.fcn.DROPOUT (a test holds them equal; importing it loads TensorFlow)
 BEGIN, END = "<!-- segmentation-table: written by benchmarks/segmentation.py -->", "<!-- /segmentation-table -->"
 
 
 def parse_args(argv=None):
     p = training_benchmark_parser(__doc__, "segmentation", SHIPPED, "segment.py")
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    p.add_argument("--dropout", type=float, default=None, metavar="RATE",
+                   help=f"the dropout rate after fc6 and fc7 (default: the paper's {PAPER_DROPOUT})")
     p.add_argument("--from-csv", nargs="+", default=None, metavar="CSV",
                    help="measure nothing: the rows of these earlier runs' segmentation.csv files (a later file's "
                         "row replaces an earlier one of the same model and setting) into --results' tables (and "
                         "--write-readme)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.dropout is not None and not 0 <= args.dropout < 1:
+        p.error(f"--dropout takes a rate in [0, 1). Received: {args.dropout:g}")
+    return args
 
 
 def run(name, args):
@@ -55,7 +62,8 @@ def run(name, args):
     out = (os.path.join(saved_models_dir(), f"{name}-{source.name}") if ship
            else os.path.join(args.work, name))
     result = training.fit(name, source, recipe="fast", epochs=1 if args.smoke else args.epochs, output_dir=out,
-                          resume=True, verbose=args.verbose, tensorboard=False, **training_options(args))
+                          resume=True, verbose=args.verbose, tensorboard=False, **training_options(args),
+                          overrides=None if args.dropout is None else {"dropout": args.dropout})
     meta = result.metadata
     train_seconds = sum(row.get("seconds", 0.0) for row in result.history)
     test = segmentation_dataset(source, "test", batch_size=32)
@@ -64,18 +72,26 @@ def run(name, args):
            "mean_iou_mirrored": round(evaluate(result.model, test, meta["class_names"], mirror=True)["mean_iou"], 4),
            "pixel_accuracy": round(meta["test_pixel_accuracy"], 4), "train_minutes": round(train_seconds / 60, 1),
            "inference_images_per_second": round(inference_images_per_second(result.model, test), 1),
-           "parameters": result.model.count_params(), **start_columns(meta), "output": out}
+           "parameters": result.model.count_params(), **start_columns(meta),
+           "dropout": (meta.get("overrides") or {}).get("dropout", PAPER_DROPOUT), "output": out}
     row.update({f"iou_{k}": (None if v is None else round(v, 4)) for k, v in meta["test_per_class_iou"].items()})
     return row
 
 
+def dropout(row):
+    """A row's dropout rate after fc6 and fc7: the paper's for rows written before the column was."""
+    rate = row.get("dropout")
+    return PAPER_DROPOUT if rate is None else float(rate)
+
+
 def setting(row):
-    """What a row's run was, beside its model: (augment, backbone, epochs). Rows of one setting are compared."""
-    return (row.get("augment") or "none", row.get("backbone") or "scratch", row.get("epochs"))
+    """What a row's run was, beside its model: (augment, backbone, epochs, dropout). Rows of one setting are
+    compared."""
+    return (row.get("augment") or "none", row.get("backbone") or "scratch", row.get("epochs"), dropout(row))
 
 
 def _label(key):
-    return f"{key[0]}, {key[1]}, {key[2]} epochs"
+    return f"{key[0]}, {key[1]}, {key[2]} epochs" + ("" if key[3] == PAPER_DROPOUT else f", dropout {key[3]:g}")
 
 
 def verdicts(rows):
@@ -108,9 +124,9 @@ def write(rows, folder):
     from report import markdown_table
 
     os.makedirs(folder, exist_ok=True)
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame([{**r, "dropout": dropout(r)} for r in rows])
     table.to_csv(os.path.join(folder, "segmentation.csv"), index=False)
-    main_cols = ["model", "epochs", "augment", "backbone", "test_scenes", "mean_iou", "mean_iou_mirrored",
+    main_cols = ["model", "epochs", "augment", "backbone", "dropout", "test_scenes", "mean_iou", "mean_iou_mirrored",
                  "pixel_accuracy", "train_minutes", "inference_images_per_second", "parameters"]
     table = table.reindex(columns=list(dict.fromkeys(list(table.columns) + main_cols)))
     iou_cols = [c for c in table.columns if c.startswith("iou_")]

@@ -110,7 +110,7 @@ def test_resnet101_detector_runs_one_forward_pass_at_600x600():
 
 
 def test_unknown_settings_are_refused():
-    with pytest.raises(ValueError, match="unknown detector settings"):
+    with pytest.raises(ValueError, match=r"frcnn_resnet_small \(detector\): unknown settings \[.anchors.\]"):
         faster_rcnn.detector_config("frcnn_resnet_small", {"anchors": 3})
 
 
@@ -139,7 +139,8 @@ def test_anchors_set_for_a_run_are_trained_saved_and_held_to_on_resume(tmp_path)
 def test_anchor_flags_are_for_detectors_and_take_positive_numbers(capsys):
     from keras_cnns.cli import train
 
-    for args, said in ((["--model", "lenet5", "--anchor-scales", "32"], "are for Faster R-CNN (frcnn*) models"),
+    for args, said in ((["--model", "lenet5", "--anchor-scales", "32"],
+                        "are for Faster R-CNN (frcnn*: --anchor-scales, --anchor-ratios) and FCN"),
                        (["--model", "frcnn_resnet_small", "--anchor-ratios", "1", "-2"],
                         "--anchor-ratios takes positive numbers. Received: 1 -2")):
         with pytest.raises(SystemExit) as exit_info:

@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+from _fashion import needs_fashion
 
 import keras_cnns
 from keras_cnns.layers.spatial import bilinear_kernel
@@ -122,3 +123,48 @@ def test_the_paper_and_the_output_stride_are_on_record():
     spec = keras_cnns.get_spec("fcn8s_vgg16")
     assert "Long" in spec.paper and spec.task == "segmentation" and spec.output == "pixel_probabilities"
     assert fcn.OUTPUT_STRIDE == 32
+
+
+def _dropout_rates(model):
+    return [model.get_layer(name).rate for name in ("drop6", "drop7")]
+
+
+def test_the_dropout_after_fc6_and_fc7_is_the_papers_half_unless_a_run_sets_it():
+    paper = keras_cnns.get_model("fcn8s_vgg16_slim", num_classes=11)
+    assert _dropout_rates(paper) == [0.5, 0.5] == [fcn.DROPOUT] * 2
+    none = keras_cnns.get_model("fcn8s_vgg16_slim", num_classes=11, overrides={"dropout": 0.0})
+    assert _dropout_rates(none) == [0.0, 0.0] and none.count_params() == paper.count_params()
+    for rate in (1.0, -0.1, "0.2", True):
+        with pytest.raises(ValueError, match=r"dropout must be a number in \[0, 1\).*Received: dropout="):
+            keras_cnns.get_model("fcn16s_vgg16_slim", num_classes=3, overrides={"dropout": rate})
+    with pytest.raises(ValueError, match=r"fcn32s_vgg16_slim \(FCN\): unknown settings \['width'\]; "
+                                         r"known: \['dropout'\]"):
+        keras_cnns.get_model("fcn32s_vgg16_slim", num_classes=3, overrides={"width": 2})
+
+
+@needs_fashion
+def test_a_run_trains_without_dropout_records_it_and_a_resume_must_repeat_it(tmp_path):
+    from keras_cnns import training
+
+    options = dict(recipe="fast", batch_size=8, limit=8, output_dir=str(tmp_path), tensorboard=False, verbose=0,
+                   log=lambda *_: None)
+    result = training.fit("fcn8s_vgg16_slim", epochs=1, overrides={"dropout": 0.0}, **options)
+    assert _dropout_rates(result.model) == [0.0, 0.0] and result.metadata["overrides"] == {"dropout": 0.0}
+    saved = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
+    assert _dropout_rates(saved) == [0.0, 0.0]
+    with pytest.raises(ValueError, match=r"holds checkpoints of a run with overrides=\{'dropout': 0.0\}"):
+        training.fit("fcn8s_vgg16_slim", epochs=2, **options)
+
+
+def test_train_app_takes_dropout_for_fcns_only_and_as_a_rate(capsys):
+    from keras_cnns.cli import train
+
+    for args, said in ((["--model", "fcn8s_vgg16_slim", "--dropout", "1"],
+                        "--dropout takes a rate in [0, 1). Received: 1"),
+                       (["--model", "lenet5", "--dropout", "0"],
+                        "lenet5 has no settings to override: overrides are for Faster R-CNN (frcnn*: --anchor-scales, "
+                        "--anchor-ratios) and FCN (fcn*: --dropout) models")):
+        with pytest.raises(SystemExit) as exit_info:
+            train.main(args + ["--limit", "8", "--epochs", "1"])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert exit_info.value.code == 2 and len(err) == 1 and said in err[0], err

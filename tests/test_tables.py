@@ -5,6 +5,7 @@ import os
 import sys
 
 import numpy as np
+import pytest
 
 from keras_cnns.training.evaluate import per_class_table, summarize
 
@@ -117,7 +118,29 @@ def test_the_task_benchmarks_say_how_each_run_started(tmp_path):
     row = {"model": "fcn8s_vgg16_slim", "epochs": 12, "test_scenes": 2000, "mean_iou": 0.7, "pixel_accuracy": 0.9,
            "train_minutes": 1.0, "inference_images_per_second": 10.0, "parameters": 1, "output": "x",
            "augment": "flip", "backbone": "vgg16_slim", "iou_background": 0.99}
-    assert "| fcn8s_vgg16_slim | 12 | flip | vgg16_slim | 2000 | 0.7 |" in bench.write([row], str(tmp_path))
+    assert "| fcn8s_vgg16_slim | 12 | flip | vgg16_slim | 0.5 | 2000 | 0.7 |" in bench.write([row], str(tmp_path))
+
+
+def test_the_segmentation_benchmark_tells_runs_without_dropout_apart(tmp_path):
+    from keras_cnns.models import fcn
+
+    bench = _bench("segmentation")
+    assert bench.PAPER_DROPOUT == fcn.DROPOUT
+    assert bench.parse_args(["--dropout", "0"]).dropout == 0.0 and bench.parse_args([]).dropout is None
+    with pytest.raises(SystemExit) as exit_info:
+        bench.parse_args(["--dropout", "1"])
+    assert exit_info.value.code == 2
+    older = {"model": "fcn8s_vgg16_slim", "epochs": 30, "test_scenes": 2000, "mean_iou": 0.7, "augment": "redraw",
+             "backbone": "vgg16_slim", "iou_background": 0.99}        # written before the dropout column
+    without = dict(older, mean_iou=0.72, dropout=0.0)
+    rows = bench.replace([older], without)
+    assert [r["mean_iou"] for r in rows] == [0.7, 0.72]                # another setting: both rows kept
+    text = bench.write(rows, str(tmp_path))
+    assert "| fcn8s_vgg16_slim | 30 | redraw | vgg16_slim | 0.5 | 2000 | 0.7 |" in text
+    assert "| fcn8s_vgg16_slim | 30 | redraw | vgg16_slim | 0.0 | 2000 | 0.72 |" in text
+    assert "Best FCN-8s mean IoU 0.72 (redraw, vgg16_slim, 30 epochs, dropout 0) against the target" in text
+    assert "| class | fcn8s_vgg16_slim (redraw, vgg16_slim, 30 epochs) | " in text
+    assert [bench.dropout(r) for r in bench.earlier_rows(str(tmp_path))] == [0.5, 0.0]
 
 
 def test_code_noise_statistics_of_a_hand_set_encoder_whose_code_is_the_sign_of_the_vector():

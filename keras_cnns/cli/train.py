@@ -63,6 +63,8 @@ def parse_args(argv=None):
                         "frcnn_resnet_small, sized to the scenes' items)")
     p.add_argument("--anchor-ratios", type=float, nargs="+", default=None, metavar="H/W",
                    help="Faster R-CNN models: anchor height/width ratios (default: 0.5 1 2)")
+    p.add_argument("--dropout", type=float, default=None, metavar="RATE",
+                   help="FCN models: the dropout rate after fc6 and fc7, in [0, 1) (default: the paper's 0.5)")
     p.add_argument("--no-resume", action="store_true", help="start again even if checkpoints exist")
     p.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras progress: 0, 1 (bar), 2 (line)")
     p.add_argument("--quiet", action="store_true", help="no progress bars: Keras' (as --verbose 0) nor the image "
@@ -113,6 +115,10 @@ def main(argv=None):
             if not all(v > 0 for v in values):
                 fail(f"{flag} takes positive numbers. Received: {' '.join(f'{v:g}' for v in values)}")
             overrides[field] = values
+    if args.dropout is not None:
+        if not 0 <= args.dropout < 1:
+            fail(f"--dropout takes a rate in [0, 1). Received: {args.dropout:g}")
+        overrides["dropout"] = args.dropout
     try:
         keras_cnns.get_spec(args.model)
         result = fit(args.model, args.dataset, epochs=args.epochs, batch_size=args.batch_size,

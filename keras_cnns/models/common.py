@@ -6,6 +6,7 @@ with either its own classifier or :func:`pool_features` (include_top=False), and
 :func:`finish_model`, which names the model and loads weights.
 """
 
+import dataclasses
 import functools
 import os
 import types
@@ -38,6 +39,19 @@ def keras_applications_weights(spec_name, application, importer):
                     files=(f"{stem}.h5", f"{stem}_notop.h5"), preprocessing=CAFFE_PREPROCESSING,
                     classes="imagenet_classes.json", num_classes=1000,
                     importer=functools.partial(importer, spec_name=spec_name)),)
+
+
+def replace_settings(settings, overrides, owner, fixed=()):
+    """The dataclass `settings` with the fields named in ``overrides`` ({field: value}, as fit's ``overrides=``
+    and a model's saved config give them: lists become tuples) replaced. An unknown field, or one of `fixed`,
+    raises a ValueError that names `owner` and the fields a run may set."""
+    if not overrides:
+        return settings
+    fields = sorted({f.name for f in dataclasses.fields(settings)} - set(fixed))
+    unknown = sorted(set(overrides) - set(fields))
+    if unknown:
+        raise ValueError(f"{owner}: unknown settings {unknown}; known: {fields}. Received: overrides={overrides!r}")
+    return dataclasses.replace(settings, **{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})
 
 
 def check_args(spec_name, *, input_shape, num_classes, include_top, pooling, classifier_activation,

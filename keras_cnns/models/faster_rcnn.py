@@ -54,7 +54,7 @@ import tensorflow as tf
 
 from keras_cnns.layers import detection as det
 from keras_cnns.models import resnet
-from keras_cnns.models.common import check_args, load_keras_file, load_weights
+from keras_cnns.models.common import check_args, load_keras_file, load_weights, replace_settings
 from keras_cnns.registry import register_model
 
 PAPER = 'Ren et al. 2015, "Faster R-CNN"; He et al. 2015 (ResNet), sec. 4.3 "C4"'
@@ -129,15 +129,7 @@ LOSSES = ("rpn_objectness", "rpn_box", "head_class", "head_box")
 
 def detector_config(variant, overrides=None):
     """The CONFIGS row of `variant` with some fields replaced (``overrides``: {field: value})."""
-    config = CONFIGS[variant]
-    if overrides:
-        fields = {f.name for f in dataclasses.fields(DetectorConfig)} - {"resnet"}
-        unknown = sorted(set(overrides) - fields)
-        if unknown:
-            raise ValueError(f"{variant}: unknown detector settings {unknown}; known: {sorted(fields)}. "
-                             f"Received: overrides={overrides!r}")
-        config = dataclasses.replace(config, **{k: tuple(v) if isinstance(v, list) else v
-                                                for k, v in overrides.items()})
+    config = replace_settings(CONFIGS[variant], overrides, f"{variant} (detector)", fixed=("resnet",))
     if config.trunk_stride not in (8, 16):
         raise ValueError(f"{variant}: trunk_stride must be 8 or 16. Received: trunk_stride={config.trunk_stride!r}")
     return config

@@ -24,10 +24,14 @@ Deviations from the paper:
   * the final upsampling layer is trainable like the others (the paper kept some fixed); all score
     layers start at zero (the paper zero-initialises score_fr and the skip scores);
   * the ``_slim`` variants are not in the paper.
+A run may set the dropout rate after fc6 and fc7 (``overrides={"dropout": rate}``: fit's ``overrides=``,
+train.py ``--dropout``); the default is the paper's 0.5.
 The backbone can start from a trained VGG classifier's weights (``backbone_weights=``, the paper's way):
 convolutions are copied by name and a Dense fc6/fc7 is reshaped into the convolution (a classifier whose pool5
 is 1x1, as the 32x32 vgg16_slim, gives fc6 as the convolution's centre tap).
 """
+
+import dataclasses
 
 import keras
 import numpy as np
@@ -35,7 +39,7 @@ import numpy as np
 from keras_cnns.features import register_endpoints
 from keras_cnns.layers.spatial import BilinearUpsampling, CropToReference, PadToMultiple
 from keras_cnns.models import vgg
-from keras_cnns.models.common import check_args, finish_model, load_keras_file
+from keras_cnns.models.common import check_args, finish_model, load_keras_file, replace_settings
 from keras_cnns.registry import register_model
 
 PAPER = 'Long, Shelhamer, Darrell 2015, "Fully Convolutional Networks for Semantic Segmentation"'
@@ -43,6 +47,25 @@ OUTPUT_STRIDE = 32
 FC_UNITS = 4096
 FC6_KERNEL = 7
 DROPOUT = 0.5
+
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """What a run may change in an FCN (``overrides``): the dropout rate after fc6 and fc7 (the paper's 0.5)."""
+
+    dropout: float = DROPOUT
+
+
+def fcn_settings(spec_name, overrides=None):
+    """The :class:`Settings` of a run: the paper's, with ``overrides`` ({field: value}) replaced and checked."""
+    settings = replace_settings(Settings(), overrides, f"{spec_name} (FCN)")
+    if isinstance(settings.dropout, bool) or not isinstance(settings.dropout, (int, float)) \
+            or not 0 <= settings.dropout < 1:
+        raise ValueError(f"{spec_name}: dropout must be a number in [0, 1) (the paper's is {DROPOUT}). "
+                         f"Received: dropout={settings.dropout!r}")
+    return settings
+
 
 # Registry stem -> the pools whose scores are fused, deepest first (FCN-32s fuses none).
 VARIANTS = {
@@ -66,7 +89,8 @@ def _score(x, num_classes, name):
 
 
 def _fcn(*, spec_name, skips, width, input_shape, num_classes, include_top, pooling, classifier_activation,
-         weights, backbone_weights, name):
+         weights, backbone_weights, overrides, name):
+    settings = fcn_settings(spec_name, overrides)
     input_shape = check_args(
         spec_name, input_shape=input_shape, num_classes=num_classes, include_top=include_top, pooling=pooling,
         classifier_activation=classifier_activation, weights=weights, default_shape=(None, None, 3),
@@ -78,9 +102,9 @@ def _fcn(*, spec_name, skips, width, input_shape, num_classes, include_top, pool
         return finish_model(inputs, pools["block5_pool"], name=name, weights=weights)
     units = vgg.scaled(FC_UNITS, width)
     x = keras.layers.Conv2D(units, FC6_KERNEL, padding="same", activation="relu", name="fc6")(pools["block5_pool"])
-    x = keras.layers.Dropout(DROPOUT, name="drop6")(x)
+    x = keras.layers.Dropout(settings.dropout, name="drop6")(x)
     x = keras.layers.Conv2D(units, 1, activation="relu", name="fc7")(x)
-    x = keras.layers.Dropout(DROPOUT, name="drop7")(x)
+    x = keras.layers.Dropout(settings.dropout, name="drop7")(x)
     x = _score(x, num_classes, "score_fr")
     stride = OUTPUT_STRIDE
     previous = "2"
@@ -162,11 +186,12 @@ def _register(stem, slim=False):
                     test_input_shape=(40, 40, 1), deviations=deviations, output="pixel_probabilities",
                     task="segmentation")
     def build(*, input_shape=None, num_classes=21, include_top=True, pooling=None,
-              classifier_activation="softmax", weights=None, backbone_weights=None, name=spec_name):
+              classifier_activation="softmax", weights=None, backbone_weights=None, overrides=None,
+              name=spec_name):
         return _fcn(spec_name=spec_name, skips=skips, width=width, input_shape=input_shape,
                     num_classes=num_classes, include_top=include_top, pooling=pooling,
                     classifier_activation=classifier_activation, weights=weights,
-                    backbone_weights=backbone_weights, name=name)
+                    backbone_weights=backbone_weights, overrides=overrides, name=name)
 
     build.__name__ = build.__qualname__ = spec_name
     build.__doc__ = (f"{stem.upper()} (Long et al. 2015) on VGG-16{' at 1/8 width' if slim else ''}: "

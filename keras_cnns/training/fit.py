@@ -171,7 +171,7 @@ class Run:
     data_dir: Optional[str]
     input_shape: Optional[tuple]
     backbone_weights: Optional[str] = None  # absolute path of the classifier whose weights start the backbone
-    overrides: Optional[dict] = None  # settings of the model's config replaced at build (Faster R-CNN's anchors)
+    overrides: Optional[dict] = None  # settings of the model's config replaced at build (anchors, FCN dropout)
 
     @property
     def replicas(self):
@@ -256,7 +256,7 @@ def resolve_run(model, *, epochs=None, batch_size=None, recipe="paper", precisio
 
 def _checked_overrides(spec, overrides):
     """The model settings to replace, as JSON would give them back (lists, so a resumed run compares equal);
-    None for none. Only models whose builder takes ``overrides`` (Faster R-CNN) have them; the fields
+    None for none. Only models whose builder takes ``overrides`` (Faster R-CNN, FCN) have them; the fields
     themselves are checked when the model is built."""
     if not overrides:
         return None
@@ -264,8 +264,9 @@ def _checked_overrides(spec, overrides):
         raise ValueError(f"overrides must be a dict of model settings, e.g. {{'anchor_scales': [32, 64, 128]}}. "
                          f"Received: overrides={overrides!r}")
     if "overrides" not in inspect.signature(spec.builder).parameters:
-        raise ValueError(f"{spec.name} has no settings to override: overrides (--anchor-scales, --anchor-ratios) "
-                         f"are for Faster R-CNN (frcnn*) models. Received: overrides={overrides!r}")
+        raise ValueError(f"{spec.name} has no settings to override: overrides are for Faster R-CNN (frcnn*: "
+                         f"--anchor-scales, --anchor-ratios) and FCN (fcn*: --dropout) models. "
+                         f"Received: overrides={overrides!r}")
     return json.loads(json.dumps(overrides))
 
 
@@ -513,9 +514,10 @@ def fit(model, dataset=None, *, epochs=None, batch_size=None, recipe="paper", pr
         (a VGG-16 of the FCN's width, fcn.load_backbone) or a Faster R-CNN (a ResNet of the detector's blocks and
         width, faster_rcnn.load_backbone), copied layer by layer by name. A resumed run keeps its checkpoints'
         weights; resuming with another backbone than the run started from is refused.
-      overrides: settings of the model's config replaced at build, for Faster R-CNN (frcnn*) models:
+      overrides: settings of the model's config replaced at build. Faster R-CNN (frcnn*):
         {models.faster_rcnn.DetectorConfig field: value}, e.g. {"anchor_scales": [32, 64, 128]} for objects
-        larger than the config's anchors. Saved with the model and its metadata; a resume must repeat them.
+        larger than the config's anchors; FCN (fcn*): {"dropout": rate} after fc6 and fc7 (models.fcn.Settings,
+        the paper's 0.5). Saved with the model and its metadata; a resume must repeat them.
       log: where the one-line messages go (print by default).
     """
     run = resolve_run(model, epochs=epochs, batch_size=batch_size, recipe=recipe, precision=precision,
