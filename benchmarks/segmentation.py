@@ -176,7 +176,8 @@ def main(argv=None):
     for name in ([] if args.from_csv else args.models):
         print(f"== {name}", flush=True)
         rows = replace(rows, run(name, args))
-        text = write(rows, args.work if args.smoke else args.results)  # after every model: a killed run keeps what it measured
+        # written after every model: a killed run keeps what it measured
+        text = write(rows, args.work if args.smoke else args.results)
     print(text)
     if args.write_readme:
         from report import write_readme_section
