@@ -49,7 +49,6 @@ FC6_KERNEL = 7
 DROPOUT = 0.5
 
 
-
 @dataclasses.dataclass(frozen=True)
 class Settings:
     """What a run may change in an FCN (``overrides``): the dropout rate after fc6 and fc7 (the paper's 0.5)."""
