@@ -281,6 +281,42 @@ def test_no_memory_cache_nor_shuffle_of_prepared_images_when_they_would_not_fit(
     assert np.array_equal(_all_ids(again.train), epoch1)
 
 
+def _shuffle_inputs(dataset):
+    """The op types upstream of a tf.data pipeline's shuffle (its serialised graph, walked back)."""
+    graph = tf.compat.v1.GraphDef.FromString(tf.raw_ops.DatasetToGraphV2(input_dataset=dataset._variant_tensor).numpy())
+    nodes = {n.name: n for n in graph.node}
+    todo = [n.name for n in graph.node if n.op.startswith("ShuffleDataset")]
+    assert len(todo) == 1
+    seen = set()
+    while todo:
+        node = nodes[todo.pop().split(":")[0].lstrip("^")]
+        for name in node.input:
+            if name.split(":")[0].lstrip("^") not in seen:
+                seen.add(name.split(":")[0].lstrip("^"))
+                todo.append(name)
+    return {nodes[n].op for n in seen if n in nodes}
+
+
+def test_no_shuffle_buffer_of_prepared_images_that_would_not_fit_without_a_cache_or_with_a_file_cache(
+        monkeypatch, tmp_path):
+    from keras_cnns.data import pipeline
+
+    source = _id_source()
+    # fitting: the images are prepared (batches of 256, unbatched), then shuffled
+    plain = data.make_datasets(source, _raw_prep(), batch_size=32, validation_split=0.1, seed=3, cache=False)
+    assert "UnbatchDataset" in _shuffle_inputs(plain.train) and plain.cache_note == ""
+    # 180 training images of 4x4x1 float32 = 11,520 bytes; half of a 20,000-byte "machine" holds 156 of them
+    monkeypatch.setattr(pipeline, "physical_memory_bytes", lambda: 20_000)
+    uncached = data.make_datasets(source, _raw_prep(), batch_size=32, validation_split=0.1, seed=3, cache=False)
+    assert "UnbatchDataset" not in _shuffle_inputs(uncached.train)  # the source's examples are shuffled
+    assert sorted(_all_ids(uncached.train)) == sorted(_all_ids(plain.train))
+    filed = data.make_datasets(source, _raw_prep(), batch_size=32, validation_split=0.1, seed=3,
+                               cache=str(tmp_path / "c"))
+    assert filed.cache_note.startswith("shuffle buffer of 156 prepared images, not 180:")
+    epoch1, epoch2 = _all_ids(filed.train), _all_ids(filed.train)
+    assert sorted(epoch1) == sorted(epoch2) == sorted(_all_ids(plain.train)) and not np.array_equal(epoch1, epoch2)
+
+
 def test_drop_remainder_gives_full_static_batches_and_the_shard_policy_is_explicit():
     ds = data.make_datasets(_id_source(), _raw_prep(), batch_size=32, validation_split=0.1, drop_remainder=True)
     assert ds.train.element_spec[0].shape == (32, 4, 4, 1)

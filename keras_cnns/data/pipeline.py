@@ -239,6 +239,15 @@ def _memory_cache_note(train, train_count, eval_count, prep):
             f"(pass cache=PATH for a file cache)")
 
 
+def _prepared_fitting(ds, wanted):
+    """How many of a dataset's prepared images (at most `wanted`) fit in MEMORY_CACHE_FRACTION of the machine's
+    memory: the largest shuffle buffer of them that is safe."""
+    size, total = _image_bytes(ds), physical_memory_bytes()
+    if not size or total is None:
+        return wanted
+    return min(wanted, int(MEMORY_CACHE_FRACTION * total // size))
+
+
 def _cached(ds, cache):
     if cache is True:
         return ds.cache()
@@ -297,7 +306,10 @@ def make_datasets(source, preprocessing=None, batch_size=128, augment=None, vali
       cache: True (memory, unless the prepared images would take more than MEMORY_CACHE_FRACTION of the
         machine's memory: then none, and the returned ``cache_note`` says so), False, or a file path prefix;
         the cache holds only deterministic work.
-      shuffle_buffer: default the whole training split when it is in memory, else 10,000 images.
+      shuffle_buffer: default the whole training split when it is in memory, else 10,000 images. A buffer of
+        prepared images that would take more than MEMORY_CACHE_FRACTION of the memory is never made: without a
+        cache the source's examples are shuffled before they are prepared, with a file cache the buffer is cut
+        to what fits (``cache_note`` says so).
       input_shape: only used when ``preprocessing`` is None.
     """
     if not isinstance(source, Source):
@@ -326,11 +338,16 @@ def make_datasets(source, preprocessing=None, batch_size=128, augment=None, vali
     if shuffle_buffer is None:
         shuffle_buffer = len(train_idx) if source.is_in_memory() else 10_000
     buffer = max(1, min(shuffle_buffer, len(train_idx)))
-    if cache_note:
-        # A shuffle buffer of prepared images would not fit either: shuffle the source's examples, then prepare.
+    fitting = _prepared_fitting(train, buffer)
+    if cache_note or (not cache and fitting < buffer):
+        # A shuffle buffer of prepared images would not fit: shuffle the source's examples, then prepare.
         train = _map_fixed(examples.shuffle(buffer, seed=seed, reshuffle_each_iteration=True), fixed, same_size)
     else:
         train = _cached(train, cache if cache is True or not cache else f"{cache}-train-{seed}")
+        if fitting < buffer:  # a file cache: its prepared images are shuffled in a buffer that fits
+            cache_note = (f"shuffle buffer of {fitting:,} prepared images, not {buffer:,}: more would take over "
+                          f"{MEMORY_CACHE_FRACTION:.0%} of this machine's memory")
+            buffer = max(1, fitting)
         train = train.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
     # One stateless seed per batch (or per image) per epoch, each image its own draws: the same run seed gives
     # the same augmentations, every epoch new ones.
