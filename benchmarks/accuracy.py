@@ -34,7 +34,7 @@ ACCURACY_RUNS = [  # (model, recipe, target test accuracy, input size or None fo
 ]
 EPOCHS = {"googlenet": 15}  # runs whose epochs differ from their recipe's (the shipped model's command)
 SPEED_MODELS = ("lenet5_modern", "resnet20")
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "onednn_amp")  # keras_cnns.training.PRECISIONS
 SPEED_SETTINGS = [("float32", False), ("float32", True), ("mixed_bfloat16", False), ("mixed_bfloat16", True)]
 
 

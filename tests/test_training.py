@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import keras_cnns
 from keras_cnns import data, metadata, training
@@ -143,6 +144,31 @@ def test_unknown_model_or_precision_raise_value_errors(small_source):
         training.fit("lenet6", small_source, epochs=1)
     with pytest.raises(ValueError, match="Received: precision='float8'"):
         training.fit("lenet5", small_source, epochs=1, precision="float8")
+
+
+def test_onednn_amp_trains_a_float32_model_through_the_graph_rewrite_only_while_it_trains(small_source, tmp_path,
+                                                                                           monkeypatch):
+    import importlib
+
+    fit_module = importlib.import_module("keras_cnns.training.fit")  # the module; training.fit is its function
+    option = fit_module.GRAPH_REWRITES["onednn_amp"]
+    seen, train_epochs = [], fit_module._train_epochs
+
+    def spy(*args, **kwargs):
+        seen.append(tf.config.optimizer.get_experimental_options().get(option, False))
+        return train_epochs(*args, **kwargs)
+
+    monkeypatch.setattr(fit_module, "_train_epochs", spy)
+    monkeypatch.setattr(fit_module, "onednn_enabled", lambda: True)  # the pass is a no-op where oneDNN is off
+    result = training.fit("lenet5_modern", small_source, epochs=1, batch_size=64, recipe="fast",
+                          precision="onednn_amp", output_dir=str(tmp_path), verbose=0, log=lambda *_: None,
+                          limit=256)
+    assert seen == [True] and not tf.config.optimizer.get_experimental_options().get(option, False)
+    assert np.isfinite(result.history[0]["loss"]) and result.metadata["precision"] == "onednn_amp"
+    assert result.model.dtype_policy.name == "float32" and {w.dtype for w in result.model.weights} == {"float32"}
+    monkeypatch.setattr(fit_module, "onednn_enabled", lambda: False)
+    with pytest.raises(ValueError, match="TF_ENABLE_ONEDNN_OPTS=1"):
+        training.fit("lenet5_modern", small_source, epochs=1, precision="onednn_amp", output_dir=str(tmp_path / "b"))
 
 
 def test_every_registered_model_has_both_recipes():

@@ -19,7 +19,7 @@ import sys
 from keras_cnns import cli
 from keras_cnns.cli import USER_ERRORS, first_line
 
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "onednn_amp")  # keras_cnns.training.PRECISIONS
 STRATEGIES = ("auto", "mirrored", "multiworker", "default")
 
 

@@ -44,7 +44,10 @@ from keras_cnns.training.evaluate import predict_scores, summarize
 from keras_cnns.training.lock import output_lock
 from keras_cnns.training.plots import plot_history
 
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "onednn_amp")
+# A float32 model whose training graph TensorFlow's grappler rewrites to bfloat16 where oneDNN has kernels
+# (docs/performance.md, "The precision knobs"): no Keras dtype policy, a graph option while the model trains.
+GRAPH_REWRITES = {"onednn_amp": "auto_mixed_precision_onednn_bfloat16"}
 AUX_OUTPUTS = ("aux1", "aux2")
 
 
@@ -94,10 +97,34 @@ def _reproducible(seed, deterministic):
             tf_config.disable_op_determinism()
 
 
+def onednn_enabled():
+    """Whether this TensorFlow runs its oneDNN CPU kernels (TF_ENABLE_ONEDNN_OPTS, or the CPU's default)."""
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+    except ImportError:  # a TensorFlow without the probe: assume it can, the graph pass then decides
+        return True
+    return bool(_pywrap_util_port.IsMklEnabled())
+
+
+@contextlib.contextmanager
+def _graph_rewrite(precision):
+    """The grappler rewrite of GRAPH_REWRITES[precision] on while the model trains (nothing for the others)."""
+    option = GRAPH_REWRITES.get(precision)
+    if option is None:
+        yield
+        return
+    previous = tf.config.optimizer.get_experimental_options().get(option, False)
+    tf.config.optimizer.set_experimental_options({option: True})
+    try:
+        yield
+    finally:
+        tf.config.optimizer.set_experimental_options({option: previous})
+
+
 @contextlib.contextmanager
 def _dtype_policy(precision):
     previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(precision)
+    keras.config.set_dtype_policy("float32" if precision in GRAPH_REWRITES else precision)
     try:
         yield
     finally:
@@ -234,6 +261,10 @@ def resolve_run(model, *, epochs=None, batch_size=None, recipe="paper", precisio
         raise ValueError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}. Received: precision={precision!r}")
+    if precision in GRAPH_REWRITES and not onednn_enabled():
+        raise ValueError(f"precision={precision!r} rewrites the graph for TensorFlow's oneDNN kernels, which this "
+                         f"process does not run: set TF_ENABLE_ONEDNN_OPTS=1 before TensorFlow is imported "
+                         f"(apps/train.py does unless --no-onednn)")
     if augment == "recipe":
         augment = rec.augment
     if spec.task != "classification":  # the image's labels (masks, boxes) must move with it
@@ -493,7 +524,9 @@ def fit(model, dataset=None, *, epochs=None, batch_size=None, recipe="paper", pr
         keras_cnns.data.segmentation.SegmentationSource.
       epochs, batch_size: default from the recipe; batch_size is the *global* batch (all replicas).
       recipe: "paper" or "fast" (see keras_cnns.training.recipes.RECIPES), or a Recipe.
-      precision: "float32", "mixed_bfloat16" or "mixed_float16" (the saved model is float32).
+      precision: "float32", "mixed_bfloat16", "mixed_float16" (Keras dtype policies) or "onednn_amp" (a
+        float32 model trained through grappler's oneDNN bfloat16 rewrite; needs oneDNN on); the saved model is
+        float32.
       jit: XLA compilation of the train step: True, False or None (Keras' "auto").
       strategy: "auto" (mirror over GPUs when more than one is visible), "mirrored", "multiworker" (from
         TF_CONFIG) or "default" (one device).
@@ -655,6 +688,14 @@ def run_fit(run, net, data, heads, state, work_dir, *, tensorboard=True, verbose
     done = state.epochs_done
     if done >= run.epochs:
         return
+    with _graph_rewrite(run.precision):
+        diverged = _train_epochs(run, net, data, heads, state, work_dir, done, tensorboard, verbose, log)
+    if diverged:
+        raise cb.TrainingDiverged(diverged)
+
+
+def _train_epochs(run, net, data, heads, state, work_dir, done, tensorboard, verbose, log):
+    """run_fit's epochs; the divergence message or None."""
     if run.multiworker:
         from keras_cnns.training.loop import custom_fit
         diverged = custom_fit(net, run.strategy, data.train, data.validation, loss=heads.loss,
@@ -666,8 +707,7 @@ def run_fit(run, net, data, heads, state, work_dir, *, tensorboard=True, verbose
         net.fit(data.train, validation_data=data.validation, epochs=run.epochs, initial_epoch=done,
                 callbacks=callbacks, shuffle=False, verbose=verbose)  # the pipeline shuffles (seeded)
         diverged = committer.divergence_message() if committer.diverged else None
-    if diverged:
-        raise cb.TrainingDiverged(diverged)
+    return diverged
 
 
 def finish(run, net, data, heads, state, work_dir, output_dir, *, seconds, resumed_from=0,
