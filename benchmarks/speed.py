@@ -645,7 +645,7 @@ def rewrite_from_csv(args):
         rows = [dict(r, value=float(r["value"])) for r in csv.DictReader(f)]
     for r in rows:
         r["jit"] = {"True": True, "False": False}.get(r["jit"], "")
-        for key in ("spe", "threads", "batch"):
+        for key in ("spe", "threads", "batch", "repeats"):
             r[key] = int(float(r[key])) if r[key] else ""  # pandas may have written 2 as 2.0
     rows = [r for r in rows if r["metric"] not in ("consumed_images_per_s", "headroom_x")
             and not (r["section"] == "litert" and r["framework"] == "PyTorch")]

@@ -133,17 +133,18 @@ LOWER_IS_BETTER = ("latency_b1_ms", "compile_s")
 def best_rows(rows):
     """Best of N: rows that differ only in `repeat` collapse into one holding the best value of each metric
     (highest throughput, lowest latency and compile time, highest peak memory), with `repeats` = how many
-    there were."""
+    there were (a row read back from a written CSV counts as its own `repeats`)."""
     keys = ("section", "framework", "model", "impl", "precision", "jit", "spe", "threads", "batch", "metric")
     best = {}
     for row in rows:
         key = tuple(row.get(k) for k in keys)
+        count = int(row.get("repeats") or 1)
         if key not in best:
-            best[key] = dict(row, repeats=1)
+            best[key] = dict(row, repeats=count)
             best[key].pop("repeat", None)
             continue
         kept = best[key]
-        kept["repeats"] += 1
+        kept["repeats"] += count
         pick = min if row["metric"] in LOWER_IS_BETTER else max
         kept["value"] = pick(kept["value"], row["value"])
     return list(best.values())
