@@ -10,15 +10,29 @@ import time
 from keras_cnns import training
 
 
+def _committed(state_path):
+    """Whether an epoch's commit is complete: state.json and the history.csv written after it (commit steps 3
+    and 4 of keras_cnns.training.callbacks) agree. A kill between the two leaves history.csv one epoch behind
+    until the rerun writes it again from state.json, which is what a test reading it right after the kill
+    must not catch (it did once, CI of 2026-11-30)."""
+    history = state_path.parent.parent / "history.csv"
+    if not (state_path.exists() and history.exists()):
+        return False
+    try:
+        return len(training.read_history_csv(str(history))) == json.loads(state_path.read_text())["epochs_done"]
+    except (OSError, ValueError, KeyError):
+        return False
+
+
 def _killed_after_first_commit(proc, state_path, wait):
-    """SIGKILLs the run `proc` as soon as its state.json appears (epoch 1 committed, epoch 2 just started);
-    returns the epochs it had committed."""
+    """SIGKILLs the run `proc` as soon as its first commit is complete (epoch 1 committed, epoch 2 just
+    started); returns the epochs it had committed."""
     deadline = time.time() + wait
     try:
-        while time.time() < deadline and proc.poll() is None and not state_path.exists():
+        while time.time() < deadline and proc.poll() is None and not _committed(state_path):
             time.sleep(0.05)
         assert proc.poll() is None, "the run ended before it could be killed"
-        assert state_path.exists(), "no epoch finished in time"
+        assert _committed(state_path), "no epoch finished in time"
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
