@@ -130,13 +130,14 @@ def child_keras(task):
     import tensorflow as tf
     from keras_cnns.anatomy import count_params
     from keras_cnns.inference import median_latency_ms
+    from keras_cnns.training.fit import GRAPH_REWRITES
 
     _set_tf_threads(task["threads"])  # tf.data feeds every backend
     if keras.backend.backend() == "torch":
         import torch
         torch.set_num_threads(task["threads"])
-    if task["precision"] == "onednn_amp":
-        tf.config.optimizer.set_experimental_options({"auto_mixed_precision_onednn_bfloat16": True})
+    if task["precision"] in GRAPH_REWRITES:  # the same grappler option as training.fit(precision="onednn_amp")
+        tf.config.optimizer.set_experimental_options({GRAPH_REWRITES[task["precision"]]: True})
     keras.config.set_dtype_policy("mixed_bfloat16" if task["precision"] == "mixed_bfloat16" else "float32")
     model, loss = _keras_model(task)
     rows, batch, spe = [], task["batch"], task["spe"]

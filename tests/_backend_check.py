@@ -55,6 +55,6 @@ def train():
 if __name__ == "__main__":
     result = compare(sys.argv[2], sys.argv[3:]) if sys.argv[1] == "compare" else train()
     if keras.backend.backend() == "tensorflow":  # which CPU kernels ran: TensorFlow's oneDNN or its Eigen ones
-        from tensorflow.python.util import _pywrap_util_port
-        result["onednn"] = bool(_pywrap_util_port.IsMklEnabled())
+        from keras_cnns.training.fit import onednn_enabled
+        result["onednn"] = onednn_enabled()
     print("BACKEND_CHECK " + json.dumps({"backend": keras.backend.backend(), **result}), flush=True)

@@ -289,12 +289,12 @@ def _shuffle_inputs(dataset):
     assert len(todo) == 1
     seen = set()
     while todo:
-        node = nodes[todo.pop().split(":")[0].lstrip("^")]
-        for name in node.input:
-            if name.split(":")[0].lstrip("^") not in seen:
-                seen.add(name.split(":")[0].lstrip("^"))
+        for name in nodes[todo.pop()].input:
+            name = name.split(":")[0].lstrip("^")  # "node:output" or "^control input" -> node
+            if name in nodes and name not in seen:
+                seen.add(name)
                 todo.append(name)
-    return {nodes[n].op for n in seen if n in nodes}
+    return {nodes[n].op for n in seen}
 
 
 def test_no_shuffle_buffer_of_prepared_images_that_would_not_fit_without_a_cache_or_with_a_file_cache(
