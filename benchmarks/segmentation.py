@@ -28,7 +28,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from report import (inference_images_per_second, start_columns, training_benchmark_parser,  # noqa: E402
                     training_options)
 
-MODELS = ("fcn32s_vgg16_slim", "fcn16s_vgg16_slim", "fcn8s_vgg16_slim")
+STEMS = ("fcn32s", "fcn16s", "fcn8s")
+# The VGG-16 twins the FCNs are benchmarked at (keras_cnns.models.vgg.SMALL_WIDTHS): 1/8 width, and a trunk at 1/4.
+TWINS = ("slim", "quarter")
+MODELS = tuple(f"{stem}_vgg16_slim" for stem in STEMS)  # the default run
+CHOICES = tuple(f"{stem}_vgg16_{twin}" for twin in TWINS for stem in STEMS)
 SHIPPED = "fcn8s_vgg16_slim"
 TARGET_MEAN_IOU = 0.75
 PAPER_DROPOUT = 0.5  # keras_cnns.models.fcn.DROPOUT (a test holds them equal; importing it loads TensorFlow)
@@ -37,7 +41,7 @@ BEGIN, END = "<!-- segmentation-table: written by benchmarks/segmentation.py -->
 
 def parse_args(argv=None):
     p = training_benchmark_parser(__doc__, "segmentation", SHIPPED, "segment.py")
-    p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    p.add_argument("--models", nargs="+", default=list(MODELS), choices=CHOICES)
     p.add_argument("--dropout", type=float, default=None, metavar="RATE",
                    help=f"the dropout rate after fc6 and fc7 (default: the paper's {PAPER_DROPOUT})")
     p.add_argument("--from-csv", nargs="+", default=None, metavar="CSV",
@@ -94,25 +98,37 @@ def _label(key):
     return f"{key[0]}, {key[1]}, {key[2]} epochs" + ("" if key[3] == PAPER_DROPOUT else f", dropout {key[3]:g}")
 
 
+def twin(model):
+    """The VGG-16 twin an FCN is built at: the last part of its registry name ("slim" in fcn8s_vgg16_slim)."""
+    return model.rsplit("_", 1)[-1]
+
+
 def verdicts(rows):
-    """The paper's order FCN-32s < FCN-16s < FCN-8s for every setting that has all three models, then the
-    target against the best FCN-8s row (the setting named when the table holds several)."""
+    """The paper's order FCN-32s < FCN-16s < FCN-8s for every setting and twin that has all three models, then
+    the target against the best FCN-8s row (the setting, and the model when the table holds several twins, named
+    when the table holds several)."""
     settings = list(dict.fromkeys(setting(r) for r in rows))
+    twins = [t for t in TWINS if any(twin(r["model"]) == t for r in rows)]
     text = ""
     for key in settings:
-        by_model = {r["model"]: r["mean_iou"] for r in rows if setting(r) == key}
-        if all(m in by_model for m in MODELS):
-            order = [by_model[m] for m in MODELS]
-            where = f" ({_label(key)})" if len(settings) > 1 else ""
-            text += (f"\nThe paper's order FCN-32s < FCN-16s < FCN-8s{where}: "
-                     f"{'holds' if order[0] < order[1] < order[2] else 'does not hold'} "
-                     f"({' < '.join(map(str, order))}). ")
-    eights = [r for r in rows if r["model"] == SHIPPED]
+        for t in twins:
+            names = [f"{stem}_vgg16_{t}" for stem in STEMS]
+            by_model = {r["model"]: r["mean_iou"] for r in rows if setting(r) == key}
+            if all(m in by_model for m in names):
+                order = [by_model[m] for m in names]
+                where = ", ".join(([f"vgg16_{t}"] if len(twins) > 1 else [])
+                                  + ([_label(key)] if len(settings) > 1 else []))
+                text += (f"\nThe paper's order FCN-32s < FCN-16s < FCN-8s{f' ({where})' if where else ''}: "
+                         f"{'holds' if order[0] < order[1] < order[2] else 'does not hold'} "
+                         f"({' < '.join(map(str, order))}). ")
+    eights = [r for r in rows if r["model"].startswith(f"{STEMS[-1]}_")]
     if eights:
         best = max(eights, key=lambda r: r["mean_iou"])
-        where = f" ({_label(setting(best))})" if len(settings) > 1 else ""
+        where = ", ".join(([best["model"]] if len({r["model"] for r in eights}) > 1 else [])
+                          + ([_label(setting(best))] if len(settings) > 1 else []))
         mirrored = best.get("mean_iou_mirrored")
-        text += (f"{'Best ' if len(eights) > 1 else ''}FCN-8s mean IoU {best['mean_iou']}{where} against the target "
+        text += (f"{'Best ' if len(eights) > 1 else ''}FCN-8s mean IoU {best['mean_iou']}"
+                 f"{f' ({where})' if where else ''} against the target "
                  f"{TARGET_MEAN_IOU}: {'met' if best['mean_iou'] >= TARGET_MEAN_IOU else 'not met'}"
                  + (f" (averaged with the mirror image, segment.py --mirror: {mirrored})" if mirrored else "")
                  + ".\n")

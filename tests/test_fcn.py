@@ -10,20 +10,21 @@ from keras_cnns.layers.spatial import bilinear_kernel
 from keras_cnns.models import fcn
 
 SLIM = ["fcn32s_vgg16_slim", "fcn16s_vgg16_slim", "fcn8s_vgg16_slim"]
+QUARTER = [name.replace("_slim", "_quarter") for name in SLIM]
 
 
 def _images(h, w, c=1, n=2, seed=0):
     return np.random.default_rng(seed).normal(size=(n, h, w, c)).astype("float32")
 
 
-def test_the_three_variants_of_the_paper_are_registered_full_and_slim():
+def test_the_three_variants_of_the_paper_are_registered_full_slim_and_quarter():
     assert keras_cnns.list_models("fcn*") == sorted(
-        f"fcn{s}s_vgg16{t}" for s in (32, 16, 8) for t in ("", "_slim"))
+        f"fcn{s}s_vgg16{t}" for s in (32, 16, 8) for t in ("", "_slim", "_quarter"))
     assert keras_cnns.list_models(task="segmentation") == keras_cnns.list_models("fcn*")
     assert "fcn8s_vgg16" not in keras_cnns.list_models(task="classification")
 
 
-@pytest.mark.parametrize("name", SLIM)
+@pytest.mark.parametrize("name", SLIM + ["fcn8s_vgg16_quarter"])
 @pytest.mark.parametrize("size", [(33, 47), (128, 128), (1, 5), (65, 31)])
 def test_any_input_size_odd_ones_included_gives_a_mask_of_that_size(name, size):
     model = keras_cnns.get_model(name, input_shape=(None, None, 1), num_classes=11)
@@ -55,6 +56,19 @@ def test_slim_is_the_same_graph_at_one_eighth_width():
     assert model.get_layer("block1_conv1").kernel.shape == (3, 3, 3, 8)
     assert model.get_layer("block5_conv3").kernel.shape == (3, 3, 64, 64)
     assert model.get_layer("fc6").kernel.shape == (7, 7, 64, 512)
+
+
+@pytest.mark.parametrize("name", QUARTER)
+def test_quarter_is_the_same_graph_with_a_trunk_at_one_quarter_width_and_fc6_fc7_at_one_eighth(name):
+    model = keras_cnns.get_model(name, input_shape=(None, None, 1), num_classes=11)
+    slim = keras_cnns.get_model(name.replace("_quarter", "_slim"), input_shape=(None, None, 1), num_classes=11)
+    assert [layer.name for layer in model.layers] == [layer.name for layer in slim.layers]
+    assert model.get_layer("block1_conv1").kernel.shape == (3, 3, 1, 16)
+    assert model.get_layer("block5_conv3").kernel.shape == (3, 3, 128, 128)
+    assert model.get_layer("fc6").kernel.shape == (7, 7, 128, 512)
+    assert model.get_layer("fc7").kernel.shape == (1, 1, 512, 512)
+    if name == "fcn8s_vgg16_quarter":  # 920,496 in the trunk, 3,211,776 in fc6: 17.8 MB of float32, under the
+        assert model.count_params() == 4_437_553  # 25 MB a shipped model may weigh
 
 
 def test_score_layers_start_at_zero_so_every_pixel_starts_uniform():

@@ -103,6 +103,20 @@ def test_segmentation_benchmark_tables_say_whether_the_papers_order_and_the_targ
         ("fcn8s_vgg16_slim", 0.78)]
 
 
+def test_the_segmentation_benchmark_holds_each_twin_to_the_papers_order_and_names_the_best_fcn8s(tmp_path):
+    bench = _bench("segmentation")
+    assert bench.parse_args(["--models", "fcn8s_vgg16_quarter"]).models == ["fcn8s_vgg16_quarter"]
+    assert [bench.twin(m) for m in bench.CHOICES] == ["slim"] * 3 + ["quarter"] * 3
+    base = {"epochs": 30, "test_scenes": 2000, "augment": "redraw", "iou_background": 0.99}
+    rows = [dict(base, model=m, mean_iou=iou, backbone="vgg16_slim") for m, iou in zip(bench.MODELS, (0.6, 0.67, 0.71))]
+    rows += [dict(base, model=m.replace("_slim", "_quarter"), mean_iou=iou, backbone="vgg16_slim")
+             for m, iou in zip(bench.MODELS, (0.62, 0.73, 0.7))]
+    text = bench.write(rows, str(tmp_path))
+    assert "FCN-32s < FCN-16s < FCN-8s (vgg16_slim): holds (0.6 < 0.67 < 0.71)" in text
+    assert "FCN-32s < FCN-16s < FCN-8s (vgg16_quarter): does not hold (0.62 < 0.73 < 0.7)" in text
+    assert "Best FCN-8s mean IoU 0.71 (fcn8s_vgg16_slim) against the target 0.75: not met.\n" in text
+
+
 def test_the_task_benchmarks_say_how_each_run_started(tmp_path):
     sys.path.append(os.path.join(ROOT, "benchmarks"))
     from report import start_columns, training_benchmark_parser, training_options
@@ -178,3 +192,11 @@ def test_items_are_classified_whole_by_the_probabilities_summed_over_their_visib
     everywhere_bag[..., 9] = 1.0                                       # "Bag" on every pixel
     votes = bench.item_votes([test[i] for i in range(12)], everywhere_bag, images)
     assert (votes[:, 9] == votes.sum(1)).all() and votes[9, 9] == votes[9].sum()
+
+
+def test_the_precisions_offered_before_tensorflow_loads_are_the_ones_fit_trains_in():
+    # train.py and benchmarks/accuracy.py keep their own copy so that --help loads no TensorFlow
+    from keras_cnns.cli import train
+    from keras_cnns.training.fit import PRECISIONS
+
+    assert train.PRECISIONS == _bench("accuracy").PRECISIONS == PRECISIONS

@@ -239,20 +239,29 @@ def test_feature_maps_are_the_five_block_pools_and_fc6_fc7():
     assert list(keras_cnns.feature_layers(trunk)) == [f"block{b}" for b in range(1, 6)]
 
 
-def test_vgg16_slim_is_configuration_d_at_one_eighth_width_with_531490_parameters():
-    # convs 8,8 | 16,16 | 32 x3 | 64 x3 | 64 x3 (230,424); fc6 64*512+512 (1x1 pool5 at 32x32); fc7 512*512+512; 10 classes
-    model = keras_cnns.get_model("vgg16_slim")
+# The CPU twins: configuration D's blocks at (8, 16, 32, 64, 64) and (16, 32, 64, 128, 128) filters, fc6/fc7 of 512
+# units in both (fc6 over the 1x1 pool5 of a 32x32 input), 10 classes:
+#   slim:    convs 230,424 + fc6 64*512+512 + fc7 512*512+512 + 512*10+10 = 531,490
+#   quarter: convs 920,496 + fc6 128*512+512 + fc7 512*512+512 + 512*10+10 = 1,254,330
+@pytest.mark.parametrize("twin, blocks, parameters", [
+    ("slim", (8, 16, 32, 64, 64), 230_424 + (64 * 512 + 512) + (512 * 512 + 512) + (512 * 10 + 10)),
+    ("quarter", (16, 32, 64, 128, 128), 920_496 + (128 * 512 + 512) + (512 * 512 + 512) + (512 * 10 + 10)),
+])
+def test_the_small_vgg16s_are_configuration_d_at_their_widths_with_fc6_fc7_of_512(twin, blocks, parameters):
+    model = keras_cnns.get_model(f"vgg16_{twin}")
     assert tuple(model.input_shape[1:]) == (32, 32, 1) and model.output_shape == (None, 10)
-    assert [conv.filters for conv in _convs(model)] == [8, 8, 16, 16, 32, 32, 32, 64, 64, 64, 64, 64, 64]
+    layers_per_block = (2, 2, 3, 3, 3)
+    assert [conv.filters for conv in _convs(model)] == [f for f, n in zip(blocks, layers_per_block) for _ in range(n)]
     assert model.get_layer("fc6").units == model.get_layer("fc7").units == 512
-    assert model.count_params() == 230_424 + (64 * 512 + 512) + (512 * 512 + 512) + (512 * 10 + 10) == 531_490
+    assert model.count_params() == parameters == {"slim": 531_490, "quarter": 1_254_330}[twin]
 
 
-def test_vgg16_slim_is_the_classifier_twin_of_the_slim_fcns_backbone():
+@pytest.mark.parametrize("twin", ["slim", "quarter"])
+def test_the_small_vgg16s_are_the_classifier_twins_of_their_fcns_backbones(twin):
     from keras_cnns.models import fcn
 
-    classifier = keras_cnns.get_model("vgg16_slim")
-    net = keras_cnns.get_model("fcn8s_vgg16_slim", input_shape=(None, None, 1), num_classes=11)
+    classifier = keras_cnns.get_model(f"vgg16_{twin}")
+    net = keras_cnns.get_model(f"fcn8s_vgg16_{twin}", input_shape=(None, None, 1), num_classes=11)
     copied = fcn.load_backbone(net, classifier)
     assert [name for name in copied if name.startswith("block")] == [conv.name for conv in _convs(classifier)]
     assert "fc7" in copied and "fc6" in copied   # fc6 saw a 1x1 pool5 map: the centre tap of the FCN's 7x7 fc6

@@ -14,7 +14,9 @@ full width: block3_pool 16x16x256, block4_pool 8x8x512, block5_pool 4x4x512, fc7
 128x128xK.
 
 Registered names: ``fcn32s_vgg16``, ``fcn16s_vgg16``, ``fcn8s_vgg16`` (the paper's widths) and the same
-with ``_slim`` (every width divided by 8: the trunk's filters and fc6/fc7's 4096), which trains on a CPU.
+with ``_slim`` (every width divided by 8: the trunk's filters and fc6/fc7's 4096) and ``_quarter`` (the trunk's
+filters divided by 4, fc6/fc7 by 8), which train on a CPU: the widths of the VGG-16 twins ``vgg16_slim`` and
+``vgg16_quarter`` (``vgg.SMALL_WIDTHS``).
 
 Deviations from the paper:
   * any input size through padding the image at its bottom and right to a multiple of 32 and cropping
@@ -23,7 +25,7 @@ Deviations from the paper:
     maps);
   * the final upsampling layer is trainable like the others (the paper kept some fixed); all score
     layers start at zero (the paper zero-initialises score_fr and the skip scores);
-  * the ``_slim`` variants are not in the paper.
+  * the ``_slim`` and ``_quarter`` variants are not in the paper.
 A run may set the dropout rate after fc6 and fc7 (``overrides={"dropout": rate}``: fit's ``overrides=``,
 train.py ``--dropout``); the default is the paper's 0.5.
 The backbone can start from a trained VGG classifier's weights (``backbone_weights=``, the paper's way):
@@ -87,7 +89,7 @@ def _score(x, num_classes, name):
     return keras.layers.Conv2D(num_classes, 1, kernel_initializer="zeros", name=name)(x)
 
 
-def _fcn(*, spec_name, skips, width, input_shape, num_classes, include_top, pooling, classifier_activation,
+def _fcn(*, spec_name, skips, width, fc_width, input_shape, num_classes, include_top, pooling, classifier_activation,
          weights, backbone_weights, overrides, name):
     settings = fcn_settings(spec_name, overrides)
     input_shape = check_args(
@@ -99,7 +101,7 @@ def _fcn(*, spec_name, skips, width, input_shape, num_classes, include_top, pool
     pools = dict(zip((f"block{b}_pool" for b in range(1, 6)), vgg.trunk(padded, "D", width=width)))
     if not include_top:
         return finish_model(inputs, pools["block5_pool"], name=name, weights=weights)
-    units = vgg.scaled(FC_UNITS, width)
+    units = vgg.scaled(FC_UNITS, fc_width)
     x = keras.layers.Conv2D(units, FC6_KERNEL, padding="same", activation="relu", name="fc6")(pools["block5_pool"])
     x = keras.layers.Dropout(settings.dropout, name="drop6")(x)
     x = keras.layers.Conv2D(units, 1, activation="relu", name="fc7")(x)
@@ -173,13 +175,16 @@ def load_backbone(model, source):
     return copied
 
 
-def _register(stem, slim=False):
-    """Registers the FCN of VARIANTS[stem] (at 1/8 width when `slim`) and returns its builder."""
+def _register(stem, small=None):
+    """Registers the FCN of VARIANTS[stem] at the paper's widths, or at those of the VGG-16 twin
+    ``vgg16_<small>`` (vgg.SMALL_WIDTHS), and returns its builder."""
     skips = VARIANTS[stem]
-    spec_name = f"{stem}_vgg16" + ("_slim" if slim else "")
-    width = vgg.SLIM_WIDTH if slim else 1.0
+    spec_name = f"{stem}_vgg16" + (f"_{small}" if small else "")
+    width, fc_width = vgg.SMALL_WIDTHS[small] if small else (1.0, 1.0)
+    narrowed = (f"the trunk's widths x {width:g} and fc6/fc7's x {fc_width:g}, as vgg16_{small} (not in the paper)"
+                if small else "")
     deviations = ("input padded to a multiple of 32 and scores cropped back (Caffe: 100-pixel pad); fc6 'same' "
-                  "padding; trainable final upsampling" + ("; every width / 8 (not in the paper)" if slim else ""))
+                  "padding; trainable final upsampling" + (f"; {narrowed}" if small else ""))
 
     @register_model(spec_name, family="fcn", paper=PAPER, input_shape=(None, None, 3), min_input_size=1,
                     test_input_shape=(40, 40, 1), deviations=deviations, output="pixel_probabilities",
@@ -187,24 +192,27 @@ def _register(stem, slim=False):
     def build(*, input_shape=None, num_classes=21, include_top=True, pooling=None,
               classifier_activation="softmax", weights=None, backbone_weights=None, overrides=None,
               name=spec_name):
-        return _fcn(spec_name=spec_name, skips=skips, width=width, input_shape=input_shape,
+        return _fcn(spec_name=spec_name, skips=skips, width=width, fc_width=fc_width, input_shape=input_shape,
                     num_classes=num_classes, include_top=include_top, pooling=pooling,
                     classifier_activation=classifier_activation, weights=weights,
                     backbone_weights=backbone_weights, overrides=overrides, name=name)
 
     build.__name__ = build.__qualname__ = spec_name
-    build.__doc__ = (f"{stem.upper()} (Long et al. 2015) on VGG-16{' at 1/8 width' if slim else ''}: "
+    build.__doc__ = (f"{stem.upper()} (Long et al. 2015) on VGG-16{f' with {narrowed}' if small else ''}: "
                      f"(H, W, C) -> (H, W, num_classes) per-pixel probabilities. Deviations: {deviations}.")
     return build
 
 
 # One line per variant, so that readers and linters see every builder the module defines.
 fcn32s_vgg16 = _register("fcn32s")
-fcn32s_vgg16_slim = _register("fcn32s", slim=True)
+fcn32s_vgg16_slim = _register("fcn32s", small="slim")
+fcn32s_vgg16_quarter = _register("fcn32s", small="quarter")
 fcn16s_vgg16 = _register("fcn16s")
-fcn16s_vgg16_slim = _register("fcn16s", slim=True)
+fcn16s_vgg16_slim = _register("fcn16s", small="slim")
+fcn16s_vgg16_quarter = _register("fcn16s", small="quarter")
 fcn8s_vgg16 = _register("fcn8s")
-fcn8s_vgg16_slim = _register("fcn8s", slim=True)
+fcn8s_vgg16_slim = _register("fcn8s", small="slim")
+fcn8s_vgg16_quarter = _register("fcn8s", small="quarter")
 
 register_endpoints("fcn", [(f"block{b}", rf"block{b}_pool") for b in range(1, 6)]
                    + [("fc6", r"fc6"), ("fc7", r"fc7"), ("score", r"score_fr")])

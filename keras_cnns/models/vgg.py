@@ -98,7 +98,7 @@ def trunk(x, config, batch_norm=False, width=1.0):
 
 
 def _vgg(*, spec_name, config, batch_norm, head, default_shape, small_variant, input_shape, num_classes,
-         include_top, pooling, classifier_activation, weights, name, width=1.0):
+         include_top, pooling, classifier_activation, weights, name, width=1.0, head_width=None):
     published = _published(spec_name)
     input_shape = check_args(
         spec_name, input_shape=input_shape, num_classes=num_classes, include_top=include_top,
@@ -111,7 +111,8 @@ def _vgg(*, spec_name, config, batch_norm, head, default_shape, small_variant, i
     if include_top:
         x = keras.layers.Flatten(name="flatten")(x)
         for i, units in enumerate(head, start=6):
-            x = keras.layers.Dense(scaled(units, width), activation="relu", name=f"fc{i}")(x)
+            x = keras.layers.Dense(scaled(units, width if head_width is None else head_width), activation="relu",
+                                   name=f"fc{i}")(x)
             x = keras.layers.Dropout(DROPOUT, name=f"drop{i}")(x)
         x = classifier(x, num_classes, classifier_activation)
     else:
@@ -259,27 +260,46 @@ def vgg_cifar(*, input_shape=None, num_classes=10, include_top=True, pooling=Non
                 classifier_activation=classifier_activation, weights=weights, name=name)
 
 
-SLIM_WIDTH = 1 / 8
+# The CPU-sized twins of VGG-16 (not in the paper): registry suffix -> (trunk width, fc6/fc7 width), each a
+# fraction of the paper's. The FCNs' variants of the same suffix share them (keras_cnns.models.fcn).
+SMALL_WIDTHS = {
+    "slim": (1 / 8, 1 / 8),     # 8, 16, 32, 64, 64 filters; fc6/fc7 512
+    "quarter": (1 / 4, 1 / 8),  # 16, 32, 64, 128, 128 filters; fc6/fc7 512 (an FCN-8s's 7x7 fc6 stays ~3 M weights)
+}
 
 
-@register_model("vgg16_slim", family="vgg", paper=PAPER, input_shape=(32, 32, 1), min_input_size=MIN_INPUT_SIZE,
-                test_input_shape=(32, 32, 1), recipe="vgg_slim",
-                deviations="not in the paper: configuration D with every width / 8 (the trunk of the FCNs' "
-                           "_slim variants), Glorot initialisation")
-def vgg16_slim(*, input_shape=None, num_classes=10, include_top=True, pooling=None,
-               classifier_activation="softmax", weights=None, name="vgg16_slim"):
-    """VGG-16 (configuration D, Simonyan & Zisserman 2014) with every width divided by 8: convolutions of
-    8, 16, 32, 64, 64 filters, fc6 and fc7 of 512 units.
+def _small_twin(suffix, summary):
+    """Registers vgg16_<suffix>, the 32x32 Fashion-MNIST classifier twin of the FCNs' _<suffix> variants."""
+    width, head_width = SMALL_WIDTHS[suffix]
+    spec_name = f"vgg16_{suffix}"
 
-    Not in the paper. It is the classifier twin of ``fcn8s_vgg16_slim`` and the other slim FCNs: the same
-    layer names and shapes, so a trained copy starts an FCN's backbone (``backbone_weights=``, the FCN
-    paper's way) on a CPU. Its default input, 32x32x1, is Fashion-MNIST padded as for LeNet-5: items about
-    the size of the scenes' smallest (32..64 pixels, docs/data.md), on the same black background.
-    """
-    return _vgg(spec_name="vgg16_slim", config="D", batch_norm=False, head=IMAGENET_HEAD,
-                default_shape=(32, 32, 1), small_variant=None, input_shape=input_shape,
-                num_classes=num_classes, include_top=include_top, pooling=pooling,
-                classifier_activation=classifier_activation, weights=weights, name=name, width=SLIM_WIDTH)
+    @register_model(spec_name, family="vgg", paper=PAPER, input_shape=(32, 32, 1), min_input_size=MIN_INPUT_SIZE,
+                    test_input_shape=(32, 32, 1), recipe="vgg_slim",
+                    deviations=f"not in the paper: configuration D with {summary} (the trunk of the FCNs' "
+                               f"_{suffix} variants), Glorot initialisation")
+    def build(*, input_shape=None, num_classes=10, include_top=True, pooling=None,
+              classifier_activation="softmax", weights=None, name=spec_name):
+        return _vgg(spec_name=spec_name, config="D", batch_norm=False, head=IMAGENET_HEAD,
+                    default_shape=(32, 32, 1), small_variant=None, input_shape=input_shape,
+                    num_classes=num_classes, include_top=include_top, pooling=pooling,
+                    classifier_activation=classifier_activation, weights=weights, name=name, width=width,
+                    head_width=head_width)
+
+    filters = ", ".join(str(scaled(int(block[0].split("-")[1]), width)) for block in CONFIGS["D"])
+    build.__name__ = build.__qualname__ = spec_name
+    build.__doc__ = (
+        f"VGG-16 (configuration D, Simonyan & Zisserman 2014) with {summary}: convolutions of {filters} "
+        f"filters, fc6 and fc7 of {scaled(IMAGENET_HEAD[0], head_width)} units.\n\n"
+        f"    Not in the paper. It is the classifier twin of ``fcn8s_vgg16_{suffix}`` and the other _{suffix} FCNs: "
+        "the same layer names and shapes, so a trained copy starts an FCN's backbone (``backbone_weights=``, the "
+        "FCN paper's way) on a CPU. Its default input, 32x32x1, is Fashion-MNIST padded as for LeNet-5: items "
+        "about the size of the scenes' smallest (32..64 pixels, docs/data.md), on the same black background.")
+    return build
+
+
+# One line per twin, so that readers and linters see every builder the module defines.
+vgg16_slim = _small_twin("slim", "every width / 8")
+vgg16_quarter = _small_twin("quarter", "the convolutions' widths / 4 and fc6/fc7's / 8")
 
 
 register_endpoints("vgg", [(f"block{b}", rf"block{b}_pool") for b in range(1, 6)]
