@@ -1,6 +1,6 @@
 """Where a trained FCN's mean IoU is lost on the scene test split: item extent or item class (a diagnostic).
 
-    python benchmarks/segmentation_errors.py saved_models/fcn8s_vgg16_slim-fashion_mnist_scenes
+    python benchmarks/segmentation_errors.py saved_models/fcn8s_vgg16_quarter-fashion_mnist_scenes
     python benchmarks/segmentation_errors.py build/benchmarks/segmentation-flip-vgg16_slim/fcn8s_vgg16_slim \\
         --output benchmarks/results/segmentation-flip-vgg16_slim
 

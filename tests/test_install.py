@@ -38,3 +38,13 @@ def test_pip_install_then_console_script_from_another_directory(tmp_path):
     done = subprocess.run([str(venv / "bin" / "keras-cnns-inspect"), "lenet5"], cwd=elsewhere, env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and "c3" in done.stdout, done.stderr[-3000:]
+
+
+def test_every_shipped_model_weighs_under_25_mb_and_carries_its_metadata_history_and_curves():
+    shipped = os.path.join(ROOT, "saved_models")
+    folders = sorted(f for f in os.listdir(shipped) if os.path.isfile(os.path.join(shipped, f, "model.keras")))
+    assert "fcn8s_vgg16_quarter-fashion_mnist_scenes" in folders and "lenet5-fashion_mnist" in folders
+    for folder in folders:
+        files = set(os.listdir(os.path.join(shipped, folder)))
+        assert {"metadata.json", "history.csv", "curves.png"} <= files, folder
+        assert os.path.getsize(os.path.join(shipped, folder, "model.keras")) < 25_000_000, folder

@@ -106,6 +106,9 @@ def test_segmentation_benchmark_tables_say_whether_the_papers_order_and_the_targ
 def test_the_segmentation_benchmark_holds_each_twin_to_the_papers_order_and_names_the_best_fcn8s(tmp_path):
     bench = _bench("segmentation")
     assert bench.parse_args(["--models", "fcn8s_vgg16_quarter"]).models == ["fcn8s_vgg16_quarter"]
+    with pytest.raises(SystemExit) as exit_info:   # --ship with models that don't include the shipped one
+        bench.parse_args(["--ship"])
+    assert exit_info.value.code == 2 and bench.parse_args(["--ship", "--models", bench.SHIPPED]).ship
     assert [bench.twin(m) for m in bench.CHOICES] == ["slim"] * 3 + ["quarter"] * 3
     base = {"epochs": 30, "test_scenes": 2000, "augment": "redraw", "iou_background": 0.99}
     rows = [dict(base, model=m, mean_iou=iou, backbone="vgg16_slim") for m, iou in zip(bench.MODELS, (0.6, 0.67, 0.71))]

@@ -3,12 +3,12 @@
     python apps/segment.py scene.png                                 # the shipped FCN-8s (Fashion-MNIST scenes)
     python apps/segment.py photos/ --output masks/ --json            # every image of a folder, JSON records
     python apps/segment.py scene.png --model saved_models/fcn32s_vgg16_slim-fashion_mnist_scenes
-    python apps/segment.py scene.png --model build/exports/fcn8s_vgg16_slim-fashion_mnist_scenes/tflite/model.tflite
+    python apps/segment.py scene.png --model build/exports/fcn8s_vgg16_quarter-fashion_mnist_scenes/tflite/model.tflite
     python apps/segment.py scene.png --mirror                        # averaged with the mirror image's probabilities
 
 For each image it writes <stem>.mask.png (8-bit, the image's width and height, pixel value = class index,
 0 = background) and <stem>.overlay.png (the image with the classes' colours and a legend) into --output.
---model takes a registry NAME (a model trained into the saved-models home, e.g. fcn8s_vgg16_slim), a model
+--model takes a registry NAME (a model trained into the saved-models home, e.g. fcn8s_vgg16_quarter), a model
 DIR, or a FILE (.keras, a SavedModel directory, .tflite from apps/export.py); class names and preprocessing
 come from its metadata.json. Images of any size and mode are converted the way the model was trained (its
 channels, its normalisation) and keep their size. An input that can't be read prints one line on stderr; the
@@ -23,7 +23,7 @@ from keras_cnns import results
 from keras_cnns.cli import load_task_model, make_output_folder, quiet_native_logs, restore_native_logs
 
 EXIT_BAD_INPUT = 2
-DEFAULT_MODEL = "fcn8s_vgg16_slim"
+DEFAULT_MODEL = "fcn8s_vgg16_quarter"
 DEFAULT_OUTPUT = "segment-out"
 
 
