@@ -116,9 +116,9 @@ def verdicts(rows):
     twins = [t for t in TWINS if any(twin(r["model"]) == t for r in rows)]
     text = ""
     for key in settings:
+        by_model = {r["model"]: r["mean_iou"] for r in rows if setting(r) == key}
         for t in twins:
             names = [f"{stem}_vgg16_{t}" for stem in STEMS]
-            by_model = {r["model"]: r["mean_iou"] for r in rows if setting(r) == key}
             if all(m in by_model for m in names):
                 order = [by_model[m] for m in names]
                 where = ", ".join(([f"vgg16_{t}"] if len(twins) > 1 else [])
