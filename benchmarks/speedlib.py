@@ -16,7 +16,9 @@ FLOPs of our model of the same name, since they compute the same network.
 
 import math
 import os
-import platform
+
+from keras_cnns import machine
+from keras_cnns.machine import cpu_model  # noqa: F401 (the header's, and the tests')
 
 TORCH_MISSING = "PyTorch not installed: pip install -r benchmarks/requirements.txt"
 TRAIN_FLOPS_PER_FORWARD = 3
@@ -69,30 +71,13 @@ def matmul_gflops(n, seconds_per_product):
 
 # --- the machine ---------------------------------------------------------------------------------
 
-def cpu_model(cpuinfo="/proc/cpuinfo"):
-    """The CPU's model name from /proc/cpuinfo (platform.processor() where there is none)."""
-    try:
-        with open(cpuinfo) as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def cpu_flags(cpuinfo="/proc/cpuinfo"):
     """The matrix-relevant flags the CPU reports (AMX, AVX-512 BF16/VNNI, AVX2), as one string."""
     wanted = ("amx_bf16", "amx_int8", "avx512_bf16", "avx512_vnni", "avx512f", "avx2")
-    try:
-        with open(cpuinfo) as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return " ".join(w for w in wanted if w in flags) or "none of " + "/".join(wanted)
-    except OSError:
-        pass
-    return "unknown"
+    flags = machine.cpu_flags(cpuinfo)
+    if flags is None:
+        return "unknown"
+    return " ".join(w for w in wanted if w in flags) or "none of " + "/".join(wanted)
 
 
 def machine_header(versions, threads=None, omp_wait_policy="default"):

@@ -16,6 +16,7 @@ import keras
 
 
 BACKENDS = ("tensorflow", "jax", "torch")  # the Keras 3 backends the zoo is tested on (tests/test_backends.py)
+CPU_BFLOAT16 = ("mixed_bfloat16", "onednn_amp")  # what a spec's cpu_bfloat16 may name (keras_cnns.training.precision)
 
 
 class WeightsImportError(ValueError):
@@ -75,6 +76,10 @@ class ModelSpec:
         family (the CIFAR-sized members of an ImageNet family: resnet20 trains with "resnet_cifar").
       backends: the Keras 3 backends it builds and runs on (KERAS_BACKEND): every model is written in
         keras.ops except Faster R-CNN, whose anchors, box coding and NMS are TensorFlow ops.
+      cpu_bfloat16: the precision ("mixed_bfloat16" or "onednn_amp") it trains in with precision="auto" (apps/
+        train.py's default) on a CPU with bfloat16 arithmetic (keras_cnns.training.precision.choose). Set only
+        where a full run of its fast recipe in that precision was measured faster than float32 at the same test
+        accuracy (benchmarks/accuracy.py, docs/training.md "Precision"); None: float32 everywhere.
     """
 
     name: str
@@ -91,6 +96,7 @@ class ModelSpec:
     weights: Tuple[Weights, ...] = ()
     recipe: Optional[str] = None
     backends: Tuple[str, ...] = BACKENDS
+    cpu_bfloat16: Optional[str] = None
 
     @property
     def recipe_family(self):
@@ -109,10 +115,13 @@ _ALIASES = {}
 
 def register_model(name, *, family, paper, input_shape, min_input_size, test_input_shape=None,
                    deviations="none", output="probabilities", aux_min_input_size=None,
-                   task="classification", weights=(), recipe=None, backends=BACKENDS):
+                   task="classification", weights=(), recipe=None, backends=BACKENDS, cpu_bfloat16=None):
     """Decorator: registers a builder under `name`. Refuses a name that is already taken."""
     if task not in TASKS:
         raise ValueError(f"register_model: task must be one of {TASKS}. Received: task={task!r}")
+    if cpu_bfloat16 not in (None,) + CPU_BFLOAT16:
+        raise ValueError(f"register_model: cpu_bfloat16 must be None or one of {CPU_BFLOAT16}. "
+                         f"Received: cpu_bfloat16={cpu_bfloat16!r}")
 
     def decorate(builder):
         _claim(name)
@@ -121,7 +130,7 @@ def register_model(name, *, family, paper, input_shape, min_input_size, test_inp
             input_shape=tuple(input_shape), min_input_size=int(min_input_size),
             test_input_shape=tuple(test_input_shape or input_shape), deviations=deviations,
             output=output, aux_min_input_size=aux_min_input_size, task=task, weights=tuple(weights),
-            recipe=recipe, backends=tuple(backends))
+            recipe=recipe, backends=tuple(backends), cpu_bfloat16=cpu_bfloat16)
         return builder
 
     return decorate

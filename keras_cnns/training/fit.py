@@ -35,19 +35,18 @@ import numpy as np
 import tensorflow as tf
 
 from keras_cnns import metadata as md
+from keras_cnns.machine import cpu_flags
 from keras_cnns.paths import replaced_atomically, saved_models_dir
 from keras_cnns.registry import get_model, get_spec
 from keras_cnns.training import callbacks as cb
+from keras_cnns.training import precision as pr
 from keras_cnns.training import recipes as rc
 from keras_cnns.training import strategy as st
 from keras_cnns.training.evaluate import predict_scores, summarize
 from keras_cnns.training.lock import output_lock
 from keras_cnns.training.plots import plot_history
+from keras_cnns.training.precision import GRAPH_REWRITES, PRECISIONS, onednn_enabled
 
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "onednn_amp")
-# A float32 model whose training graph TensorFlow's grappler rewrites to bfloat16 where oneDNN has kernels
-# (docs/performance.md, "The precision knobs"): no Keras dtype policy, a graph option while the model trains.
-GRAPH_REWRITES = {"onednn_amp": "auto_mixed_precision_onednn_bfloat16"}
 AUX_OUTPUTS = ("aux1", "aux2")
 
 
@@ -95,15 +94,6 @@ def _reproducible(seed, deterministic):
     finally:
         if deterministic and not was:
             tf_config.disable_op_determinism()
-
-
-def onednn_enabled():
-    """Whether this TensorFlow runs its oneDNN CPU kernels (TF_ENABLE_ONEDNN_OPTS, or the CPU's default)."""
-    try:
-        from tensorflow.python.util import _pywrap_util_port
-    except ImportError:  # a TensorFlow without the probe: assume it can, the graph pass then decides
-        return True
-    return bool(_pywrap_util_port.IsMklEnabled())
 
 
 @contextlib.contextmanager
@@ -261,6 +251,10 @@ def resolve_run(model, *, epochs=None, batch_size=None, recipe="paper", precisio
         raise ValueError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}. Received: precision={precision!r}")
+    if precision == pr.AUTO:
+        precision, why = pr.choose(spec, gpus=len(tf.config.list_physical_devices("GPU")), onednn=onednn_enabled(),
+                                   flags=cpu_flags())
+        log(f"Precision: {precision}, chosen by auto: {why}. --precision (precision=) names another")
     if precision in GRAPH_REWRITES and not onednn_enabled():
         raise ValueError(f"precision={precision!r} rewrites the graph for TensorFlow's oneDNN kernels, which this "
                          f"process does not run: set TF_ENABLE_ONEDNN_OPTS=1 before TensorFlow is imported "
@@ -524,9 +518,11 @@ def fit(model, dataset=None, *, epochs=None, batch_size=None, recipe="paper", pr
         keras_cnns.data.segmentation.SegmentationSource.
       epochs, batch_size: default from the recipe; batch_size is the *global* batch (all replicas).
       recipe: "paper" or "fast" (see keras_cnns.training.recipes.RECIPES), or a Recipe.
-      precision: "float32", "mixed_bfloat16", "mixed_float16" (Keras dtype policies) or "onednn_amp" (a
-        float32 model trained through grappler's oneDNN bfloat16 rewrite; needs oneDNN on); the saved model is
-        float32.
+      precision: "float32", "mixed_bfloat16", "mixed_float16" (Keras dtype policies), "onednn_amp" (a
+        float32 model trained through grappler's oneDNN bfloat16 rewrite; needs oneDNN on), or "auto"
+        (apps/train.py's default): the model's cpu_bfloat16 (its registry spec) on a CPU with bfloat16
+        arithmetic, oneDNN on and no GPU, else float32 (keras_cnns.training.precision.choose; the log line and
+        the metadata name the one used). The saved model is float32.
       jit: XLA compilation of the train step: True, False or None (Keras' "auto").
       strategy: "auto" (mirror over GPUs when more than one is visible), "mirrored", "multiworker" (from
         TF_CONFIG) or "default" (one device).
