@@ -31,7 +31,8 @@ from report import (inference_images_per_second, start_columns, training_benchma
                     training_options)
 
 STEMS = ("fcn32s", "fcn16s", "fcn8s")
-# The VGG-16 twins the FCNs are benchmarked at (keras_cnns.models.vgg.SMALL_WIDTHS): 1/8 width, and a trunk at 1/4.
+# The VGG-16 twins the FCNs are benchmarked at (keras_cnns.models.vgg.SMALL_WIDTHS, a test holds them equal): 1/8
+# width, and a trunk at 1/4.
 TWINS = ("slim", "quarter")
 MODELS = tuple(f"{stem}_vgg16_slim" for stem in STEMS)  # the default run
 CHOICES = tuple(f"{stem}_vgg16_{twin}" for twin in TWINS for stem in STEMS)

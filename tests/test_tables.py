@@ -139,10 +139,11 @@ def test_the_task_benchmarks_say_how_each_run_started(tmp_path):
 
 
 def test_the_segmentation_benchmark_tells_runs_without_dropout_apart(tmp_path):
-    from keras_cnns.models import fcn
+    from keras_cnns.models import fcn, vgg
 
     bench = _bench("segmentation")
     assert bench.PAPER_DROPOUT == fcn.DROPOUT
+    assert bench.TWINS == tuple(vgg.SMALL_WIDTHS)  # its copy, kept for a --help that loads no TensorFlow
     assert bench.parse_args(["--dropout", "0"]).dropout == 0.0 and bench.parse_args([]).dropout is None
     with pytest.raises(SystemExit) as exit_info:
         bench.parse_args(["--dropout", "1"])
