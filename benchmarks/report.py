@@ -5,6 +5,8 @@ import argparse
 import os
 import time
 
+from keras_cnns.cli.train import PRECISIONS  # train.py's own list (it loads no TensorFlow)
+
 
 def write_readme_section(path, begin, end, text):
     """Replaces what lies between the `begin` and `end` marker lines of the README at `path` with `text`."""
@@ -71,16 +73,22 @@ def training_benchmark_parser(doc, name, shipped, app):
     p.add_argument("--augment", default="recipe", help="recipe (default), none or flip (images with their labels)")
     p.add_argument("--backbone-weights", default=None, metavar="PATH",
                    help="start the backbone from this trained classifier's model.keras (default: from scratch)")
+    p.add_argument("--precision", default="float32", choices=PRECISIONS,
+                   help="the training precision (default float32, so that runs compare; auto: what apps/train.py "
+                        "picks on this machine)")
     return p
 
 
 def training_options(args):
     """fit()'s keyword arguments from the shared options of :func:`training_benchmark_parser`."""
-    return {"augment": None if args.augment == "none" else args.augment, "backbone_weights": args.backbone_weights}
+    return {"augment": None if args.augment == "none" else args.augment, "backbone_weights": args.backbone_weights,
+            "precision": args.precision}
 
 
 def start_columns(meta):
-    """The table cells that say how a run started: its augmentation and its backbone (the classifier's folder)."""
+    """The table cells that say how a run started: its augmentation, its backbone (the classifier's folder) and the
+    precision it trained in."""
     backbone = meta.get("backbone_weights")
     return {"augment": meta.get("augment") or "none",
-            "backbone": os.path.basename(os.path.dirname(backbone)) if backbone else "scratch"}
+            "backbone": os.path.basename(os.path.dirname(backbone)) if backbone else "scratch",
+            "precision": meta.get("precision", "float32")}

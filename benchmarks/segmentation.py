@@ -94,14 +94,22 @@ def dropout(row):
     return PAPER_DROPOUT if rate is None else float(rate)
 
 
+def precision(row):
+    """A row's training precision: float32 for rows written before the column was."""
+    value = row.get("precision")
+    return value if isinstance(value, str) and value else "float32"
+
+
 def setting(row):
-    """What a row's run was, beside its model: (augment, backbone, epochs, dropout). Rows of one setting are
-    compared."""
-    return (row.get("augment") or "none", row.get("backbone") or "scratch", row.get("epochs"), dropout(row))
+    """What a row's run was, beside its model: (augment, backbone, epochs, dropout, precision). Rows of one setting
+    are compared."""
+    return (row.get("augment") or "none", row.get("backbone") or "scratch", row.get("epochs"), dropout(row),
+            precision(row))
 
 
 def _label(key):
-    return f"{key[0]}, {key[1]}, {key[2]} epochs" + ("" if key[3] == PAPER_DROPOUT else f", dropout {key[3]:g}")
+    return (f"{key[0]}, {key[1]}, {key[2]} epochs" + ("" if key[3] == PAPER_DROPOUT else f", dropout {key[3]:g}")
+            + ("" if key[4] == "float32" else f", {key[4]}"))
 
 
 def twin(model):
@@ -146,10 +154,12 @@ def write(rows, folder):
     from report import markdown_table
 
     os.makedirs(folder, exist_ok=True)
-    table = pd.DataFrame([{**r, "dropout": dropout(r)} for r in rows])
+    table = pd.DataFrame([{**r, "dropout": dropout(r), "precision": precision(r)} for r in rows])
     table.to_csv(os.path.join(folder, "segmentation.csv"), index=False)
-    main_cols = ["model", "epochs", "augment", "backbone", "dropout", "test_scenes", "mean_iou", "mean_iou_mirrored",
-                 "pixel_accuracy", "train_minutes", "inference_images_per_second", "parameters"]
+    reduced = any(precision(r) != "float32" for r in rows)  # the column only where a run was not float32
+    main_cols = ["model", "epochs", "augment", "backbone", "dropout", *(["precision"] if reduced else []),
+                 "test_scenes", "mean_iou", "mean_iou_mirrored", "pixel_accuracy", "train_minutes",
+                 "inference_images_per_second", "parameters"]
     table = table.reindex(columns=list(dict.fromkeys(list(table.columns) + main_cols)))
     iou_cols = [c for c in table.columns if c.startswith("iou_")]
     by_run = table[iou_cols].T

@@ -125,17 +125,26 @@ def test_the_task_benchmarks_say_how_each_run_started(tmp_path):
     from report import start_columns, training_benchmark_parser, training_options
 
     parser = training_benchmark_parser("doc\n\nusage", "segmentation", "fcn8s_vgg16_slim", "segment.py")
-    assert training_options(parser.parse_args([])) == {"augment": "recipe", "backbone_weights": None}
-    chosen = parser.parse_args(["--augment", "none", "--backbone-weights", "runs/vgg16_slim/model.keras"])
-    assert training_options(chosen) == {"augment": None, "backbone_weights": "runs/vgg16_slim/model.keras"}
-    assert start_columns({"augment": None, "backbone_weights": None}) == {"augment": "none", "backbone": "scratch"}
-    assert start_columns({"augment": "flip", "backbone_weights": "/w/runs/vgg16_slim/model.keras"}) == {
-        "augment": "flip", "backbone": "vgg16_slim"}
+    assert training_options(parser.parse_args([])) == {"augment": "recipe", "backbone_weights": None,
+                                                       "precision": "float32"}
+    chosen = parser.parse_args(["--augment", "none", "--backbone-weights", "runs/vgg16_slim/model.keras",
+                                "--precision", "mixed_bfloat16"])
+    assert training_options(chosen) == {"augment": None, "backbone_weights": "runs/vgg16_slim/model.keras",
+                                        "precision": "mixed_bfloat16"}
+    assert start_columns({"augment": None, "backbone_weights": None}) == {"augment": "none", "backbone": "scratch",
+                                                                          "precision": "float32"}
+    assert start_columns({"augment": "flip", "backbone_weights": "/w/runs/vgg16_slim/model.keras",
+                          "precision": "mixed_bfloat16"}) == {
+        "augment": "flip", "backbone": "vgg16_slim", "precision": "mixed_bfloat16"}
     bench = _bench("segmentation")
     row = {"model": "fcn8s_vgg16_slim", "epochs": 12, "test_scenes": 2000, "mean_iou": 0.7, "pixel_accuracy": 0.9,
            "train_minutes": 1.0, "inference_images_per_second": 10.0, "parameters": 1, "output": "x",
            "augment": "flip", "backbone": "vgg16_slim", "iou_background": 0.99}
     assert "| fcn8s_vgg16_slim | 12 | flip | vgg16_slim | 0.5 | 2000 | 0.7 |" in bench.write([row], str(tmp_path))
+    # a run in bfloat16 is its own setting, and only then has the table a precision column
+    text = bench.write([row, {**row, "mean_iou": 0.69, "precision": "mixed_bfloat16"}], str(tmp_path))
+    assert "| fcn8s_vgg16_slim | 12 | flip | vgg16_slim | 0.5 | mixed_bfloat16 | 2000 | 0.69 |" in text
+    assert "fcn8s_vgg16_slim (flip, vgg16_slim, 12 epochs, mixed_bfloat16)" in text
 
 
 def test_the_segmentation_benchmark_tells_runs_without_dropout_apart(tmp_path):
