@@ -83,4 +83,5 @@ def test_the_zoo_names_bfloat16_only_where_a_full_run_measured_it_faster_at_the_
     # benchmarks/results/accuracy-cpu-bfloat16 (docs/training.md, "Precision"); lenet5 (slower in bfloat16) and
     # resnet20 (as fast) stay float32
     named = {name: get_spec(name).cpu_bfloat16 for name in keras_cnns.list_models() if get_spec(name).cpu_bfloat16}
-    assert named == {"lenet5_modern": "mixed_bfloat16", "vgg16_quarter": "mixed_bfloat16"}
+    assert named == {"lenet5_modern": "mixed_bfloat16", "vgg16_quarter": "mixed_bfloat16",
+                     "vgg16_slim": "mixed_bfloat16"}
