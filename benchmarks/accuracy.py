@@ -26,6 +26,8 @@ import time  # noqa: E402
 
 import speedlib  # noqa: E402
 
+from keras_cnns.cli.train import PRECISIONS  # noqa: E402 (train.py's own list: it loads no TensorFlow)
+
 ACCURACY_RUNS = [  # (model, recipe, target test accuracy, input size or None for the model's own)
     ("lenet5", "paper", 0.89, None),
     ("lenet5_modern", "fast", 0.91, None),
@@ -41,7 +43,6 @@ ACCURACY_RUNS = [  # (model, recipe, target test accuracy, input size or None fo
 ]
 EPOCHS = {"googlenet": 15}  # runs whose epochs differ from their recipe's (the shipped model's command)
 SPEED_MODELS = ("lenet5_modern", "resnet20")
-PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16", "onednn_amp")  # keras_cnns.training.PRECISIONS
 SPEED_SETTINGS = [("float32", False), ("float32", True), ("mixed_bfloat16", False), ("mixed_bfloat16", True)]
 
 

@@ -30,13 +30,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from report import (inference_images_per_second, start_columns, training_benchmark_parser,  # noqa: E402
                     training_options)
 
+from keras_cnns.cli.segment import DEFAULT_MODEL  # noqa: E402 (segment.py loads no TensorFlow at import)
+
 STEMS = ("fcn32s", "fcn16s", "fcn8s")
 # The VGG-16 twins the FCNs are benchmarked at (keras_cnns.models.vgg.SMALL_WIDTHS, a test holds them equal): 1/8
 # width, and a trunk at 1/4.
 TWINS = ("slim", "quarter")
 MODELS = tuple(f"{stem}_vgg16_slim" for stem in STEMS)  # the default run
 CHOICES = tuple(f"{stem}_vgg16_{twin}" for twin in TWINS for stem in STEMS)
-SHIPPED = "fcn8s_vgg16_quarter"  # --ship writes it into saved_models/: segment.py's default
+SHIPPED = DEFAULT_MODEL  # --ship writes segment.py's default into saved_models/
 TARGET_MEAN_IOU = 0.75
 PAPER_DROPOUT = 0.5  # keras_cnns.models.fcn.DROPOUT (a test holds them equal; importing it loads TensorFlow)
 BEGIN, END = "<!-- segmentation-table: written by benchmarks/segmentation.py -->", "<!-- /segmentation-table -->"

@@ -39,13 +39,12 @@ from keras_cnns.machine import cpu_flags
 from keras_cnns.paths import replaced_atomically, saved_models_dir
 from keras_cnns.registry import get_model, get_spec
 from keras_cnns.training import callbacks as cb
-from keras_cnns.training import precision as pr
 from keras_cnns.training import recipes as rc
 from keras_cnns.training import strategy as st
 from keras_cnns.training.evaluate import predict_scores, summarize
 from keras_cnns.training.lock import output_lock
 from keras_cnns.training.plots import plot_history
-from keras_cnns.training.precision import GRAPH_REWRITES, PRECISIONS, onednn_enabled
+from keras_cnns.training.precision import AUTO, GRAPH_REWRITES, PRECISIONS, choose, onednn_enabled
 
 AUX_OUTPUTS = ("aux1", "aux2")
 
@@ -251,8 +250,8 @@ def resolve_run(model, *, epochs=None, batch_size=None, recipe="paper", precisio
         raise ValueError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}. Received: precision={precision!r}")
-    if precision == pr.AUTO:
-        precision, why = pr.choose(spec, gpus=len(tf.config.list_physical_devices("GPU")), onednn=onednn_enabled(),
+    if precision == AUTO:
+        precision, why = choose(spec, gpus=len(tf.config.list_physical_devices("GPU")), onednn=onednn_enabled(),
                                    flags=cpu_flags())
         log(f"Precision: {precision}, chosen by auto: {why}. --precision (precision=) names another")
     if precision in GRAPH_REWRITES and not onednn_enabled():
