@@ -58,7 +58,8 @@ def inference_images_per_second(model, dataset, batches=10):
 def training_benchmark_parser(doc, name, shipped, app):
     """The options every benchmark that trains a task's model shares: --epochs, --smoke, --ship (writes
     `shipped` into the saved-models home, `app`'s default model), --work (build/benchmarks/<name>), --results,
-    --write-readme, --verbose, --augment and --backbone-weights (:func:`training_options`); `doc` is the script's docstring (first line, then the usage paragraph)."""
+    --write-readme, --verbose, --augment and --backbone-weights (:func:`training_options`); `doc` is the
+    script's docstring (first line, then the usage paragraph)."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     p = argparse.ArgumentParser(description=doc.splitlines()[0], epilog=doc.split("\n\n")[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

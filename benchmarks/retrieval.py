@@ -1,6 +1,7 @@
 """Retrieval on Fashion-MNIST: raw pixels vs CNN features, Euclidean vs autoencoder binary codes.
 
-    nice -n 15 python benchmarks/retrieval.py --models saved_models/lenet5-fashion_mnist build/lenet5_modern-fashion_mnist
+    nice -n 15 python benchmarks/retrieval.py \
+        --models saved_models/lenet5-fashion_mnist build/lenet5_modern-fashion_mnist
 
 Queries: the 10,000 test images; database: the 60,000 training images; a neighbour is relevant when its
 label equals the query's. For each feature source (raw pixels scaled to [0, 1], and each model's

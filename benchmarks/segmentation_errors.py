@@ -11,7 +11,8 @@ item pixel it finds given its true class: what is still missing is extent, pixel
 each item as a whole: the class whose probabilities summed over the item's visible pixels are largest
 (keras_cnns.data.scenes.item_masks), right or wrong, per class: how well the model recognises items, next to a
 classifier's accuracy. A fourth mask is the model's own with its probabilities averaged with the mirror
-image's (apps/segment.py --mirror: what the test-time average gains). Writes <output>/segmentation_errors.{csv,md} and segmentation_items.csv.
+image's (apps/segment.py --mirror: what the test-time average gains). Writes
+<output>/segmentation_errors.{csv,md} and segmentation_items.csv.
 """
 
 import os

@@ -55,7 +55,8 @@ class LiteClassifier:
         try:
             self.interpreter = Interpreter(model_path=model_path, num_threads=num_threads)
         except ValueError as err:
-            raise ValueError(f"{model_path}: not a TFLite model LiteRT can load ({str(err).splitlines()[0]}).") from None
+            first_line = str(err).splitlines()[0]
+            raise ValueError(f"{model_path}: not a TFLite model LiteRT can load ({first_line}).") from None
         self.interpreter.allocate_tensors()
         self.path = model_path
         self._input = self.interpreter.get_input_details()[0]
@@ -82,7 +83,8 @@ class LiteClassifier:
     def prepare(self, image):
         """A decoded uint8 image (H, W, 1|3|4), any size -> uint8 (H, W, C) at the model's input size, brought
         first to its training data's convention (a catalog photo inverted and cropped to the item)."""
-        return to_model_pixels(to_convention(image, self.convention), self.size, self.channels, self.resize, self.crop_from)
+        return to_model_pixels(to_convention(image, self.convention), self.size, self.channels, self.resize,
+                               self.crop_from)
 
     def probabilities(self, pixels):
         """uint8 [H, W, C] at the input size -> probabilities [classes] (float32)."""
@@ -140,7 +142,8 @@ def parse_args(argv):
         prog="python -m keras_cnns.lite", description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n"
-               "  python -m keras_cnns.lite shirt.png --model build/exports/lenet5-fashion_mnist/tflite/mobile/model.tflite\n"
+               "  python -m keras_cnns.lite shirt.png "
+               "--model build/exports/lenet5-fashion_mnist/tflite/mobile/model.tflite\n"
                "  python -m keras_cnns.lite photos/ --model mobile/model.tflite --top 3 --json")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or directories of images")
     p.add_argument("--model", required=True, help="a mobile .tflite file (mobile/model.tflite of an export)")

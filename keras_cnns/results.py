@@ -1,5 +1,6 @@
-"""How classification results are shown, shared by the apps (classify, segment, scoremap) and ``python -m keras_cnns.lite``: the
-text lines, and the JSON records ``[{"path": ..., "top": [{"index", "class", "probability"[, "distance"]}]}]``.
+"""How classification results are shown, shared by the apps (classify, segment, scoremap) and
+``python -m keras_cnns.lite``: the text lines, and the JSON records
+``[{"path": ..., "top": [{"index", "class", "probability"[, "distance"]}]}]``.
 Standard library only (the TensorFlow-free runner uses it)."""
 
 import json

@@ -4,8 +4,8 @@
     python apps/evaluate.py saved_models/vgg_cifar-fashion_mnist --ten-crop --confusion-png cm.png
 
 Prints test accuracy, top-5 and a per-class table (images, accuracy, the class each is most confused
-with), and writes a confusion-matrix PNG (default <model dir>/confusion_matrix.png). --ten-crop averages the scores of 10 crops (corners, centre and their
-mirror images). Bad arguments print one line and exit with status 2.
+with), and writes a confusion-matrix PNG (default <model dir>/confusion_matrix.png). --ten-crop averages the
+scores of 10 crops (corners, centre and their mirror images). Bad arguments print one line and exit with status 2.
 TensorFlow's oneDNN CPU kernels are on unless --no-onednn or TF_ENABLE_ONEDNN_OPTS=0 says otherwise.
 """
 

@@ -12,8 +12,8 @@ Features of one example:
                      :func:`pixel_boxes`)
     label            ClassLabel over SCENE_CLASSES (values 1..10, the same numbers as the mask)
     item             int64, the item's position in its Fashion-MNIST split
-Splits train / validation / test, each in the generator's order (example i is scene i); configs "full" (the sizes of ``scenes.SPLITS``) and "mini" (64 / 16 / 32
-scenes, the first scenes of the same splits, for smoke tests).
+Splits train / validation / test, each in the generator's order (example i is scene i); configs "full" (the
+sizes of ``scenes.SPLITS``) and "mini" (64 / 16 / 32 scenes, the first scenes of the same splits, for smoke tests).
 
 Prepare:  python -m keras_cnns.data.tfds_scenes --data-dir ~/tensorflow_datasets [--config mini]
           [--fashion-mnist-dir DIR]

@@ -85,8 +85,10 @@ def _scene_images(metadata, preprocessing, split, n):
     """(images, masks, description) of a segmentation model's dataset split, preprocessed as in training."""
     from keras_cnns.data.segmentation import load_segmentation, segmentation_dataset
 
-    source = load_segmentation(metadata["dataset"], counts={split: n}) if metadata["dataset"] == "fashion_mnist_scenes" \
-        else load_segmentation(metadata["dataset"])
+    if metadata["dataset"] == "fashion_mnist_scenes":
+        source = load_segmentation(metadata["dataset"], counts={split: n})
+    else:
+        source = load_segmentation(metadata["dataset"])
     images, masks = next(iter(segmentation_dataset(source, split, preprocessing, batch_size=n)))
     return np.asarray(images, np.float32), np.asarray(masks), f"{source.name} {split} split"
 

@@ -19,8 +19,9 @@ class BinaryCode(keras.layers.Layer):
     Args:
       noise_stddev: Gaussian noise of this standard deviation is added to the logits in training only
         (their noise, drawn afresh each step rather than fixed per training case). It needs logits of a
-        fixed scale (the autoencoder standardises them first): free logits can outgrow the noise. What it does to retrieval is measured, not assumed: see
-        keras_cnns.models.autoencoder. 0 (the default) adds none, and the layer has no state.
+        fixed scale (the autoencoder standardises them first): free logits can outgrow the noise. What it does
+        to retrieval is measured, not assumed: see keras_cnns.models.autoencoder. 0 (the default) adds none,
+        and the layer has no state.
       seed: the noise's seed.
     """
 

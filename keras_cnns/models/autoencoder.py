@@ -15,8 +15,9 @@ become bimodal and rounding them loses little. We keep their noise (:data:`CODE_
 the code logits, in training only) and binarise with a straight-through estimator
 (:class:`keras_cnns.layers.BinaryCode`). The logits are standardised over the batch first (a
 BatchNormalization without scale or offset): without it, the same noise gained nothing in an ad-hoc run
-(noise 0.5: precision@10 0.921 without, 0.926 with; free logits can simply outgrow the noise). On resnet20's Fashion-MNIST features (benchmarks/code_noise.py) the noise made the units
-bimodal (logits within 0.25 standard deviations of their mean: 20% of them without it, 7% with it), cut the
+(noise 0.5: precision@10 0.921 without, 0.926 with; free logits can simply outgrow the noise). On resnet20's
+Fashion-MNIST features (benchmarks/code_noise.py) the noise made the units bimodal (logits within 0.25
+standard deviations of their mean: 20% of them without it, 7% with it), cut the
 bits an image's mirror image flips from 16% to 3%, and raised 64-bit precision@10 from 0.920 to 0.931; it did
 not help on every source (README, Retrieval). ``code_noise=0`` builds the earlier model (no code_norm, no noise).
 

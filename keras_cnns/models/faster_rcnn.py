@@ -255,7 +255,8 @@ class FasterRCNN(keras.Model):
         n_anchors = tf.maximum(tf.reduce_sum(sampled), 1.0)
         bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.maximum(labels, 0.0), logits=logits)
         rpn_objectness = tf.reduce_sum(bce * sampled) / n_anchors
-        rpn_box = tf.reduce_sum(tf.reduce_sum(det.smooth_l1(deltas - anchor_deltas, 1.0 / 9), -1) * positive) / n_anchors
+        rpn_box = tf.reduce_sum(
+            tf.reduce_sum(det.smooth_l1(deltas - anchor_deltas, 1.0 / 9), -1) * positive) / n_anchors
 
         rois, _, valid = det.proposals(tf.stop_gradient(logits), tf.stop_gradient(deltas), anchors, height, width,
                                        pre_nms=c.pre_nms_train, post_nms=c.post_nms_train, iou=c.proposal_iou)

@@ -225,7 +225,8 @@ def digit_prototypes(num_classes=10):
     ``84 // 8`` places. The result depends only on num_classes.
     """
     if not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"digit_prototypes: num_classes must be a positive integer. Received: num_classes={num_classes!r}")
+        raise ValueError("digit_prototypes: num_classes must be a positive integer. "
+                         f"Received: num_classes={num_classes!r}")
     codes = list(digit_bitmaps().reshape(10, -1)[:num_classes])
     rng = np.random.default_rng(1998)
     dim = BITMAP_ROWS * BITMAP_COLS
