@@ -129,6 +129,7 @@ def child_keras(task):
     import numpy as np
     import tensorflow as tf
     from keras_cnns.anatomy import count_params
+    from keras_cnns.data.pipeline import tuning_options
     from keras_cnns.inference import median_latency_ms
     from keras_cnns.training.fit import GRAPH_REWRITES
 
@@ -152,7 +153,10 @@ def child_keras(task):
     if task["train"]:
         model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss=loss,
                       jit_compile=bool(task["jit"]), steps_per_execution=spe)
-        data = tf.data.Dataset.from_tensors((x, y)).repeat()
+        # tf.data's autotuner off, as in the package's pipelines: with it on, the end of each fit() call (one
+        # timing window) waited in about half of the calls for the tuner thread's next wake (10.23 s after the
+        # window began for a 10 s window), the "slow level" of docs/performance.md's open question 1
+        data = tf.data.Dataset.from_tensors((x, y)).repeat().with_options(tuning_options())
 
         def run_steps(n):
             model.fit(data, steps_per_epoch=n, epochs=1, verbose=0, shuffle=False)

@@ -97,3 +97,21 @@ def test_onednn_is_chosen_before_tensorflow_is_imported_and_the_environment_wins
     assert cli.choose_onednn() == "off" and os.environ[cli.ONEDNN_ENV] == "0"   # the user's setting stays
     assert cli.choose_onednn(True) == "on"                                      # --onednn over it
     assert cli.choose_onednn(False) == "off" and os.environ[cli.ONEDNN_ENV] == "0"
+
+
+@pytest.mark.parametrize("flags, autotune", [([], False), (["--tf-data-autotune"], True)])
+def test_train_turns_tf_datas_autotuner_on_only_when_asked(flags, autotune, monkeypatch):
+    """The pipelines' setting (keras_cnns.data.pipeline.TF_DATA_AUTOTUNE) as fit() starts: off unless the flag."""
+    import keras_cnns.training
+    from keras_cnns.data import pipeline
+    seen = []
+
+    def fit(*args, **kwargs):
+        seen.append(pipeline.TF_DATA_AUTOTUNE)
+        raise ValueError("stopped by the test")  # a user error: one line and exit status 2
+
+    monkeypatch.setattr(keras_cnns.training, "fit", fit)
+    monkeypatch.setattr(pipeline, "TF_DATA_AUTOTUNE", not autotune)  # whatever it was, the command decides
+    with pytest.raises(SystemExit):
+        _app("train").main(["--model", "lenet5", "--no-onednn", *flags])
+    assert seen == [autotune]

@@ -409,3 +409,30 @@ def test_the_example_in_docs_data_md_runs(capsys):
     exec(compile(example, path, "exec"), {})
     expected = example.split("# ('T-shirt/top'", 1)[1].splitlines()[0]
     assert capsys.readouterr().out.strip() == "('T-shirt/top'" + expected
+
+
+# -- tf.data's model-based autotuning ---------------------------------------------------------------------
+def test_every_pipeline_turns_tf_datas_autotuner_off_unless_asked(monkeypatch):
+    """Its thread held up the end of an iterator, so of every epoch (pipeline.tuning_options); the training,
+    validation, test, scene and retrieval pipelines end with it off, and TF_DATA_AUTOTUNE turns it back on."""
+    from keras_cnns.data import pipeline, scenes
+
+    ds = data.make_datasets(_id_source(), _raw_prep(), batch_size=16, validation_split=0.2, seed=0)
+    few = scenes.generate("train", 2)
+    pipelines = {"train": ds.train, "validation": ds.validation, "test": ds.test,
+                 "segmentation scenes": scenes.scene_dataset(few, "segmentation", batch_size=2),
+                 "detection scenes": scenes.scene_dataset(few, "detection", batch_size=2)}
+    from keras_cnns.data.detection import detection_batches
+    from keras_cnns.data.segmentation import segmentation_batches
+    image = tf.zeros((8, 8, 1), tf.uint8)
+    pipelines["segmentation folder or TFDS"] = segmentation_batches(
+        tf.data.Dataset.from_tensors((image, tf.zeros((8, 8), tf.uint8))), _raw_prep(8), batch_size=1)
+    pipelines["detection TFDS"] = detection_batches(
+        tf.data.Dataset.from_tensors((image, tf.constant([[0.1, 0.1, 0.5, 0.5]]), tf.constant([1], tf.int64))),
+        data.Preprocessing(size=(8, 8), channels=1, resize="resize", mean=(0.0,), std=(1.0,)), batch_size=1)
+    assert {name: p.options().autotune.enabled for name, p in pipelines.items()} == dict.fromkeys(pipelines, False)
+    assert all(len(next(iter(p))) == 2 for p in pipelines.values())  # and each still yields (images, targets)
+    assert ds.train.options().deterministic is True  # the options merge with the pipeline's own
+    monkeypatch.setattr(pipeline, "TF_DATA_AUTOTUNE", True)
+    again = data.make_datasets(_id_source(), _raw_prep(), batch_size=16, validation_split=0.0)
+    assert again.train.options().autotune.enabled is True

@@ -228,3 +228,27 @@ def test_the_progress_line_names_each_task_with_each_word_once():
     assert bench.progress_label({"framework": "TensorFlow", "impl": "TensorFlow oneDNN"}) == "TensorFlow oneDNN"
     assert bench.progress_label({"framework": "PyTorch", "impl": "twin resnet20", "model": "resnet20",
                                  "precision": "float32"}) == "PyTorch twin resnet20 float32"
+
+
+def test_autotune_benchmark_alternates_the_settings_and_counts_held_fit_calls(tmp_path):
+    spec = importlib.util.spec_from_file_location("bench_autotune", os.path.join(ROOT, "benchmarks",
+                                                                                  "tf_data_autotune.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    args = bench.main.__globals__["argparse"].Namespace(
+        model="resnet20", batch=32, steps=60, calls=4, processes=2, fit_model="lenet5_modern", epochs=3,
+        epoch_processes=1, pipeline_processes=0, no_pipelines=False)
+    tasks = bench.plan(args)
+    assert [(t["kind"], t["setting"]) for t in tasks] == [
+        ("fit_wait", "on"), ("fit_wait", "off"), ("epochs", "on"), ("epochs", "off"),  # process 0: on first
+        ("fit_wait", "off"), ("fit_wait", "on")]                                        # process 1: off first
+    results = [(tasks[0], {"waits": [0.001, 2.5, 0.002, 2.4]}), (tasks[1], {"waits": [0.001, 0.003]}),
+               (tasks[2], {"epoch_s": [4.0, 3.0, 5.5], "test_accuracy": 0.89}),
+               (tasks[3], {"epoch_s": [3.9, 2.5, 2.6], "test_accuracy": 0.89})]
+    rows = {(r["measurement"], r["setting"]): r for r in bench.summarize(results)}
+    assert (rows["fit_wait", "on"]["n"], rows["fit_wait", "on"]["held"]) == (4, 2)  # waits over 0.1 s
+    assert (rows["fit_wait", "off"]["n"], rows["fit_wait", "off"]["held"]) == (2, 0)
+    later = rows["epoch_s lenet5_modern (after the first)", "on"]
+    assert (later["n"], later["max"], later["values"]) == (2, 5.5, "3.00 5.50")  # the tracing epoch left out
+    path = bench.write(list(rows.values()), str(tmp_path), "Machine: test")
+    assert "| fit_wait | on | 4 | 2 |" in open(path).read()

@@ -12,7 +12,8 @@ A thin command-line door over keras_cnns.training.fit (see docs/training.md). Re
 command resumes from its last finished epoch. Bad arguments print one line and exit with status 2.
 TensorFlow's oneDNN CPU kernels are on unless --no-onednn or TF_ENABLE_ONEDNN_OPTS=0 says otherwise; the
 precision is the model's measured bfloat16 one on a CPU with bfloat16 arithmetic, float32 elsewhere, unless
---precision says otherwise (the log's "Precision:" line names it and why).
+--precision says otherwise (the log's "Precision:" line names it and why). tf.data's model-based autotuning is
+off in the input pipelines unless --tf-data-autotune turns it on.
 """
 
 import argparse
@@ -48,6 +49,9 @@ def parse_args(argv=None):
     p.add_argument("--jit", action=argparse.BooleanOptionalAction, default=None,
                    help="XLA-compile the train step (default: Keras' auto)")
     cli.add_onednn_argument(p)
+    p.add_argument("--tf-data-autotune", action="store_true",
+                   help="run tf.data's model-based autotuning in the input pipelines (off by default: its thread held "
+                        "up the end of epochs; keras_cnns.data.pipeline.tuning_options)")
     p.add_argument("--strategy", default="auto", choices=STRATEGIES)
     p.add_argument("--cpu-replicas", type=int, default=0,
                    help="split the CPU into N logical devices for --strategy mirrored (no GPU needed)")
@@ -57,7 +61,8 @@ def parse_args(argv=None):
                    help="train on about N training images and test on at most N (quick checks)")
     p.add_argument("--augment", default="recipe",
                    help="recipe, none, or an augmentation name (keras_cnns.data.AUGMENTATIONS); segmentation "
-                        "models and detectors take none or flip (image with its masks or boxes); FCNs on the scenes also "
+                        "models and detectors take none or flip (image with its masks or boxes); FCNs on the "
+                        "scenes also "
                         "redraw (new training scenes every epoch, flipped)")
     p.add_argument("--backbone-weights", default=None, metavar="PATH",
                    help="FCN and Faster R-CNN models: start the backbone from this trained classifier's .keras file "
@@ -106,12 +111,14 @@ def main(argv=None):
         from keras_cnns.training.strategy import configure_cpu_replicas
         configure_cpu_replicas(args.cpu_replicas)
     import keras_cnns
+    from keras_cnns.data import pipeline
     from keras_cnns.progress import set_enabled
     from keras_cnns.training import TrainingDiverged, fit
 
     if args.quiet:
         args.verbose = 0
     set_enabled(args.verbose > 0)
+    pipeline.TF_DATA_AUTOTUNE = args.tf_data_autotune
     augment = None if args.augment.lower() == "none" else args.augment
     overrides = {}
     for flag, field in (("--anchor-scales", "anchor_scales"), ("--anchor-ratios", "anchor_ratios")):

@@ -47,7 +47,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_cnns.data.augment import augment_batches, joint_augmentation
-from keras_cnns.data.pipeline import Datasets, _memory_cache_note, split_indices
+from keras_cnns.data.pipeline import Datasets, _memory_cache_note, split_indices, tuning_options
 from keras_cnns.data.preprocessing import Preprocessing
 from keras_cnns.data.sources import _to_channels, at_positions, open_tfds_builder
 
@@ -277,7 +277,7 @@ def detection_batches(examples, preprocessing, batch_size=8, max_objects=MAX_OBJ
     ds = augment_batches(ds.batch(batch_size, drop_remainder=drop_remainder), random, seed)
     ds = ds.map(lambda images, targets: (prep.normalize(images), targets), num_parallel_calls=AUTOTUNE,
                 deterministic=True)
-    return ds.prefetch(AUTOTUNE)
+    return ds.prefetch(AUTOTUNE).with_options(tuning_options())
 
 
 def detection_datasets(source, preprocessing=None, batch_size=8, seed=0, limit=None, max_objects=MAX_OBJECTS,

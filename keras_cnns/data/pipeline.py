@@ -200,8 +200,31 @@ def _train_stages(source, prep, augment):
     return to_model_size, randoms[augment], True
 
 
-def _options():
+TF_DATA_AUTOTUNE = False
+"""Whether the package's pipelines run tf.data's model-based autotuning (:func:`tuning_options`). Off by
+default; ``apps/train.py --tf-data-autotune`` (or setting this to True before a run) turns it back on."""
+
+
+def tuning_options():
+    """The tf.data options every pipeline of the package ends with: model-based autotuning as
+    :data:`TF_DATA_AUTOTUNE` says (off by default).
+
+    Why off: the autotuner's optimisation thread, started with each iterator, sleeps between rounds for 10 ms,
+    then twice as long each time up to a minute (it wakes 2.55 s, 5.11 s, 10.23 s, ... after the iterator
+    began). Destroying the iterator waited for that thread's next wake in about half of the iterators measured
+    on a 2-core CPU with TensorFlow 2.21 (6 of 12 `model.fit` calls returned 2.4-2.5 s after their last step),
+    and Keras destroys the training iterator at the end of every epoch. lenet5_modern's fast recipe ran epochs
+    of 2.5-2.7 s with it off and 2.5-5.2 s with it on, to the same weights; the pipelines delivered as much or
+    more without it (benchmarks/tf_data_autotune.py; docs/training.md). The stages keep
+    ``num_parallel_calls=AUTOTUNE`` and ``prefetch(AUTOTUNE)``: without the autotuner those run at TensorFlow's
+    default sizes."""
     options = tf.data.Options()
+    options.autotune.enabled = bool(TF_DATA_AUTOTUNE)
+    return options
+
+
+def _options():
+    options = tuning_options()
     # Every source is split by element: the in-memory arrays and file lists have no files to shard by.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     options.deterministic = True
@@ -235,7 +258,8 @@ def _memory_cache_note(train, train_count, eval_count, prep):
     if total is None or need <= MEMORY_CACHE_FRACTION * total:
         return ""
     return (f"no in-memory cache: the prepared images would take {need / 2**30:.1f} GiB, more than "
-            f"{MEMORY_CACHE_FRACTION:.0%} of this machine's {total / 2**30:.1f} GiB; they are prepared again every epoch "
+            f"{MEMORY_CACHE_FRACTION:.0%} of this machine's {total / 2**30:.1f} GiB; they are prepared again "
+            f"every epoch "
             f"(pass cache=PATH for a file cache)")
 
 

@@ -33,7 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_cnns.data.augment import REDRAW, augment_batches, joint_augmentation
-from keras_cnns.data.pipeline import split_indices
+from keras_cnns.data.pipeline import split_indices, tuning_options
 from keras_cnns.data.preprocessing import Preprocessing
 from keras_cnns.data.sources import FASHION_MNIST_CLASSES, Source, load_source
 
@@ -367,7 +367,7 @@ def scene_dataset(scenes, task="segmentation", preprocessing=None, batch_size=32
         ds = ds.shuffle(len(scenes), seed=seed, reshuffle_each_iteration=True)
     ds = augment_batches(ds.batch(batch_size, drop_remainder=drop_remainder), random, seed)
     ds = ds.map(lambda images, t: (prep.apply(images), t), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE).with_options(tuning_options())
 
 
 def scene_datasets(task="segmentation", preprocessing=None, batch_size=32, seed=0, counts=None, source=None,

@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_cnns.data import augment as aug
+from keras_cnns.data.pipeline import tuning_options
 from keras_cnns.data.preprocessing import Preprocessing
 from keras_cnns.data.sources import IMAGE_EXTENSIONS, _to_channels, check_image_files, open_tfds_builder
 from keras_cnns.images import decode_for_training
@@ -333,7 +334,7 @@ def segmentation_batches(examples, preprocessing, batch_size=32, shuffle=False, 
     ds = aug.augment_batches(ds.batch(batch_size, drop_remainder=drop_remainder), random, seed)
     ds = ds.map(lambda images, masks: (prep.normalize(images), tf.cast(masks, tf.int32)),
                 num_parallel_calls=AUTOTUNE, deterministic=True)
-    return ds.prefetch(AUTOTUNE)
+    return ds.prefetch(AUTOTUNE).with_options(tuning_options())
 
 
 def default_preprocessing(source, size=None):

@@ -108,6 +108,8 @@ def extract_features(model, images, preprocessing, *, batch_size=256, dtype="flo
     """
     import tensorflow as tf
 
+    from keras_cnns.data.pipeline import tuning_options
+
     if dtype not in FEATURE_DTYPES:
         raise ValueError(f"dtype must be one of {FEATURE_DTYPES}. Received: dtype={dtype!r}")
     net = feature_model(model)
@@ -125,7 +127,7 @@ def extract_features(model, images, preprocessing, *, batch_size=256, dtype="flo
             if total else None
     bar = _progress(max(total, 0) or None, progress)
     out = []
-    for batch in (ds.prefetch(tf.data.AUTOTUNE) if ds is not None else ()):
+    for batch in (ds.prefetch(tf.data.AUTOTUNE).with_options(tuning_options()) if ds is not None else ()):
         vectors = net(batch, training=False)
         if mirror:
             vectors = (vectors + net(tf.image.flip_left_right(batch), training=False)) / 2
@@ -262,8 +264,8 @@ def ranking_metrics(distance_blocks, query_labels, database_labels, k=10):
     Args:
       distance_blocks: an iterable of (Q_b, N) distance arrays, query batches in order.
       query_labels, database_labels: a neighbour is relevant when its label equals the query's.
-    Each row is ranked with equal distances in database order (:func:`_stable_argsort`). AP = the mean, over the relevant items, of the
-    precision at each one's rank; mAP = the mean AP over queries.
+    Each row is ranked with equal distances in database order (:func:`_stable_argsort`). AP = the mean, over
+    the relevant items, of the precision at each one's rank; mAP = the mean AP over queries.
     Returns {"map": float, "precision_at_k": float, "k": k, "queries": Q}.
     """
     database_labels = np.asarray(database_labels)
