@@ -118,21 +118,37 @@ LOWER_IS_BETTER = ("latency_b1_ms", "compile_s")
 def best_rows(rows):
     """Best of N: rows that differ only in `repeat` collapse into one holding the best value of each metric
     (highest throughput, lowest latency and compile time, highest peak memory), with `repeats` = how many
-    there were (a row read back from a written CSV counts as its own `repeats`)."""
+    there were (a row read back from a written CSV counts as its own `repeats`) and `worst` = the other end
+    of the repeats (None where a row read back from an older CSV does not say it)."""
     keys = ("section", "framework", "model", "impl", "precision", "jit", "spe", "threads", "batch", "metric")
     best = {}
     for row in rows:
         key = tuple(row.get(k) for k in keys)
         count = int(row.get("repeats") or 1)
+        worst = _number(row.get("worst"))
+        if worst is None and count == 1:
+            worst = row["value"]
         if key not in best:
-            best[key] = dict(row, repeats=count)
+            best[key] = dict(row, repeats=count, worst=worst)
             best[key].pop("repeat", None)
             continue
         kept = best[key]
         kept["repeats"] += count
-        pick = min if row["metric"] in LOWER_IS_BETTER else max
-        kept["value"] = pick(kept["value"], row["value"])
+        lower = row["metric"] in LOWER_IS_BETTER
+        kept["value"] = (min if lower else max)(kept["value"], row["value"])
+        if kept["worst"] is not None and worst is not None:
+            kept["worst"] = (max if lower else min)(kept["worst"], worst)
+        else:
+            kept["worst"] = None
     return list(best.values())
+
+
+def _number(value):
+    """A float from a row's field, None for a missing, empty or NaN one (a CSV cell reads back as a string)."""
+    if value is None or value == "":
+        return None
+    value = float(value)
+    return None if math.isnan(value) else value
 
 
 def ratio_rows(rows, metrics=("train_images_per_s", "images_per_s_b32", "latency_b1_ms")):
@@ -173,8 +189,12 @@ def model_table(rows, flops, limits):
     flops: {model: forward FLOPs per image}; limits: {"float32": GFLOP/s, "bfloat16": GFLOP/s}."""
     import pandas as pd
 
-    wanted = ("train_images_per_s", "compile_s", "peak_rss_mb", "latency_b1_ms", "images_per_s_b32")
-    frame = pd.DataFrame([r for r in rows if r["section"] == "model" and r["metric"] in wanted])
+    wanted = ("train_images_per_s", "train_spread", "compile_s", "peak_rss_mb", "latency_b1_ms", "images_per_s_b32")
+    model_rows = [r for r in rows if r["section"] == "model" and r["metric"] in wanted]
+    # best / worst of the repeats' training images/s, as a metric of its own (blank where the worst is unknown)
+    model_rows += [dict(r, metric="train_spread", value=r["value"] / r["worst"]) for r in model_rows
+                   if r["metric"] == "train_images_per_s" and r.get("worst")]
+    frame = pd.DataFrame(model_rows)
     if frame.empty:
         return frame
     keys = ["model", "framework", "impl", "precision", "jit", "spe", "threads", "batch"]
@@ -189,6 +209,8 @@ def model_table(rows, flops, limits):
     table["pct_of_limit"] = [100.0 * g / limits[PRECISION_CLASS[p]] if limits.get(PRECISION_CLASS[p]) else float("nan")
                              for g, p in zip(gflops, table["precision"])]
     table = table[keys + list(wanted) + ["train_gflops", "pct_of_limit"]]
+    if table["train_spread"].isna().all():  # a CSV written before the worst of the repeats was kept
+        table = table.drop(columns="train_spread")
     return table.sort_values(["model", "framework", "precision", "jit", "spe"]).reset_index(drop=True)
 
 
@@ -214,7 +236,7 @@ def write_results(rows, out_dir, header, notes=(), flops=None, stem="speed"):
     os.makedirs(out_dir, exist_ok=True)
     best = best_rows(rows)
     columns = ["section", "framework", "model", "impl", "precision", "jit", "spe", "threads", "batch", "metric",
-               "value", "unit", "repeats", "note"]
+               "value", "unit", "repeats", "worst", "note"]
     frame = pd.DataFrame(best, columns=columns)
     counted = [{"section": "flops", "framework": OURS, "model": m, "metric": "forward_flops_per_image",
                 "value": f, "unit": "FLOP"} for m, f in sorted((flops or {}).items())]
@@ -233,6 +255,8 @@ def write_results(rows, out_dir, header, notes=(), flops=None, stem="speed"):
     if not table.empty:
         models_md = markdown_table(rounded(table))
         parts += ["\n## Training (batch images/s, steady state) and inference\n",
+                  "train_spread: the best of the repeats' training images/s over the worst (well above 1: a repeat "
+                  "ran on the slower of the throughput levels, docs/performance.md open question 1). "
                   "compile_s: the warm-up steps' extra time over steady state (tracing, compilation). "
                   "train_gflops: images/s x 3 x forward FLOPs; pct_of_limit: of the best large matmul at that "
                   "precision.\n", models_md]

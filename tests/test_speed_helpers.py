@@ -102,7 +102,13 @@ def test_best_of_n_and_ratios_read_the_same_way_for_throughput_and_latency():
     best = speedlib.best_rows(rows)
     ours_train = [r for r in best if r["framework"] == "keras_cnns" and r["metric"] == "train_images_per_s"
                   and r["precision"] == "float32" and not r["jit"]]
-    assert [(r["value"], r["repeats"]) for r in ours_train] == [(200.0, 3)]
+    assert [(r["value"], r["repeats"], r["worst"]) for r in ours_train] == [(200.0, 3, 150.0)]
+    ours_latency = next(r for r in best if r["framework"] == "keras_cnns" and r["metric"] == "latency_b1_ms")
+    assert (ours_latency["value"], ours_latency["worst"]) == (4.0, 5.0)  # for a latency the worst is the highest
+    # A row read back from an older CSV (best of 2, no worst column) leaves the worst unknown, not equal to the best.
+    old = speedlib.best_rows([dict(_row("keras_cnns", "train_images_per_s", 90.0), repeats=2, worst="")])
+    assert old[0]["worst"] is None
+    assert speedlib.best_rows(old + [_row("keras_cnns", "train_images_per_s", 80.0)])[0]["worst"] is None
     # A copy of a peer's latency in another section (the LiteRT table) is not a second peer.
     torch_latency = next(r for r in best if r["framework"] == "PyTorch" and r["metric"] == "latency_b1_ms")
     best.append(dict(torch_latency, section="litert", impl="PyTorch eager twin resnet20", value=1.0))
@@ -113,7 +119,8 @@ def test_best_of_n_and_ratios_read_the_same_way_for_throughput_and_latency():
 
 
 def test_result_writer_writes_csv_markdown_plot_and_the_readme_table(tmp_path):
-    rows = [_row("keras_cnns", "train_images_per_s", 200.0), _row("keras_cnns", "compile_s", 3.0),
+    rows = [_row("keras_cnns", "train_images_per_s", 200.0), _row("keras_cnns", "train_images_per_s", 120.0, 1),
+            _row("keras_cnns", "compile_s", 3.0),
             _row("keras_cnns", "peak_rss_mb", 900.0), _row("PyTorch", "train_images_per_s", 100.0, impl="twin"),
             {**_row("TensorFlow", "gflops", 50.0, section="matmul"), "model": "matmul 1024x1024"},
             {**_row("TensorFlow", "gflops", 40.0, repeat=1, section="matmul"), "model": "matmul 1024x1024"}]
@@ -129,6 +136,10 @@ def test_result_writer_writes_csv_markdown_plot_and_the_readme_table(tmp_path):
     # 200 images/s x 3 x 0.1 GFLOP = 60 GFLOP/s, 120 % of the 50 GFLOP/s matmul; ours/PyTorch = 2
     ours = [line for line in text.splitlines() if line.startswith("| resnet20 | keras_cnns")][0]
     assert "| 60 | 120 |" in ours
+    # train_spread: best / worst of the training repeats, 200 / 120 images/s
+    spread = [line for line in text.splitlines() if line.startswith("| model | framework")][0].split(" | ")
+    assert spread[spread.index("train_images_per_s") + 1] == "train_spread"
+    assert ours.split(" | ")[spread.index("train_spread")] == "1.67"
     assert "| PyTorch twin | 200 | 100 | 2 |" in text
     assert summary.startswith(header) and "| 2 |" in summary
     assert speedlib.plot_ratios(rows, str(tmp_path / "speed.png")) and (tmp_path / "speed.png").stat().st_size > 0
