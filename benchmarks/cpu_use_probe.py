@@ -4,8 +4,9 @@
 
 Each round runs `--steps` steps of model.fit on one in-memory batch and prints images/s, the process's CPU use
 (process time over wall time: 200% is two busy cores) and, from /proc/stat (Linux), how idle the whole machine
-was. Rounds where images/s falls and one core sits idle are the "one-core mode" of the speed benchmark's
-idle-machine runs. Run it several times: the mode comes and goes between processes.
+was. Rounds where images/s fell and one core sat idle were the "one-core mode" of the speed benchmark's
+idle-machine runs: the end of the round's fit call waiting for tf.data's autotuner thread, which the package
+now turns off (--tf-data-autotune turns it on again to see it; docs/performance.md, open question 1).
 """
 
 import argparse
@@ -34,6 +35,9 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--intra-op", type=int, default=os.cpu_count())
     p.add_argument("--inter-op", type=int, default=os.cpu_count())
+    p.add_argument("--tf-data-autotune", action="store_true",
+                   help="tf.data's autotuner on, as before the package turned it off: each round (one fit call) "
+                        "then often ends by waiting for the tuner's thread (docs/performance.md, question 1)")
     args = p.parse_args(argv)
 
     import keras
@@ -41,6 +45,7 @@ def main(argv=None):
     import tensorflow as tf
 
     from keras_cnns import get_model, get_spec
+    from keras_cnns.data import pipeline
     from keras_cnns.losses import loss_and_metric
 
     tf.config.threading.set_intra_op_parallelism_threads(args.intra_op)
@@ -52,7 +57,8 @@ def main(argv=None):
     shape = tuple(model.input_shape[1:])
     x = np.random.default_rng(0).standard_normal((args.batch,) + shape).astype("float32")
     y = np.zeros(args.batch, "int32")
-    data = tf.data.Dataset.from_tensors((x, y)).repeat()
+    pipeline.TF_DATA_AUTOTUNE = args.tf_data_autotune
+    data = tf.data.Dataset.from_tensors((x, y)).repeat().with_options(pipeline.tuning_options())
     model.fit(data, steps_per_epoch=4, epochs=1, verbose=0)  # tracing and the first steps
     print(f"{spec.name}, batch {args.batch}, intra-op {args.intra_op}, inter-op {args.inter_op}, "
           f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'default')}")
