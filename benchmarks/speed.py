@@ -264,14 +264,7 @@ def child_pipeline(task):
     _set_tf_threads(task["threads"])
     spec = get_spec(task["model"])
     source = data.load_source("fashion_mnist")
-    if max(spec.input_shape[:2]) <= 64:  # cached, as training does: one epoch fills the cache first
-        result = input_pipeline.pipeline_throughput(source, spec.input_shape, task["batch"], task["batches"])
-        cache = "cached"
-    else:  # a cache of 54,000 images at 224x224x3 would not fit in memory: decode and resize every time
-        prep = data.default_preprocessing(source, spec.input_shape)
-        ds = data.make_datasets(source, prep, batch_size=task["batch"], cache=False)
-        result = data.measure_pipeline(ds.train, batches=task["batches"], warmup=3)
-        cache = "not cached"
+    result, cache = input_pipeline.model_input_throughput(source, spec.input_shape, task["batch"], task["batches"])
     return {"rows": [("pipeline_images_per_s", result["images_per_second"], "images/s", cache)]}
 
 
