@@ -24,6 +24,8 @@ run alternately, the order rotated each repeat, and the best of --repeats kept):
   against the images/s the model consumes;
 - LiteRT (ai_edge_litert, XNNPACK) float32 and int8 against Keras predict at batch 1 (the .tflite files
   come from keras_cnns.export), next to PyTorch eager's batch-1 latency from the model rows;
+- --keras-batch-norm resnet20 resnet50: those models also with Keras 3's own BatchNormalization in place of
+  the zoo's FusedBatchNormalization (TensorFlow's fused kernel), a peer at the same setting;
 - --backends jax torch: our own models on Keras 3's JAX and PyTorch backends (float32, each backend's
   default compilation: JAX jit-compiled, PyTorch eager), in the ratio table as peers of the TensorFlow rows.
 
@@ -120,7 +122,10 @@ def _keras_model(task):
     from keras_cnns import get_model, get_spec
     from keras_cnns.losses import loss_and_metric
     spec = get_spec(task["model"])
-    return get_model(spec.name), loss_and_metric(spec.output)[0]
+    model = get_model(spec.name)
+    if task["framework"] == speedlib.KERAS_BN:
+        model = speedlib.with_keras_batch_norm(model)
+    return model, loss_and_metric(spec.output)[0]
 
 
 def child_keras(task):
@@ -378,6 +383,8 @@ def plan(args, torch_ok, installed=lambda module: importlib.util.find_spec(modul
                 if model in KERAS_APPLICATIONS and not args.no_peers:
                     group.append(dict(common, kind="keras", framework="keras.applications",
                                       impl=KERAS_APPLICATIONS[model]))
+                if model in args.keras_batch_norm and not infer_only:
+                    group.append(dict(common, kind="keras", framework=speedlib.KERAS_BN, impl=model))
                 first_setting = not jit and spe == 1
                 torch_precision = TORCH_PRECISION[precision]
                 # one PyTorch peer per PyTorch precision: the first of our precisions that maps to it gets it
@@ -498,6 +505,9 @@ def parse_args(argv):
     p.add_argument("--litert-models", nargs="*", default=None, choices=MODELS)
     p.add_argument("--backends", nargs="*", default=[], choices=sorted(speedlib.OTHER_BACKENDS),
                    help="also our models on these Keras 3 backends (float32; one not installed is left out)")
+    p.add_argument("--keras-batch-norm", nargs="*", default=[], choices=MODELS, metavar="MODEL",
+                   help="also train these models (with batch norm) with keras.layers.BatchNormalization in place "
+                        "of the zoo's FusedBatchNormalization, as a peer at the same setting")
     p.add_argument("--no-peers", action="store_true")
     p.add_argument("--no-infer", action="store_true")
     p.add_argument("--no-pipeline", action="store_true")

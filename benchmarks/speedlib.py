@@ -24,7 +24,11 @@ TORCH_MISSING = "PyTorch not installed: pip install -r benchmarks/requirements.t
 TRAIN_FLOPS_PER_FORWARD = 3
 OURS = "keras_cnns"
 OTHER_BACKENDS = {"jax": "keras_cnns (Keras on JAX)", "torch": "keras_cnns (Keras on PyTorch)"}  # speed.py --backends
-PEER_FRAMEWORKS = ("keras.applications", "PyTorch", *OTHER_BACKENDS.values())
+# speed.py --keras-batch-norm: our model with keras.layers.BatchNormalization in place of the fused one
+KERAS_BN = "keras_cnns (Keras BatchNormalization)"
+# peers matched at our exact setting (precision, jit, steps_per_execution): the same framework's own paths
+SAME_SETTING_PEERS = ("keras.applications", KERAS_BN)
+PEER_FRAMEWORKS = ("keras.applications", "PyTorch", KERAS_BN, *OTHER_BACKENDS.values())
 # The precision a row is compared at: our oneDNN graph rewrite computes in bfloat16 like Keras'
 # mixed_bfloat16 policy and PyTorch's bfloat16 autocast; oneDNN's float32 kernels are float32.
 PRECISION_CLASS = {"float32": "float32", "mixed_bfloat16": "bfloat16", "onednn_amp": "bfloat16",
@@ -108,6 +112,29 @@ def alternation(members, repeats):
     return order
 
 
+def with_keras_batch_norm(model):
+    """A copy of `model` (same weights) with every keras_cnns FusedBatchNormalization replaced by
+    keras.layers.BatchNormalization of the same config: what the zoo ran before the fused layer, for
+    speed.py --keras-batch-norm. Raises ValueError when the model has none."""
+    import keras
+
+    from keras_cnns.layers import FusedBatchNormalization
+
+    fused = [layer.name for layer in model.layers if isinstance(layer, FusedBatchNormalization)]
+    if not fused:
+        raise ValueError(f"{model.name} has no FusedBatchNormalization layer to replace; "
+                         f"--keras-batch-norm takes models with batch norm (the ResNets, vgg*_bn)")
+
+    def clone(layer):
+        if isinstance(layer, FusedBatchNormalization):
+            return keras.layers.BatchNormalization.from_config(layer.get_config())
+        return layer.__class__.from_config(layer.get_config())
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 # --- result tables ---------------------------------------------------------------------------------
 
 # Best of N keeps the lowest of these and the highest of every other metric (throughputs; peak memory,
@@ -156,7 +183,8 @@ def ratio_rows(rows, metrics=("train_images_per_s", "images_per_s_b32", "latency
     the model rows (the batch column is the one the metric was measured at).
 
     For throughputs the ratio is ours / peer; for latencies peer / ours, so every ratio reads the same
-    way. A keras.applications peer is matched at the same jit and steps_per_execution; a PyTorch peer
+    way. A keras.applications or Keras-BatchNormalization peer is matched at the same precision, jit and
+    steps_per_execution; a PyTorch peer
     (which has neither) against our default setting (jit off, steps_per_execution 1)."""
     out = []
     ours = [r for r in rows if r["section"] == "model" and r["framework"] == OURS and r["metric"] in metrics]
@@ -167,7 +195,7 @@ def ratio_rows(rows, metrics=("train_images_per_s", "images_per_s_b32", "latency
             same = (p["model"] == o["model"] and p["metric"] == o["metric"] and p["batch"] == o["batch"]
                     and p["threads"] == o["threads"]
                     and PRECISION_CLASS[p["precision"]] == PRECISION_CLASS[o["precision"]])
-            if p["framework"] == "keras.applications":
+            if p["framework"] in SAME_SETTING_PEERS:
                 same = same and p["jit"] == o["jit"] and p["spe"] == o["spe"] and p["precision"] == o["precision"]
             else:
                 same = same and not o["jit"] and o["spe"] == 1

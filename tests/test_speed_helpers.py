@@ -6,6 +6,7 @@ import importlib.util
 import os
 import sys
 
+import numpy as np
 import pytest
 
 from keras_cnns import get_model
@@ -201,6 +202,41 @@ def test_other_backends_join_the_float32_default_setting_as_peers_of_the_tensorf
                                   dict(row, framework="keras_cnns (Keras on JAX)", impl="resnet20", jit=True,
                                        value=200.0)])
     assert [(r["peer"], r["ratio"]) for r in ratios] == [("keras_cnns (Keras on JAX) resnet20", 1.5)]
+
+
+def test_keras_batch_norm_peer_trains_the_same_model_with_keras_layers_at_our_exact_setting():
+    bench = _speed_script()
+    argv = ["--models", "resnet20", "lenet5_modern", "--precisions", "float32", "mixed_bfloat16", "--jit", "off",
+            "--no-matmul", "--no-pipeline", "--no-litert", "--no-peers", "--keras-batch-norm", "resnet20"]
+    groups = bench.plan(bench.parse_args(argv), torch_ok=True)
+    tasks = [[(t["framework"], t["model"], t["precision"]) for t in g] for g in groups]
+    assert tasks == [[("keras_cnns", "resnet20", p), (speedlib.KERAS_BN, "resnet20", p)]
+                     for p in ("float32", "mixed_bfloat16")] + [[("keras_cnns", "lenet5_modern", p)]
+                                                                for p in ("float32", "mixed_bfloat16")]
+    rows = [_row("keras_cnns", "train_images_per_s", 1300.0, precision="mixed_bfloat16"),
+            _row(speedlib.KERAS_BN, "train_images_per_s", 800.0, precision="mixed_bfloat16"),
+            _row(speedlib.KERAS_BN, "train_images_per_s", 700.0, precision="onednn_amp")]
+    ratios = speedlib.ratio_rows(rows)
+    # matched at the same precision only (not at the same precision class, as PyTorch's autocast is)
+    assert [(r["peer"], r["precision"], r["ratio"]) for r in ratios] == [
+        ("keras_cnns (Keras BatchNormalization) resnet20", "mixed_bfloat16", 1.625)]
+
+
+def test_with_keras_batch_norm_swaps_every_fused_layer_and_keeps_the_weights():
+    import keras
+
+    from keras_cnns.layers import FusedBatchNormalization
+
+    model = get_model("resnet20")
+    fused = [layer.name for layer in model.layers if isinstance(layer, FusedBatchNormalization)]
+    assert len(fused) == 19                      # one after each of resnet20's 19 convolutions
+    copy = speedlib.with_keras_batch_norm(model)
+    assert [type(copy.get_layer(n)) for n in fused] == [keras.layers.BatchNormalization] * 19
+    assert [layer.name for layer in copy.layers[1:]] == [layer.name for layer in model.layers[1:]]  # past the input
+    x = np.random.default_rng(0).standard_normal((2,) + tuple(model.input_shape[1:])).astype("float32")
+    np.testing.assert_allclose(copy.predict_on_batch(x), model.predict_on_batch(x), rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="no FusedBatchNormalization"):
+        speedlib.with_keras_batch_norm(get_model("lenet5_modern"))
 
 
 def test_onednn_paths_run_with_onednn_on_and_share_one_pytorch_peer_per_precision(monkeypatch):
