@@ -283,8 +283,8 @@ def write_results(rows, out_dir, header, notes=(), flops=None, stem="speed"):
     if not table.empty:
         models_md = markdown_table(rounded(table))
         parts += ["\n## Training (batch images/s, steady state) and inference\n",
-                  "train_spread: the best of the repeats' training images/s over the worst (well above 1: a repeat "
-                  "ran on the slower of the throughput levels, docs/performance.md open question 1). "
+                  "train_spread: the best of the repeats' training images/s over the worst (well above 1 in tables "
+                  "written before session 15: tf.data's autotuner wait, docs/performance.md open question 1). "
                   "compile_s: the warm-up steps' extra time over steady state (tracing, compilation). "
                   "train_gflops: images/s x 3 x forward FLOPs; pct_of_limit: of the best large matmul at that "
                   "precision.\n", models_md]
