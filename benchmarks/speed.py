@@ -25,7 +25,7 @@ run alternately, the order rotated each repeat, and the best of --repeats kept):
 - LiteRT (ai_edge_litert, XNNPACK) float32 and int8 against Keras predict at batch 1 (the .tflite files
   come from keras_cnns.export), next to PyTorch eager's batch-1 latency from the model rows;
 - --keras-batch-norm resnet20 resnet50: those models also with Keras 3's own BatchNormalization in place of
-  the zoo's FusedBatchNormalization (TensorFlow's fused kernel), a peer at the same setting;
+  the zoo's keras_cnns.layers.BatchNormalization (TensorFlow's fused kernel), a peer at the same setting;
 - --backends jax torch: our own models on Keras 3's JAX and PyTorch backends (float32, each backend's
   default compilation: JAX jit-compiled, PyTorch eager), in the ratio table as peers of the TensorFlow rows.
 
@@ -507,7 +507,7 @@ def parse_args(argv):
                    help="also our models on these Keras 3 backends (float32; one not installed is left out)")
     p.add_argument("--keras-batch-norm", nargs="*", default=[], choices=MODELS, metavar="MODEL",
                    help="also train these models (with batch norm) with keras.layers.BatchNormalization in place "
-                        "of the zoo's FusedBatchNormalization, as a peer at the same setting")
+                        "of the zoo's keras_cnns.layers.BatchNormalization, as a peer at the same setting")
     p.add_argument("--no-peers", action="store_true")
     p.add_argument("--no-infer", action="store_true")
     p.add_argument("--no-pipeline", action="store_true")

@@ -113,20 +113,20 @@ def alternation(members, repeats):
 
 
 def with_keras_batch_norm(model):
-    """A copy of `model` (same weights) with every keras_cnns FusedBatchNormalization replaced by
+    """A copy of `model` (same weights) with every keras_cnns.layers.BatchNormalization replaced by
     keras.layers.BatchNormalization of the same config: what the zoo ran before the fused layer, for
     speed.py --keras-batch-norm. Raises ValueError when the model has none."""
     import keras
 
-    from keras_cnns.layers import FusedBatchNormalization
+    from keras_cnns.layers import batch_norm
 
-    fused = [layer.name for layer in model.layers if isinstance(layer, FusedBatchNormalization)]
+    fused = [layer.name for layer in model.layers if isinstance(layer, batch_norm.BatchNormalization)]
     if not fused:
-        raise ValueError(f"{model.name} has no FusedBatchNormalization layer to replace; "
+        raise ValueError(f"{model.name} has no keras_cnns.layers.BatchNormalization to replace; "
                          f"--keras-batch-norm takes models with batch norm (the ResNets, vgg*_bn)")
 
     def clone(layer):
-        if isinstance(layer, FusedBatchNormalization):
+        if isinstance(layer, batch_norm.BatchNormalization):
             return keras.layers.BatchNormalization.from_config(layer.get_config())
         return layer.__class__.from_config(layer.get_config())
 

@@ -1,4 +1,4 @@
-"""FusedBatchNormalization is keras.layers.BatchNormalization to round-off, through TensorFlow's fused kernel."""
+"""keras_cnns.layers.BatchNormalization: Keras's BatchNormalization to round-off, through TensorFlow's fused kernel."""
 
 import numpy as np
 import pytest
@@ -6,13 +6,13 @@ import tensorflow as tf
 
 import keras
 
-from keras_cnns.layers import FusedBatchNormalization
+from keras_cnns.layers import batch_norm
 
 
 def _pair(input_shape, seed=0, **kwargs):
-    """A FusedBatchNormalization and a keras.layers.BatchNormalization built on input_shape with the same
+    """A keras_cnns.layers.BatchNormalization and a keras.layers.BatchNormalization built on input_shape with the same
     non-trivial weights (gamma, beta, moving mean, moving variance)."""
-    ours, theirs = FusedBatchNormalization(**kwargs), keras.layers.BatchNormalization(**kwargs)
+    ours, theirs = batch_norm.BatchNormalization(**kwargs), keras.layers.BatchNormalization(**kwargs)
     ours.build(input_shape)
     theirs.build(input_shape)
     rng = np.random.default_rng(seed)
@@ -126,7 +126,7 @@ def test_a_few_sgd_steps_train_the_same_weights_as_keras(tmp_path):
         return model
 
     keras.utils.set_random_seed(0)
-    ours = net(FusedBatchNormalization)
+    ours = net(batch_norm.BatchNormalization)
     theirs = net(keras.layers.BatchNormalization)
     theirs.set_weights(ours.get_weights())
     rng = np.random.default_rng(3)
@@ -139,6 +139,30 @@ def test_a_few_sgd_steps_train_the_same_weights_as_keras(tmp_path):
     path = tmp_path / "fused.keras"
     ours.save(path)
     loaded = keras.models.load_model(path)
-    assert type(loaded.get_layer("bn")) is FusedBatchNormalization
+    assert type(loaded.get_layer("bn")) is batch_norm.BatchNormalization
     assert loaded.get_layer("bn").get_config() == ours.get_layer("bn").get_config()
     np.testing.assert_allclose(loaded.predict(x, verbose=0), ours.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_weights_saved_with_keras_layer_load_into_a_model_rebuilt_with_ours_and_back(tmp_path):
+    """A .keras weights file names each layer's weights by its class name in snake case; the layer keeps Keras's
+    class name so that a model rebuilt from code on loading (the shipped Faster R-CNN detector, saved before the
+    layer existed) finds its batch norms' weights."""
+    def net(bn):
+        inputs = keras.Input((8, 8, 3))
+        x = bn(name="bn1")(keras.layers.Conv2D(4, 3, use_bias=False, name="conv1")(inputs))
+        x = bn(name="bn2")(keras.layers.Conv2D(4, 3, use_bias=False, name="conv2")(x))
+        return keras.Model(inputs, x)
+
+    keras.utils.set_random_seed(1)
+    theirs = net(keras.layers.BatchNormalization)
+    theirs.set_weights([np.random.default_rng(4).uniform(0.5, 1.5, w.shape).astype("float32")
+                        for w in theirs.get_weights()])
+    for source, target in ((theirs, net(batch_norm.BatchNormalization)), (net(batch_norm.BatchNormalization), theirs)):
+        if source is not theirs:
+            source.set_weights(theirs.get_weights())
+        path = str(tmp_path / "source.weights.h5")
+        source.save_weights(path)
+        target.load_weights(path)
+        for a, b in zip(source.get_weights(), target.get_weights()):
+            np.testing.assert_array_equal(a, b)

@@ -225,17 +225,17 @@ def test_keras_batch_norm_peer_trains_the_same_model_with_keras_layers_at_our_ex
 def test_with_keras_batch_norm_swaps_every_fused_layer_and_keeps_the_weights():
     import keras
 
-    from keras_cnns.layers import FusedBatchNormalization
+    from keras_cnns.layers import batch_norm
 
     model = get_model("resnet20")
-    fused = [layer.name for layer in model.layers if isinstance(layer, FusedBatchNormalization)]
+    fused = [layer.name for layer in model.layers if isinstance(layer, batch_norm.BatchNormalization)]
     assert len(fused) == 19                      # one after each of resnet20's 19 convolutions
     copy = speedlib.with_keras_batch_norm(model)
     assert [type(copy.get_layer(n)) for n in fused] == [keras.layers.BatchNormalization] * 19
     assert [layer.name for layer in copy.layers[1:]] == [layer.name for layer in model.layers[1:]]  # past the input
     x = np.random.default_rng(0).standard_normal((2,) + tuple(model.input_shape[1:])).astype("float32")
     np.testing.assert_allclose(copy.predict_on_batch(x), model.predict_on_batch(x), rtol=1e-4, atol=1e-6)
-    with pytest.raises(ValueError, match="no FusedBatchNormalization"):
+    with pytest.raises(ValueError, match="no keras_cnns.layers.BatchNormalization"):
         speedlib.with_keras_batch_norm(get_model("lenet5_modern"))
 
 

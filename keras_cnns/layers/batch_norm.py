@@ -9,10 +9,15 @@ _FUSED_DTYPES = ("float32", "bfloat16", "float16")
 
 
 @keras.saving.register_keras_serializable(package="keras_cnns")
-class FusedBatchNormalization(keras.layers.BatchNormalization):
+class BatchNormalization(keras.layers.BatchNormalization):
     """keras.layers.BatchNormalization, the same weights, arguments and results, run on TensorFlow as
     one fused kernel (FusedBatchNormV3 forward, FusedBatchNormGradV3 backward) instead of Keras 3's
     moments, casts and element-wise ops.
+
+    It keeps Keras's class name on purpose: a .keras file stores a layer's weights under its class name in
+    snake case ("batch_normalization_3"), so a model whose layers are rebuilt from code when it loads (the
+    Faster R-CNN detector) reads weights saved with Keras's layer, and the other way round, only under the
+    same name. It is registered as "keras_cnns>BatchNormalization".
 
     Keras 3 computes a batch norm as about twenty small graph ops (tf.nn.moments, tf.nn.batch_normalization,
     and under mixed precision a cast of the activations to float32 and back); TensorFlow's fused kernel,
