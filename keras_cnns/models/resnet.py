@@ -36,7 +36,7 @@ from typing import Tuple
 import keras
 
 from keras_cnns.features import register_endpoints
-from keras_cnns.layers import batch_norm
+from keras_cnns.layers import batch_norm as fused_bn
 from keras_cnns.layers.shortcut import ZeroPadShortcut
 from keras_cnns.models.common import (check_args, classifier, finish_model, is_foreign_weights,
                                       keras_applications_weights, pool_features)
@@ -101,7 +101,7 @@ def _conv_bn(x, filters, kernel_size, strides, name, relu=True):
         padding = "valid"
     x = keras.layers.Conv2D(filters, kernel_size, strides=strides, padding=padding, use_bias=False,
                             name=f"{name}_conv")(x)
-    x = batch_norm.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_bn")(x)
+    x = fused_bn.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_bn")(x)
     if relu:
         x = keras.layers.Activation("relu", name=f"{name}_relu")(x)
     return x

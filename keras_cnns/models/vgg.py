@@ -25,7 +25,7 @@ import os
 import keras
 
 from keras_cnns.features import register_endpoints
-from keras_cnns.layers import batch_norm
+from keras_cnns.layers import batch_norm as fused_bn
 from keras_cnns.layers.lrn import LocalResponseNormalization
 from keras_cnns.models.common import check_args, classifier, finish_model, keras_applications_weights, pool_features
 from keras_cnns.registry import WeightsImportError, register_model
@@ -78,7 +78,7 @@ def _block(x, block, layers, batch_norm, width=1.0):
         conv_name = f"block{block}_conv{i}"
         if batch_norm:
             x = keras.layers.Conv2D(filters, kernel, padding="same", use_bias=False, name=conv_name)(x)
-            x = batch_norm.BatchNormalization(name=f"{conv_name}_bn")(x)
+            x = fused_bn.BatchNormalization(name=f"{conv_name}_bn")(x)
             x = keras.layers.ReLU(name=f"{conv_name}_relu")(x)
         else:
             x = keras.layers.Conv2D(filters, kernel, padding="same", activation="relu", name=conv_name)(x)
