@@ -120,8 +120,7 @@ def with_keras_batch_norm(model):
 
     from keras_cnns.layers import batch_norm
 
-    fused = [layer.name for layer in model.layers if isinstance(layer, batch_norm.BatchNormalization)]
-    if not fused:
+    if not any(isinstance(layer, batch_norm.BatchNormalization) for layer in model.layers):
         raise ValueError(f"{model.name} has no keras_cnns.layers.BatchNormalization to replace; "
                          f"--keras-batch-norm takes models with batch norm (the ResNets, vgg*_bn)")
 
@@ -184,8 +183,8 @@ def ratio_rows(rows, metrics=("train_images_per_s", "images_per_s_b32", "latency
 
     For throughputs the ratio is ours / peer; for latencies peer / ours, so every ratio reads the same
     way. A keras.applications or Keras-BatchNormalization peer is matched at the same precision, jit and
-    steps_per_execution; a PyTorch peer
-    (which has neither) against our default setting (jit off, steps_per_execution 1)."""
+    steps_per_execution; a PyTorch peer (which has neither) against our default setting (jit off,
+    steps_per_execution 1)."""
     out = []
     ours = [r for r in rows if r["section"] == "model" and r["framework"] == OURS and r["metric"] in metrics]
     peers = [r for r in rows
