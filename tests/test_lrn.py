@@ -101,3 +101,34 @@ def test_the_keras_ops_formula_that_jax_and_pytorch_run_is_the_papers_too():
     a = _activations((1, 3, 3, 12), seed=2)
     np.testing.assert_allclose(np.asarray(local_response_normalization(a, depth=3, bias=1.0, alpha=1e-3, beta=0.5)),
                                paper_lrn(a, k=1.0, n=3, alpha=1e-3, beta=0.5), rtol=1e-5)
+
+
+@pytest.mark.parametrize("policy, rtol", [("mixed_bfloat16", 2e-2), ("mixed_float16", 2e-3)])
+def test_under_mixed_precision_it_returns_the_compute_dtype_and_the_papers_values(policy, rtol):
+    # TensorFlow has no bfloat16 LRN kernel on a CPU (the call failed before), and its float16 kernel gave NaN
+    # for ReLU outputs of a few hundred: the layer normalises in float32 and casts back.
+    a = _activations((2, 6, 5, 16), scale=300.0, seed=4)
+    layer = LocalResponseNormalization(dtype=policy)
+    b = layer(a)
+    assert keras.backend.standardize_dtype(b.dtype) == policy.removeprefix("mixed_")
+    b = np.asarray(keras.ops.cast(b, "float32"))
+    assert np.isfinite(b).all()
+    np.testing.assert_allclose(b, paper_lrn(a), rtol=rtol)
+
+
+def test_a_conv_and_lrn_net_trains_a_step_in_mixed_bfloat16():
+    inputs = keras.Input((8, 8, 3))
+    h = keras.layers.Conv2D(8, 3, activation="relu", dtype="mixed_bfloat16")(inputs)
+    h = LocalResponseNormalization(dtype="mixed_bfloat16")(h)
+    outputs = keras.layers.Dense(2, activation="softmax", dtype="float32")(keras.layers.Flatten()(h))
+    model = keras.Model(inputs, outputs)
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    loss = model.train_on_batch(_activations((4, 8, 8, 3), scale=50.0, seed=5), np.array([0, 1, 0, 1]))
+    assert np.isfinite(loss)
+
+
+def test_float64_gives_the_papers_values_to_float64_round_off():
+    a = _activations((2, 3, 3, 12), seed=6).astype("float64")
+    b = LocalResponseNormalization(dtype="float64")(a)
+    assert keras.backend.standardize_dtype(b.dtype) == "float64"
+    np.testing.assert_allclose(np.asarray(b), paper_lrn(a), rtol=1e-12)

@@ -84,6 +84,27 @@ def test_one_training_step_changes_every_trainable_weight(name):
 
 
 @pytest.mark.parametrize("name", MODELS)
+def test_one_training_step_in_mixed_bfloat16_gives_finite_gradients_for_every_weight(name):
+    # What `train.py --precision mixed_bfloat16` (and `auto` on a CPU with bfloat16) builds: every layer must
+    # have a kernel in bfloat16 or compute in float32 itself (AlexNet's LRN had no bfloat16 kernel on a CPU).
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        spec, model = _build(name, num_classes=NUM_CLASSES, classifier_activation=None)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    x = _images(spec.test_input_shape, n=2, seed=2)
+    with tf.GradientTape() as tape:
+        logits = tf.cast(_logits(spec, model(x, training=True)), "float32")
+        loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(np.array([0, 1]), logits, from_logits=True))
+    grads = tape.gradient(loss, model.trainable_variables)
+    assert np.isfinite(loss.numpy())
+    missing = [v.path for v, g in zip(model.trainable_variables, grads)
+               if g is None or not np.isfinite(np.asarray(tf.cast(g, "float32"))).all()]
+    assert not missing, f"no finite gradient in mixed_bfloat16 for: {missing}"
+
+
+@pytest.mark.parametrize("name", MODELS)
 def test_bad_arguments_say_what_is_allowed(name):
     with pytest.raises(ValueError, match="pooling"):
         keras_cnns.get_model(name, include_top=False, pooling="mean")

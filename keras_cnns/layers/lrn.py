@@ -2,6 +2,8 @@
 
 import keras
 
+LOW_PRECISION = ("bfloat16", "float16")  # normalised in float32 (call)
+
 
 @keras.saving.register_keras_serializable(package="keras_cnns")
 class LocalResponseNormalization(keras.layers.Layer):
@@ -10,7 +12,8 @@ class LocalResponseNormalization(keras.layers.Layer):
     The paper's constants are the defaults: k=2, n=5, alpha=1e-4, beta=0.75. alpha multiplies the
     *sum* of squares, as in the paper and tf.nn.local_response_normalization; Caffe and PyTorch
     divide alpha by n, so porting their constants needs alpha/n. Channels outside [0, C) are zero.
-    Has no weights.
+    Has no weights. In bfloat16 or float16 (mixed precision) it computes in float32 and returns the input's
+    dtype; the paper's network had no reduced precision to deviate from.
     """
 
     def __init__(self, depth=5, bias=2.0, alpha=1e-4, beta=0.75, **kwargs):
@@ -24,11 +27,19 @@ class LocalResponseNormalization(keras.layers.Layer):
         self.beta = float(beta)
 
     def call(self, inputs):
-        if keras.backend.backend() == "tensorflow":  # TensorFlow's fused kernel (see local_response_normalization)
-            import tensorflow as tf
-            return tf.nn.local_response_normalization(
-                inputs, depth_radius=self.depth // 2, bias=self.bias, alpha=self.alpha, beta=self.beta)
-        return local_response_normalization(inputs, self.depth, self.bias, self.alpha, self.beta)
+        # Under mixed precision the activations arrive in bfloat16 or float16. TensorFlow has no bfloat16 LRN
+        # kernel on a CPU and only a float32 one on a GPU, and in float16 the sum of squares overflows (ReLU
+        # outputs of 300 gave NaN): the normalisation runs in float32 and its result goes back to the input's dtype.
+        dtype = keras.backend.standardize_dtype(inputs.dtype)
+        x = keras.ops.cast(inputs, "float32") if dtype in LOW_PRECISION else inputs
+        if keras.backend.backend() == "tensorflow" and dtype != "float64":
+            import tensorflow as tf  # its fused kernel (see local_response_normalization), float32 only
+
+            outputs = tf.nn.local_response_normalization(
+                x, depth_radius=self.depth // 2, bias=self.bias, alpha=self.alpha, beta=self.beta)
+        else:
+            outputs = local_response_normalization(x, self.depth, self.bias, self.alpha, self.beta)
+        return keras.ops.cast(outputs, dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape
