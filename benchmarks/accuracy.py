@@ -33,6 +33,9 @@ ACCURACY_RUNS = [  # (model, recipe, target test accuracy, input size or None fo
     ("lenet5_modern", "fast", 0.91, None),
     ("lenet5_modern", "paper", None, None),  # apps/train.py's default recipe, for its bfloat16 default (issue 10)
     ("resnet20", "fast", 0.935, None),
+    # The deepest CIFAR ResNet the paper's Table 6 trains without a warm-up, no target: its runs in float32 and in
+    # bfloat16 decide whether the deeper CIFAR ResNets get resnet20's bfloat16 default (docs/training.md).
+    ("resnet56", "fast", None, None),
     # The segmentation backbones (benchmarks/segmentation.py): the vgg_slim fast recipe at both widths, 0.9274
     # (quarter, session 13) and 0.9023 (slim, session 9) in their first runs; the targets are those, rounded down.
     ("vgg16_quarter", "fast", 0.92, None),
