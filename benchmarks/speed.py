@@ -29,8 +29,9 @@ run alternately, the order rotated each repeat, and the best of --repeats kept):
 - --backends jax torch: our own models on Keras 3's JAX and PyTorch backends (float32, each backend's
   default compilation: JAX jit-compiled, PyTorch eager), in the ratio table as peers of the TensorFlow rows.
 
-Writes benchmarks/results/speed.csv (long form: one metric a row), speed.md and speed.png (ours/peer
-ratios). Without PyTorch the PyTorch rows are replaced by a note saying how to install it.
+Writes benchmarks/results/speed.csv (long form: one metric a row), speed.md, speed.png (ours/peer ratios) and
+speed-knobs.png (each setting's training speed over the model's float32 one). Without PyTorch the PyTorch rows
+are replaced by a note saying how to install it.
 """
 
 import os
@@ -517,7 +518,7 @@ def parse_args(argv):
     p.add_argument("--write-readme", metavar="README", default=None,
                    help=f"write the summary between {README_BEGIN} and {README_END} in this file")
     p.add_argument("--from-csv", metavar="CSV", default=None,
-                   help="measure nothing: rewrite speed.md and speed.png under --out (and --write-readme) from the "
+                   help="measure nothing: rewrite speed.md and the plots under --out (and --write-readme) from the "
                         "speed.csv of an earlier run")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -675,9 +676,10 @@ def write(args, rows, header, notes, flops, plot=True):
     rows = rows + pipeline_headroom(rows) + litert_torch_rows(rows)
     md, summary = speedlib.write_results(rows, args.out, header, notes, flops)
     if plot:
-        path = speedlib.plot_ratios(rows, os.path.join(args.out, "speed.png"))
+        paths = [speedlib.plot_ratios(rows, os.path.join(args.out, "speed.png")),
+                 speedlib.plot_knobs(rows, os.path.join(args.out, "speed-knobs.png"))]
         print("\n".join(notes))
-        print(f"wrote {md}, {os.path.join(args.out, 'speed.csv')}" + (f", {path}" if path else ""))
+        print(", ".join([f"wrote {md}", os.path.join(args.out, "speed.csv"), *filter(None, paths)]))
     return summary
 
 

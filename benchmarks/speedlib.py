@@ -310,25 +310,63 @@ def plot_ratios(rows, path):
     ratios = ratio_rows(best_rows(rows))
     if not ratios:
         return None
+    labels = [f"{r['model']} {r['metric'].replace('_', ' ').replace(' b1', '').replace(' b32', '')} "
+              f"b{r['batch']} {setting_name(r)} vs {r['peer']}" for r in ratios]
+    return _bar_chart([r["ratio"] for r in ratios], labels, "ours / peer speed, log scale (> 1: keras_cnns faster)",
+                      path)
+
+
+def _bar_chart(values, labels, xlabel, path):
+    """Horizontal bars from the parity line at 1 on a log axis (0.5x and 2x equally far from parity), green
+    where a value is >= 1; written to `path`, which is returned."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = [f"{r['model']} {r['metric'].replace('_', ' ').replace(' b1', '').replace(' b32', '')} "
-              f"b{r['batch']} {r['precision']}"
-              f"{' jit' if r['jit'] else ''}{'' if r['spe'] == 1 else ' spe' + str(r['spe'])} vs {r['peer']}"
-              for r in ratios]
-    values = [r["ratio"] for r in ratios]
     fig, ax = plt.subplots(figsize=(9, 0.35 * len(values) + 1.2))
     ax.barh(range(len(values)), [v - 1.0 for v in values], left=1.0,  # bars grow from parity
             color=["tab:green" if v >= 1 else "tab:red" for v in values])
-    ax.set_xscale("log")  # 0.5x and 2x equally far from parity
+    ax.set_xscale("log")
     ax.axvline(1.0, color="black", linewidth=1)
     ax.set_yticks(range(len(values)))
     ax.set_yticklabels(labels, fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlabel("ours / peer speed, log scale (> 1: keras_cnns faster)")
+    ax.set_xlabel(xlabel)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def _figure(value):
+    """3 significant figures without an exponent: 8,747 -> "8,747", 19.16 -> "19.2"."""
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def setting_name(row):
+    """A row's precision, jit and steps_per_execution in a few words ("mixed_bfloat16 jit spe8")."""
+    return f"{row['precision']}{' jit' if row['jit'] else ''}{'' if row['spe'] == 1 else ' spe' + str(row['spe'])}"
+
+
+def knob_rows(rows):
+    """Each of our models' best training images/s in every setting measured, over its float32, jit-off,
+    steps_per_execution-1 setting at the same batch and threads: [{model, batch, setting, images_per_s,
+    speedup}], the base setting included (1.0); a model measured without that setting has no rows."""
+    ours = [r for r in best_rows(rows) if r["framework"] == OURS and r["metric"] == "train_images_per_s"]
+    base = {(r["model"], r["batch"], r["threads"]): r["value"] for r in ours
+            if r["precision"] == "float32" and not r["jit"] and r["spe"] == 1}
+    return [{"model": r["model"], "batch": r["batch"], "setting": setting_name(r), "images_per_s": r["value"],
+             "speedup": r["value"] / base[(r["model"], r["batch"], r["threads"])]}
+            for r in ours if (r["model"], r["batch"], r["threads"]) in base]
+
+
+def plot_knobs(rows, path):
+    """A horizontal bar chart of :func:`knob_rows` (each setting's training speed over the model's float32
+    one, log scale, parity at 1): which knob pays for which model, also in runs with no peer to draw a ratio
+    against. Returns `path`, or None where no model was measured in more than one setting."""
+    knobs = knob_rows(rows)
+    if len(knobs) <= len({(k["model"], k["batch"]) for k in knobs}):
+        return None
+    labels = [f"{k['model']} b{k['batch']} {k['setting']} ({_figure(k['images_per_s'])} images/s)" for k in knobs]
+    return _bar_chart([k["speedup"] for k in knobs], labels,
+                      "training images/s over the model's float32 setting, log scale (> 1: faster)", path)

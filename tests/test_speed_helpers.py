@@ -119,6 +119,20 @@ def test_best_of_n_and_ratios_read_the_same_way_for_throughput_and_latency():
                       ("train_images_per_s", 32, "onednn_amp", False): 0.5}  # 300 / 600
 
 
+def test_knob_rows_give_each_setting_over_the_models_float32_one_and_plot_them(tmp_path):
+    rows = [_row("keras_cnns", "train_images_per_s", 200.0), _row("keras_cnns", "train_images_per_s", 150.0, 1),
+            _row("keras_cnns", "train_images_per_s", 300.0, precision="mixed_bfloat16"),
+            _row("keras_cnns", "train_images_per_s", 50.0, jit=True),
+            _row("keras_cnns", "latency_b1_ms", 4.0),                       # not a training speed
+            _row("PyTorch", "train_images_per_s", 400.0, impl="twin resnet20")]  # not ours
+    knobs = {k["setting"]: (k["images_per_s"], k["speedup"]) for k in speedlib.knob_rows(rows)}
+    assert knobs == {"float32": (200.0, 1.0), "mixed_bfloat16": (300.0, 1.5), "float32 jit": (50.0, 0.25)}
+    assert speedlib.plot_knobs(rows, str(tmp_path / "knobs.png")) and (tmp_path / "knobs.png").stat().st_size > 0
+    # One setting only, or no float32 base to divide by: nothing to draw
+    assert speedlib.plot_knobs(rows[:2], str(tmp_path / "none.png")) is None
+    assert speedlib.knob_rows(rows[2:3]) == []
+
+
 def test_result_writer_writes_csv_markdown_plot_and_the_readme_table(tmp_path):
     rows = [_row("keras_cnns", "train_images_per_s", 200.0), _row("keras_cnns", "train_images_per_s", 120.0, 1),
             _row("keras_cnns", "compile_s", 3.0),
