@@ -20,6 +20,7 @@ import keras
 import numpy as np
 
 from keras_cnns.features import register_endpoints
+from keras_cnns.layers import grouped_conv
 from keras_cnns.layers.lrn import LocalResponseNormalization
 from keras_cnns.layers.split import ChannelSplit
 from keras_cnns.models.common import check_args, classifier, finish_model, pool_features
@@ -69,7 +70,7 @@ def _conv(x, conv, towers):
     kwargs = dict(kernel_size=conv.kernel, strides=conv.stride, padding=conv.padding, activation="relu",
                   bias_initializer=keras.initializers.Constant(conv.bias))
     if conv.groups == 1 or towers == "grouped":
-        return keras.layers.Conv2D(conv.filters, groups=conv.groups, kernel_initializer=_weight_init(),
+        return grouped_conv.Conv2D(conv.filters, groups=conv.groups, kernel_initializer=_weight_init(),
                                    name=conv.name, **kwargs)(x)
     parts = ChannelSplit(conv.groups, name=f"{conv.name}_split")(x)
     outs = [keras.layers.Conv2D(conv.filters // conv.groups, kernel_initializer=_weight_init(),
@@ -118,8 +119,9 @@ def alexnet(*, input_shape=None, num_classes=1000, include_top=True, pooling=Non
     """AlexNet (Krizhevsky et al. 2012): 227x227x3 -> conv1..conv5 -> fc6, fc7 (4096) -> num_classes.
 
     Args:
-      towers: "grouped" builds conv2/4/5 as Conv2D(groups=2) (on CPU TensorFlow runs grouped
-        convolutions through XLA, which Keras does for you); "split" builds each as ChannelSplit ->
+      towers: "grouped" builds conv2/4/5 as Conv2D(groups=2) (keras_cnns.layers.grouped_conv: on
+        TensorFlow one split convolution per group, where Keras's layer takes a slow XLA function on a
+        CPU); "split" builds each as ChannelSplit ->
         two Conv2D -> Concatenate, the same function with ops every runtime supports (TFLite int8,
         GPU delegates). :func:`copy_tower_weights` converts trained weights between the forms.
       The other keywords are those of every builder in the zoo (see keras_cnns.models.common).
