@@ -197,7 +197,7 @@ def ratio_rows(rows, metrics=("train_images_per_s", "images_per_s_b32", "latency
             if p["framework"] in SAME_SETTING_PEERS:
                 same = same and p["jit"] == o["jit"] and p["spe"] == o["spe"] and p["precision"] == o["precision"]
             else:
-                same = same and not o["jit"] and o["spe"] == 1
+                same = same and default_setting(o)
             if not same or not o["value"] or not p["value"]:
                 continue
             ratio = p["value"] / o["value"] if o["metric"] in LOWER_IS_BETTER else o["value"] / p["value"]
@@ -343,6 +343,12 @@ def _figure(value):
     return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
 
 
+def default_setting(row):
+    """Whether a row ran at our default jit and steps_per_execution (jit off, 1): what a PyTorch peer is
+    compared with, and the base of :func:`knob_rows` in float32."""
+    return not row["jit"] and row["spe"] == 1
+
+
 def setting_name(row):
     """A row's precision, jit and steps_per_execution in a few words ("mixed_bfloat16 jit spe8")."""
     return f"{row['precision']}{' jit' if row['jit'] else ''}{'' if row['spe'] == 1 else ' spe' + str(row['spe'])}"
@@ -354,7 +360,7 @@ def knob_rows(rows):
     speedup}], the base setting included (1.0); a model measured without that setting has no rows."""
     ours = [r for r in best_rows(rows) if r["framework"] == OURS and r["metric"] == "train_images_per_s"]
     base = {(r["model"], r["batch"], r["threads"]): r["value"] for r in ours
-            if r["precision"] == "float32" and not r["jit"] and r["spe"] == 1}
+            if r["precision"] == "float32" and default_setting(r)}
     return [{"model": r["model"], "batch": r["batch"], "setting": setting_name(r), "images_per_s": r["value"],
              "speedup": r["value"] / base[(r["model"], r["batch"], r["threads"])]}
             for r in ours if (r["model"], r["batch"], r["threads"]) in base]

@@ -24,6 +24,11 @@ def _x(shape=(2, 7, 7, 8), seed=0):
     return np.random.default_rng(seed).normal(size=shape).astype("float32")
 
 
+def _graph_def(layer):
+    """The GraphDef of `layer` traced on (None, 7, 7, 8) inputs, its functions in its library."""
+    return tf.function(layer).get_concrete_function(tf.TensorSpec((None, 7, 7, 8))).graph.as_graph_def()
+
+
 @pytest.mark.parametrize("groups, strides", [(2, 1), (2, 2), (4, 1)])
 def test_outputs_and_gradients_are_keras_grouped_convolutions(groups, strides):
     theirs, ours = _pair(groups=groups, filters=8, strides=strides, activation="relu")
@@ -51,7 +56,7 @@ def test_each_group_reads_only_its_own_input_maps():
 
 def test_the_traced_graph_has_one_convolution_per_group_and_no_xla_function():
     _, ours = _pair(groups=2)
-    graph = tf.function(ours).get_concrete_function(tf.TensorSpec((None, 7, 7, 8))).graph.as_graph_def()
+    graph = _graph_def(ours)
     nodes = list(graph.node) + [n for f in graph.library.function for n in f.node_def]
     assert sum(n.op == "Conv2D" for n in nodes) == 2
     compiled = [f.signature.name for f in graph.library.function if f.attr["_XlaMustCompile"].b]
@@ -62,7 +67,7 @@ def test_the_traced_graph_has_one_convolution_per_group_and_no_xla_function():
 def test_keras_own_grouped_layer_does_take_the_xla_function():
     # The reason for the layer: if Keras stops compiling grouped convolutions, this test says so.
     theirs, _ = _pair(groups=2)
-    graph = tf.function(theirs).get_concrete_function(tf.TensorSpec((None, 7, 7, 8))).graph.as_graph_def()
+    graph = _graph_def(theirs)
     assert any(f.attr["_XlaMustCompile"].b for f in graph.library.function) or any(
         n.attr["_XlaMustCompile"].b for n in graph.node)
 

@@ -87,12 +87,10 @@ def test_one_training_step_changes_every_trainable_weight(name):
 def test_one_training_step_in_mixed_bfloat16_gives_finite_gradients_for_every_weight(name):
     # What `train.py --precision mixed_bfloat16` (and `auto` on a CPU with bfloat16) builds: every layer must
     # have a kernel in bfloat16 or compute in float32 itself (AlexNet's LRN had no bfloat16 kernel on a CPU).
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("mixed_bfloat16")
-    try:
+    from keras_cnns.training.fit import _dtype_policy  # what fit builds the model under
+
+    with _dtype_policy("mixed_bfloat16"):
         spec, model = _build(name, num_classes=NUM_CLASSES, classifier_activation=None)
-    finally:
-        keras.config.set_dtype_policy(previous)
     x = _images(spec.test_input_shape, n=2, seed=2)
     with tf.GradientTape() as tape:
         logits = tf.cast(_logits(spec, model(x, training=True)), "float32")
