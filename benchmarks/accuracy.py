@@ -4,6 +4,8 @@
     python benchmarks/accuracy.py --smoke    # 1 epoch on 512 images per run: checks the script works
     python benchmarks/accuracy.py --models resnet20 --precisions float32 mixed_bfloat16 --skip-speed \
         --out benchmarks/results/accuracy-bf16   # a full run in float32 and in bfloat16, same seed (issue 10)
+    python benchmarks/accuracy.py --models lenet5 lenet5_modern --steps-per-execution 1 8 32 --skip-speed \
+        --out benchmarks/results/accuracy-spe    # the same runs with 1, 8 and 32 train steps per call
 
 Writes benchmarks/results/accuracy.csv and accuracy.md with, per run: model, recipe, epochs, test accuracy,
 wall time, training images/s and the input pipeline's images/s (keras_cnns.data.measure_pipeline), then
@@ -60,15 +62,15 @@ def pipeline_images_per_second(model, dataset, batch_size, batches, size=None):
     return data.measure_pipeline(splits.train, batches=batches, warmup=5)["images_per_second"]
 
 
-def run_accuracy(model, recipe, target, size, args, work, precision="float32"):
+def run_accuracy(model, recipe, target, size, args, work, precision="float32", spe=1):
     from keras_cnns import training
     epochs = 1 if args.smoke else EPOCHS.get(model)
     start = time.time()
     name = (model + ("" if recipe == "paper" else f"-{recipe}") + ("" if precision == "float32" else f"-{precision}")
-            + (f"-seed{args.seed}" if args.seed else ""))
+            + ("" if spe == 1 else f"-spe{spe}") + (f"-seed{args.seed}" if args.seed else ""))
     out = os.path.join(work, name)
     result = training.fit(model, args.dataset, recipe=recipe, epochs=epochs, output_dir=out, precision=precision,
-                          input_shape=None if size is None else (size, size),
+                          input_shape=None if size is None else (size, size), steps_per_execution=spe,
                           resume=False, limit=args.limit, verbose=args.verbose, tensorboard=False, seed=args.seed)
     wall = time.time() - start
     rows = result.history
@@ -78,6 +80,7 @@ def run_accuracy(model, recipe, target, size, args, work, precision="float32"):
     return {
         "kind": "accuracy", "model": model, "recipe": recipe,
         "precision": precision if precision != "auto" else f"auto: {meta['precision']}", "jit": "auto",
+        **({"steps_per_execution": spe} if args.steps_per_execution != [1] else {}),
         **({"seed": args.seed} if args.seed else {}),
         "epochs": meta["epochs"], "test_accuracy": round(meta["test_accuracy"], 4),
         "target": "" if target is None else target,
@@ -117,10 +120,11 @@ def write(rows, out_dir, header=""):
 
 
 def planned_runs(args, work):
-    """[(function, its arguments)]: the accuracy runs asked for, each in every precision asked for, then the
-    speed runs unless skipped."""
-    runs = [(run_accuracy, (*run, args, work, precision)) for run in ACCURACY_RUNS
-            for precision in args.precisions if args.models is None or run[0] in args.models]
+    """[(function, its arguments)]: the accuracy runs asked for, each in every precision and steps per execution
+    asked for, then the speed runs unless skipped."""
+    runs = [(run_accuracy, (*run, args, work, precision, spe)) for run in ACCURACY_RUNS
+            for precision in args.precisions for spe in args.steps_per_execution
+            if args.models is None or run[0] in args.models]
     if not args.skip_speed:
         runs += [(run_speed, (m, prec, jit, args, work)) for m in SPEED_MODELS for prec, jit in SPEED_SETTINGS]
     return runs
@@ -136,6 +140,9 @@ def parse_args(argv=None):
     p.add_argument("--models", nargs="+", default=None, help="only these accuracy runs (default: all)")
     p.add_argument("--precisions", nargs="+", default=["float32"], choices=PRECISIONS,
                    help="train each accuracy run once in each of these (same seed); default: float32")
+    p.add_argument("--steps-per-execution", type=int, nargs="+", default=[1], metavar="N",
+                   help="train each accuracy run once with each of these train steps per call (the same weights: "
+                        "only the speed differs); default: 1")
     p.add_argument("--seed", type=int, default=0, help="the accuracy runs' seed (weights, split, shuffling); "
                                                        "another one shows the spread between runs")
     p.add_argument("--verbose", type=int, default=2)

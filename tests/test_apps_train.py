@@ -51,6 +51,7 @@ def test_evaluate_reports_per_class_accuracy_and_writes_a_confusion_matrix(train
     (["--model", "lenet5", "--dataset", "no_such_dataset"], "Unknown data source"),
     (["--model", "lenet5", "--epochs", "0"], "epochs must be a positive integer"),
     (["--model", "lenet5", "--cpu-replicas", "-1"], "--cpu-replicas must be 0 or more"),
+    (["--model", "lenet5", "--steps-per-execution", "0"], "--steps-per-execution must be 1 or more"),
     (["--model", "lenet5", "--strategy", "multiworker"], "TF_CONFIG"),
 ])
 def test_train_bad_input_is_one_line_and_exit_2(args, words, capsys, monkeypatch):

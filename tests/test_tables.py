@@ -39,8 +39,11 @@ def test_accuracy_benchmark_trains_each_run_in_each_precision_asked_for_and_head
     bench = _bench("accuracy")
     args = bench.parse_args(["--models", "resnet20", "--precisions", "float32", "mixed_bfloat16", "--skip-speed"])
     runs = bench.planned_runs(args, "work")
-    assert [(fn.__name__, a[0], a[-1]) for fn, a in runs] == [("run_accuracy", "resnet20", "float32"),
+    assert [(fn.__name__, a[0], a[-2]) for fn, a in runs] == [("run_accuracy", "resnet20", "float32"),
                                                                ("run_accuracy", "resnet20", "mixed_bfloat16")]
+    spe = bench.planned_runs(bench.parse_args(["--models", "lenet5", "--steps-per-execution", "1", "8",
+                                               "--skip-speed"]), "work")
+    assert [(a[0], a[-2], a[-1]) for _, a in spe] == [("lenet5", "float32", 1), ("lenet5", "float32", 8)]
     with_speed = bench.planned_runs(bench.parse_args(["--models", "lenet5"]), "work")
     assert [fn.__name__ for fn, _ in with_speed] == ["run_accuracy"] + ["run_speed"] * 8
     bench.write([{"kind": "accuracy", "model": "resnet20"}], str(tmp_path), header="Machine: x; run: y")

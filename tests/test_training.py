@@ -126,6 +126,24 @@ def test_the_same_seed_gives_the_same_weights(small_source, tmp_path):
     assert any(not np.array_equal(a, b) for a, b in zip(weights[0], other.model.get_weights()))
 
 
+def test_steps_per_execution_runs_the_same_steps_to_the_same_weights(small_source, tmp_path):
+    # 256 images at batch 64: 4 steps an epoch, so 3 a call leaves a last call of 1
+    results = [training.fit("lenet5_modern", small_source, epochs=2, batch_size=64, recipe="fast", seed=3,
+                            output_dir=str(tmp_path / str(spe)), steps_per_execution=spe, verbose=0,
+                            log=lambda *_: None, limit=256) for spe in (1, 3)]
+    for a, b in zip(*(r.model.get_weights() for r in results)):
+        np.testing.assert_array_equal(a, b)
+    assert [r.metadata["steps_per_execution"] for r in results] == [1, 3]
+    assert [len(r.history) for r in results] == [2, 2]
+    assert results[0].history[-1]["loss"] == results[1].history[-1]["loss"]
+
+
+@pytest.mark.parametrize("spe", [0, -2, 1.5, True])
+def test_steps_per_execution_must_be_a_positive_integer(small_source, spe):
+    with pytest.raises(ValueError, match=f"Received: steps_per_execution={spe!r}"):
+        training.fit("lenet5", small_source, epochs=1, steps_per_execution=spe)
+
+
 def test_evaluate_gives_per_class_accuracy_and_a_confusion_matrix(two_epochs, tmp_path):
     _, out = two_epochs
     labels = np.array([0, 0, 1, 2, 2, 2])

@@ -188,6 +188,7 @@ class Run:
     input_shape: Optional[tuple]
     backbone_weights: Optional[str] = None  # absolute path of the classifier whose weights start the backbone
     overrides: Optional[dict] = None  # settings of the model's config replaced at build (anchors, FCN dropout)
+    steps_per_execution: int = 1  # train steps in one call of the compiled train function (compile()'s)
 
     @property
     def replicas(self):
@@ -237,7 +238,7 @@ class Heads:
 
 def resolve_run(model, *, epochs=None, batch_size=None, recipe="paper", precision="float32", strategy="auto",
                 cpu_replicas=0, augment="recipe", seed=0, limit=None, validation_split=0.1, data_dir=None,
-                input_shape=None, backbone_weights=None, overrides=None, log=print) -> Run:
+                input_shape=None, backbone_weights=None, overrides=None, steps_per_execution=1, log=print) -> Run:
     """The run's options resolved and checked (a ValueError names the bad one, a FileNotFoundError a missing
     backbone file) and its strategy made."""
     spec = get_spec(model)
@@ -248,6 +249,9 @@ def resolve_run(model, *, epochs=None, batch_size=None, recipe="paper", precisio
         raise ValueError(f"epochs must be a positive integer. Received: epochs={epochs!r}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
+    if isinstance(steps_per_execution, bool) or not isinstance(steps_per_execution, int) or steps_per_execution < 1:
+        raise ValueError(f"steps_per_execution must be a positive integer. "
+                         f"Received: steps_per_execution={steps_per_execution!r}")
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}. Received: precision={precision!r}")
     if precision == AUTO:
@@ -275,7 +279,7 @@ def resolve_run(model, *, epochs=None, batch_size=None, recipe="paper", precisio
     return Run(spec=spec, recipe=rec, epochs=epochs, batch_size=batch_size, precision=precision, augment=augment,
                strategy=dist, seed=seed, limit=limit, validation_split=validation_split, data_dir=data_dir,
                input_shape=tuple(input_shape) if input_shape else None, backbone_weights=backbone_weights,
-               overrides=overrides)
+               overrides=overrides, steps_per_execution=steps_per_execution)
 
 
 def _checked_overrides(spec, overrides):
@@ -506,7 +510,8 @@ def make_datasets(run, dataset, log=print) -> RunData:
 def fit(model, dataset=None, *, epochs=None, batch_size=None, recipe="paper", precision="float32", jit=None,
         strategy="auto", cpu_replicas=0, output_dir=None, seed=0, data_dir=None, input_shape=None,
         augment="recipe", validation_split=0.1, limit=None, deterministic=True, resume=True,
-        backbone_weights=None, overrides=None, tensorboard=True, verbose=1, log=print) -> FitResult:
+        backbone_weights=None, overrides=None, steps_per_execution=1, tensorboard=True, verbose=1,
+        log=print) -> FitResult:
     """Trains a registered model on a data source and writes a model directory.
 
     Args:
@@ -546,12 +551,17 @@ def fit(model, dataset=None, *, epochs=None, batch_size=None, recipe="paper", pr
         {models.faster_rcnn.DetectorConfig field: value}, e.g. {"anchor_scales": [32, 64, 128]} for objects
         larger than the config's anchors; FCN (fcn*): {"dropout": rate} after fc6 and fc7 (models.fcn.Settings,
         the paper's 0.5). Saved with the model and its metadata; a resume must repeat them.
+      steps_per_execution: train steps run in one call of the compiled train function (Keras' compile()
+        option): fewer calls from Python, the same steps and weights (tests/test_training.py). Small models train
+        faster with more (docs/training.md, "Steps per execution"); Keras' progress bar and the divergence
+        check see every Nth step.
       log: where the one-line messages go (print by default).
     """
     run = resolve_run(model, epochs=epochs, batch_size=batch_size, recipe=recipe, precision=precision,
                       strategy=strategy, cpu_replicas=cpu_replicas, augment=augment, seed=seed, limit=limit,
                       validation_split=validation_split, data_dir=data_dir, input_shape=input_shape,
-                      backbone_weights=backbone_weights, overrides=overrides, log=log)
+                      backbone_weights=backbone_weights, overrides=overrides,
+                      steps_per_execution=steps_per_execution, log=log)
     if dataset is None:
         dataset = rc.DEFAULT_DATASETS[run.spec.task]
     with contextlib.ExitStack() as held, _reproducible(seed, deterministic):
@@ -650,7 +660,7 @@ def build_model(run, data, heads, state, jit=None, log=print) -> keras.Model:
             raise ValueError(f"The backbone weights in {backbone} do not fit {run.spec.name}: {err}") from None
         optimizer = rc.build_optimizer(run.recipe, data.steps, run.epochs)
         net.compile(optimizer=optimizer, loss=heads.loss, loss_weights=heads.loss_weights, metrics=heads.metrics,
-                    jit_compile=_jit_compile(run.spec, jit))
+                    jit_compile=_jit_compile(run.spec, jit), steps_per_execution=run.steps_per_execution)
         state.restore(net)
     if backbone:
         log(f"Backbone: weights copied by layer name from {backbone}")
@@ -717,7 +727,8 @@ def finish(run, net, data, heads, state, work_dir, output_dir, *, seconds, resum
         "input_shape": list(heads.build_kwargs["input_shape"]), "output": spec.output,
         "preprocessing": data.preprocessing.to_dict(), "recipe": run.recipe.name,
         "recipe_details": run.recipe.to_dict(), "epochs": run.epochs, "batch_size": run.batch_size,
-        "precision": run.precision, "strategy": st.strategy_name(run.strategy), "replicas": run.replicas,
+        "precision": run.precision, "steps_per_execution": run.steps_per_execution,
+        "strategy": st.strategy_name(run.strategy), "replicas": run.replicas,
         **scores, "best_validation": state.best,
         "training_seconds_this_run": round(seconds, 1), "seed": run.seed, "limit": run.limit,
         "augment": run.augment, "backbone_weights": state.config.get("backbone_weights"),
