@@ -316,17 +316,32 @@ def plot_ratios(rows, path):
                       path)
 
 
+def ratio_ticks(values):
+    """The log axis's ticks for ratios: the powers of 2 from just below the smallest value (and 1) to just above
+    the largest, so each reads as a plain "0.5x", "1x", "2x" (matplotlib's own log ticks between 0.3 and 3 are
+    minor ones whose "3 x 10^-1" labels overlap)."""
+    import math
+
+    positive = [v for v in values if v > 0] + [1.0]
+    low, high = math.floor(math.log2(min(positive))), math.ceil(math.log2(max(positive)))
+    return [2.0 ** k for k in range(low, high + 1)]
+
+
 def _bar_chart(values, labels, xlabel, path):
     """Horizontal bars from the parity line at 1 on a log axis (0.5x and 2x equally far from parity), green
     where a value is >= 1; written to `path`, which is returned."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, ax = plt.subplots(figsize=(9, 0.35 * len(values) + 1.2))
     ax.barh(range(len(values)), [v - 1.0 for v in values], left=1.0,  # bars grow from parity
             color=["tab:green" if v >= 1 else "tab:red" for v in values])
     ax.set_xscale("log")
+    ticks = ratio_ticks(values)
+    ax.set_xticks(ticks, [f"{t:g}x" for t in ticks])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.axvline(1.0, color="black", linewidth=1)
     ax.set_yticks(range(len(values)))
     ax.set_yticklabels(labels, fontsize=7)

@@ -313,3 +313,11 @@ def test_autotune_benchmark_alternates_the_settings_and_counts_held_fit_calls(tm
     assert (later["n"], later["max"], later["values"]) == (2, 5.5, "3.00 5.50")  # the tracing epoch left out
     path = bench.write(list(rows.values()), str(tmp_path), "Machine: test")
     assert "| fit_wait | on | 4 | 2 |" in open(path).read()
+
+
+def test_the_ratio_plots_tick_powers_of_two_around_parity():
+    # 0.3x to 4.9x: from 0.25x to 8x, each tick a plain "0.5x", "2x" (no overlapping minor log labels)
+    assert speedlib.ratio_ticks([0.3, 1.2, 4.9]) == [0.25, 0.5, 1.0, 2.0, 4.0, 8.0]
+    # every ratio above parity still starts the axis at 1x, and an exact power of two is its own end
+    assert speedlib.ratio_ticks([1.5, 2.0]) == [1.0, 2.0]
+    assert speedlib.ratio_ticks([0.9]) == [0.5, 1.0]
