@@ -320,8 +320,6 @@ def ratio_ticks(values):
     """The log axis's ticks for ratios: the powers of 2 from just below the smallest value (and 1) to just above
     the largest, so each reads as a plain "0.5x", "1x", "2x" (matplotlib's own log ticks between 0.3 and 3 are
     minor ones whose "3 x 10^-1" labels overlap)."""
-    import math
-
     positive = [v for v in values if v > 0] + [1.0]
     low, high = math.floor(math.log2(min(positive))), math.ceil(math.log2(max(positive)))
     return [2.0 ** k for k in range(low, high + 1)]
