@@ -62,12 +62,12 @@ def pipeline_images_per_second(model, dataset, batch_size, batches, size=None):
     return data.measure_pipeline(splits.train, batches=batches, warmup=5)["images_per_second"]
 
 
-def run_accuracy(model, recipe, target, size, args, work, precision="float32", spe=1):
+def run_accuracy(model, recipe, target, size, args, work, precision="float32", spe=None):
     from keras_cnns import training
     epochs = 1 if args.smoke else EPOCHS.get(model)
     start = time.time()
     name = (model + ("" if recipe == "paper" else f"-{recipe}") + ("" if precision == "float32" else f"-{precision}")
-            + ("" if spe == 1 else f"-spe{spe}") + (f"-seed{args.seed}" if args.seed else ""))
+            + ("" if spe in (None, 1) else f"-spe{spe}") + (f"-seed{args.seed}" if args.seed else ""))
     out = os.path.join(work, name)
     result = training.fit(model, args.dataset, recipe=recipe, epochs=epochs, output_dir=out, precision=precision,
                           input_shape=None if size is None else (size, size), steps_per_execution=spe,
@@ -80,7 +80,7 @@ def run_accuracy(model, recipe, target, size, args, work, precision="float32", s
     return {
         "kind": "accuracy", "model": model, "recipe": recipe,
         "precision": precision if precision != "auto" else f"auto: {meta['precision']}", "jit": "auto",
-        **({"steps_per_execution": spe} if args.steps_per_execution != [1] else {}),
+        **({"steps_per_execution": meta["steps_per_execution"]} if args.steps_per_execution != [None] else {}),
         **({"seed": args.seed} if args.seed else {}),
         "epochs": meta["epochs"], "test_accuracy": round(meta["test_accuracy"], 4),
         "target": "" if target is None else target,
@@ -140,9 +140,9 @@ def parse_args(argv=None):
     p.add_argument("--models", nargs="+", default=None, help="only these accuracy runs (default: all)")
     p.add_argument("--precisions", nargs="+", default=["float32"], choices=PRECISIONS,
                    help="train each accuracy run once in each of these (same seed); default: float32")
-    p.add_argument("--steps-per-execution", type=int, nargs="+", default=[1], metavar="N",
+    p.add_argument("--steps-per-execution", type=int, nargs="+", default=[None], metavar="N",
                    help="train each accuracy run once with each of these train steps per call (the same weights: "
-                        "only the speed differs); default: 1")
+                        "only the speed differs); default: the model's own (its registry spec's)")
     p.add_argument("--seed", type=int, default=0, help="the accuracy runs' seed (weights, split, shuffling); "
                                                        "another one shows the spread between runs")
     p.add_argument("--verbose", type=int, default=2)

@@ -183,8 +183,8 @@ def ratio_rows(rows, metrics=("train_images_per_s", "images_per_s_b32", "latency
 
     For throughputs the ratio is ours / peer; for latencies peer / ours, so every ratio reads the same
     way. A keras.applications or Keras-BatchNormalization peer is matched at the same precision, jit and
-    steps_per_execution; a PyTorch peer (which has neither) against our default setting (jit off,
-    steps_per_execution 1)."""
+    steps_per_execution; a PyTorch peer (which has neither) against our base setting (jit off,
+    steps_per_execution 1: Keras' compile() defaults; :func:`best_against_best` compares every setting)."""
     out = []
     ours = [r for r in rows if r["section"] == "model" and r["framework"] == OURS and r["metric"] in metrics]
     peers = [r for r in rows
@@ -197,7 +197,7 @@ def ratio_rows(rows, metrics=("train_images_per_s", "images_per_s_b32", "latency
             if p["framework"] in SAME_SETTING_PEERS:
                 same = same and p["jit"] == o["jit"] and p["spe"] == o["spe"] and p["precision"] == o["precision"]
             else:
-                same = same and default_setting(o)
+                same = same and base_setting(o)
             if not same or not o["value"] or not p["value"]:
                 continue
             ratio = p["value"] / o["value"] if o["metric"] in LOWER_IS_BETTER else o["value"] / p["value"]
@@ -206,6 +206,25 @@ def ratio_rows(rows, metrics=("train_images_per_s", "images_per_s_b32", "latency
                         "precision": o["precision"], "peer_precision": p["precision"], "jit": o["jit"],
                         "spe": o["spe"], "threads": o["threads"], "peer": f"{p['framework']} {p['impl']}",
                         "ours": o["value"], "theirs": p["value"], "ratio": round(ratio, 3)})
+    return out
+
+
+def best_against_best(rows, metric="train_images_per_s"):
+    """The issue's training target read off a run: for each model, batch and thread count, our best setting
+    (any precision, jit and steps_per_execution measured) against PyTorch's best (float32 or bf16 autocast),
+    each named, with best ours / best PyTorch (> 1: ours faster). Models without a PyTorch row are left out."""
+    best = [r for r in best_rows(rows) if r["section"] == "model" and r["metric"] == metric and r["value"]]
+    out = []
+    for key in sorted({(r["model"], r["batch"], r["threads"]) for r in best if r["framework"] == OURS}, key=str):
+        same = [r for r in best if (r["model"], r["batch"], r["threads"]) == key]
+        ours = [r for r in same if r["framework"] == OURS]
+        theirs = [r for r in same if r["framework"] == "PyTorch"]
+        if not theirs:
+            continue
+        o, p = max(ours, key=lambda r: r["value"]), max(theirs, key=lambda r: r["value"])
+        out.append({"model": key[0], "batch": key[1], "threads": key[2], "ours_setting": setting_name(o),
+                    "ours": o["value"], "pytorch_setting": f"{p['precision']} ({p['impl']})", "pytorch": p["value"],
+                    "ratio": round(o["value"] / p["value"], 3)})
     return out
 
 
@@ -276,9 +295,15 @@ def write_results(rows, out_dir, header, notes=(), flops=None, stem="speed"):
             limits[cls] = max(limits.get(cls, 0.0), r["value"])
     table = model_table(best, flops or {}, limits)
     ratios = pd.DataFrame(ratio_rows(best))
+    versus = pd.DataFrame(best_against_best(best))
     parts = [f"# Speed (benchmarks/speed.py)\n\n{header}\n"]
     parts += [f"- {n}" for n in notes]
     summary = [header, ""]
+    if not versus.empty:
+        versus_md = markdown_table(rounded(versus))
+        parts += ["\n## Best keras_cnns setting against best PyTorch setting, training images/s\n",
+                  "Each side's fastest setting measured in this run (ratio > 1: keras_cnns faster).\n", versus_md]
+        summary += ["Best keras_cnns setting against best PyTorch setting, training images/s:", "", versus_md, ""]
     if not table.empty:
         models_md = markdown_table(rounded(table))
         parts += ["\n## Training (batch images/s, steady state) and inference\n",
@@ -356,9 +381,10 @@ def _figure(value):
     return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
 
 
-def default_setting(row):
-    """Whether a row ran at our default jit and steps_per_execution (jit off, 1): what a PyTorch peer is
-    compared with, and the base of :func:`knob_rows` in float32."""
+def base_setting(row):
+    """Whether a row ran at Keras' compile() defaults, jit off and steps_per_execution 1 (a model's registry spec
+    may train with more steps per call: keras_cnns.registry.ModelSpec.steps_per_execution): what a PyTorch
+    peer is compared with in the ratio table, and the base of :func:`knob_rows` in float32."""
     return not row["jit"] and row["spe"] == 1
 
 
@@ -373,7 +399,7 @@ def knob_rows(rows):
     speedup}], the base setting included (1.0); a model measured without that setting has no rows."""
     ours = [r for r in best_rows(rows) if r["framework"] == OURS and r["metric"] == "train_images_per_s"]
     base = {(r["model"], r["batch"], r["threads"]): r["value"] for r in ours
-            if r["precision"] == "float32" and default_setting(r)}
+            if r["precision"] == "float32" and base_setting(r)}
     return [{"model": r["model"], "batch": r["batch"], "setting": setting_name(r), "images_per_s": r["value"],
              "speedup": r["value"] / base[(r["model"], r["batch"], r["threads"])]}
             for r in ours if (r["model"], r["batch"], r["threads"]) in base]

@@ -80,6 +80,11 @@ class ModelSpec:
         train.py's default) on a CPU with bfloat16 arithmetic (keras_cnns.training.precision.choose). Set only
         where a full run of its fast recipe in that precision was measured faster than float32 at the same test
         accuracy (benchmarks/accuracy.py, docs/training.md "Precision"); None: float32 everywhere.
+      steps_per_execution: the train steps per call of the compiled train function it trains with when a run
+        does not say (keras_cnns.training.fit's steps_per_execution=None, apps/train.py's default). The steps and
+        the weights after them are the same at every value (tests/test_training.py); above 1 only where the
+        speed benchmark measured it faster (a step of a few milliseconds, where the call's overhead counts:
+        docs/training.md "Steps per execution").
     """
 
     name: str
@@ -97,6 +102,7 @@ class ModelSpec:
     recipe: Optional[str] = None
     backends: Tuple[str, ...] = BACKENDS
     cpu_bfloat16: Optional[str] = None
+    steps_per_execution: int = 1
 
     @property
     def recipe_family(self):
@@ -115,13 +121,17 @@ _ALIASES = {}
 
 def register_model(name, *, family, paper, input_shape, min_input_size, test_input_shape=None,
                    deviations="none", output="probabilities", aux_min_input_size=None,
-                   task="classification", weights=(), recipe=None, backends=BACKENDS, cpu_bfloat16=None):
+                   task="classification", weights=(), recipe=None, backends=BACKENDS, cpu_bfloat16=None,
+                   steps_per_execution=1):
     """Decorator: registers a builder under `name`. Refuses a name that is already taken."""
     if task not in TASKS:
         raise ValueError(f"register_model: task must be one of {TASKS}. Received: task={task!r}")
     if cpu_bfloat16 not in (None,) + CPU_BFLOAT16:
         raise ValueError(f"register_model: cpu_bfloat16 must be None or one of {CPU_BFLOAT16}. "
                          f"Received: cpu_bfloat16={cpu_bfloat16!r}")
+    if isinstance(steps_per_execution, bool) or not isinstance(steps_per_execution, int) or steps_per_execution < 1:
+        raise ValueError(f"register_model: steps_per_execution must be a positive integer. "
+                         f"Received: steps_per_execution={steps_per_execution!r}")
 
     def decorate(builder):
         _claim(name)
@@ -130,7 +140,8 @@ def register_model(name, *, family, paper, input_shape, min_input_size, test_inp
             input_shape=tuple(input_shape), min_input_size=int(min_input_size),
             test_input_shape=tuple(test_input_shape or input_shape), deviations=deviations,
             output=output, aux_min_input_size=aux_min_input_size, task=task, weights=tuple(weights),
-            recipe=recipe, backends=tuple(backends), cpu_bfloat16=cpu_bfloat16)
+            recipe=recipe, backends=tuple(backends), cpu_bfloat16=cpu_bfloat16,
+            steps_per_execution=steps_per_execution)
         return builder
 
     return decorate

@@ -116,3 +116,20 @@ def test_train_turns_tf_datas_autotuner_on_only_when_asked(flags, autotune, monk
     with pytest.raises(SystemExit):
         _app("train").main(["--model", "lenet5", "--no-onednn", *flags])
     assert seen == [autotune]
+
+
+@pytest.mark.parametrize("flags, passed", [([], None), (["--steps-per-execution", "1"], 1),
+                                           (["--steps-per-execution", "8"], 8)])
+def test_train_leaves_steps_per_execution_to_the_model_unless_told(flags, passed, monkeypatch):
+    """None lets fit() take the model's own (its registry spec's); a number, 1 included, is passed on as it is."""
+    import keras_cnns.training
+    seen = []
+
+    def fit(*args, **kwargs):
+        seen.append(kwargs["steps_per_execution"])
+        raise ValueError("stopped by the test")
+
+    monkeypatch.setattr(keras_cnns.training, "fit", fit)
+    with pytest.raises(SystemExit):
+        _app("train").main(["--model", "lenet5_modern", "--no-onednn", *flags])
+    assert seen == [passed]

@@ -119,6 +119,22 @@ def test_best_of_n_and_ratios_read_the_same_way_for_throughput_and_latency():
                       ("train_images_per_s", 32, "onednn_amp", False): 0.5}  # 300 / 600
 
 
+def test_best_against_best_takes_each_sides_fastest_setting_whatever_it_is():
+    rows = [_row("keras_cnns", "train_images_per_s", 900.0), _row("keras_cnns", "train_images_per_s", 990.0, spe=8),
+            _row("keras_cnns", "train_images_per_s", 1100.0, precision="mixed_bfloat16", spe=8),
+            _row("keras_cnns", "train_images_per_s", 1000.0, precision="mixed_bfloat16"),
+            _row("keras_cnns", "latency_b1_ms", 0.1),                                  # not a training speed
+            _row("keras.applications", "train_images_per_s", 5000.0, impl="ResNet"),  # not PyTorch
+            _row("PyTorch", "train_images_per_s", 800.0, impl="twin resnet20"),
+            _row("PyTorch", "train_images_per_s", 1000.0, precision="bf16_autocast", impl="twin resnet20"),
+            _row("PyTorch", "train_images_per_s", 950.0, 1, precision="bf16_autocast", impl="twin resnet20")]
+    assert speedlib.best_against_best(rows) == [
+        {"model": "resnet20", "batch": 32, "threads": 2, "ours_setting": "mixed_bfloat16 spe8", "ours": 1100.0,
+         "pytorch_setting": "bf16_autocast (twin resnet20)", "pytorch": 1000.0, "ratio": 1.1}]
+    # a model no PyTorch peer ran beside has no line
+    assert speedlib.best_against_best([r for r in rows if r["framework"] != "PyTorch"]) == []
+
+
 def test_knob_rows_give_each_setting_over_the_models_float32_one_and_plot_them(tmp_path):
     rows = [_row("keras_cnns", "train_images_per_s", 200.0), _row("keras_cnns", "train_images_per_s", 150.0, 1),
             _row("keras_cnns", "train_images_per_s", 300.0, precision="mixed_bfloat16"),
@@ -156,6 +172,7 @@ def test_result_writer_writes_csv_markdown_plot_and_the_readme_table(tmp_path):
     assert spread[spread.index("train_images_per_s") + 1] == "train_spread"
     assert ours.split(" | ")[spread.index("train_spread")] == "1.67"
     assert "| PyTorch twin | 200 | 100 | 2 |" in text
+    assert "| resnet20 | 32 | 2 | float32 | 200 | float32 (twin) | 100 | 2 |" in text  # best against best
     assert summary.startswith(header) and "| 2 |" in summary
     assert speedlib.plot_ratios(rows, str(tmp_path / "speed.png")) and (tmp_path / "speed.png").stat().st_size > 0
     bench = _speed_script()
@@ -200,7 +217,7 @@ def test_one_knob_at_a_time_varies_each_setting_alone_from_the_baseline():
     assert len(groups) == 5
 
 
-def test_other_backends_join_the_float32_default_setting_as_peers_of_the_tensorflow_row():
+def test_other_backends_join_the_float32_base_setting_as_peers_of_the_tensorflow_row():
     bench = _speed_script()
     argv = ["--models", "resnet20", "--precisions", "float32", "mixed_bfloat16", "--jit", "off", "on", "--no-matmul",
             "--no-pipeline", "--no-litert", "--no-peers", "--backends", "jax", "torch"]

@@ -138,6 +138,36 @@ def test_steps_per_execution_runs_the_same_steps_to_the_same_weights(small_sourc
     assert results[0].history[-1]["loss"] == results[1].history[-1]["loss"]
 
 
+def test_a_run_trains_its_models_steps_per_execution_unless_told_and_says_so():
+    import importlib
+    fit_module = importlib.import_module("keras_cnns.training.fit")  # the module; training.fit is its function
+    lines = []
+    run = fit_module.resolve_run("lenet5_modern", log=lines.append)
+    assert run.steps_per_execution == keras_cnns.get_spec("lenet5_modern").steps_per_execution == 8
+    assert [line for line in lines if line.startswith("Steps per execution: 8, lenet5_modern's default")]
+    lines.clear()
+    assert fit_module.resolve_run("lenet5_modern", steps_per_execution=1, log=lines.append).steps_per_execution == 1
+    assert fit_module.resolve_run("resnet50", log=lines.append).steps_per_execution == 1
+    assert not [line for line in lines if line.startswith("Steps per execution")]  # nothing to say at 1
+
+
+def test_the_zoo_trains_several_steps_a_call_only_where_the_speed_benchmark_measured_it_faster():
+    # benchmarks/results/speed-amx-b32, -b128 and speed-spe-amx-b32, -b128 (docs/training.md, "Steps per
+    # execution"): on the AMX Xeon 8 steps a call trained lenet5 1.06-1.18x and lenet5_modern 1.09-1.30x faster;
+    # resnet20's step (30-50 ms) gained 0.99-1.05x but once (1.18x), so it and every larger model keep Keras' 1
+    named = {name: keras_cnns.get_spec(name).steps_per_execution for name in keras_cnns.list_models()
+             if keras_cnns.get_spec(name).steps_per_execution != 1}
+    assert named == {"lenet5": 8, "lenet5_modern": 8}
+
+
+def test_a_model_registers_only_a_positive_steps_per_execution():
+    with pytest.raises(ValueError, match="steps_per_execution must be a positive integer. Received: "
+                                         "steps_per_execution=0"):
+        keras_cnns.registry.register_model("not_registered", family="lenet", paper="-", input_shape=(28, 28, 1),
+                                           min_input_size=28, steps_per_execution=0)
+    assert "not_registered" not in keras_cnns.list_models()
+
+
 @pytest.mark.parametrize("spe", [0, -2, 1.5, True])
 def test_steps_per_execution_must_be_a_positive_integer(small_source, spe):
     with pytest.raises(ValueError, match=f"Received: steps_per_execution={spe!r}"):

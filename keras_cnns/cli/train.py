@@ -48,10 +48,11 @@ def parse_args(argv=None):
                         "oneDNN on and no GPU; float32 elsewhere (docs/training.md); --precision float32 turns it off")
     p.add_argument("--jit", action=argparse.BooleanOptionalAction, default=None,
                    help="XLA-compile the train step (default: Keras' auto)")
-    p.add_argument("--steps-per-execution", type=int, default=1, metavar="N",
+    p.add_argument("--steps-per-execution", type=int, default=None, metavar="N",
                    help="train steps per call of the compiled train function: the same steps and weights, less "
-                        "overhead per step for small models (e.g. 8 or 32 for lenet5; docs/training.md); the "
-                        "progress bar moves every N steps")
+                        "overhead per step for small models; the progress bar moves every N steps. Default: the "
+                        "model's own (its spec's steps_per_execution: more than 1 only where measured faster, "
+                        "docs/training.md); 1 turns it off")
     cli.add_onednn_argument(p)
     p.add_argument("--tf-data-autotune", action="store_true",
                    help="run tf.data's model-based autotuning in the input pipelines (off by default: its thread held "
@@ -105,7 +106,7 @@ def fail(message, code=2):
 def main(argv=None):
     args = parse_args(argv)
     input_size = parse_size(args.input_size)
-    if args.steps_per_execution < 1:
+    if args.steps_per_execution is not None and args.steps_per_execution < 1:
         fail(f"--steps-per-execution must be 1 or more. Received: {args.steps_per_execution}")
     if args.cpu_replicas < 0:
         fail(f"--cpu-replicas must be 0 or more. Received: {args.cpu_replicas}")

@@ -238,7 +238,7 @@ class Heads:
 
 def resolve_run(model, *, epochs=None, batch_size=None, recipe="paper", precision="float32", strategy="auto",
                 cpu_replicas=0, augment="recipe", seed=0, limit=None, validation_split=0.1, data_dir=None,
-                input_shape=None, backbone_weights=None, overrides=None, steps_per_execution=1, log=print) -> Run:
+                input_shape=None, backbone_weights=None, overrides=None, steps_per_execution=None, log=print) -> Run:
     """The run's options resolved and checked (a ValueError names the bad one, a FileNotFoundError a missing
     backbone file) and its strategy made."""
     spec = get_spec(model)
@@ -249,8 +249,14 @@ def resolve_run(model, *, epochs=None, batch_size=None, recipe="paper", precisio
         raise ValueError(f"epochs must be a positive integer. Received: epochs={epochs!r}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer. Received: batch_size={batch_size!r}")
+    if steps_per_execution is None:
+        steps_per_execution = spec.steps_per_execution
+        if steps_per_execution > 1:
+            log(f"Steps per execution: {steps_per_execution}, {spec.name}'s default (its registry spec; the same "
+                f"steps and weights as 1, less call overhead per step). --steps-per-execution 1 "
+                f"(steps_per_execution=1) turns it off")
     if isinstance(steps_per_execution, bool) or not isinstance(steps_per_execution, int) or steps_per_execution < 1:
-        raise ValueError(f"steps_per_execution must be a positive integer. "
+        raise ValueError(f"steps_per_execution must be a positive integer, or None for the model's default. "
                          f"Received: steps_per_execution={steps_per_execution!r}")
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}. Received: precision={precision!r}")
@@ -510,7 +516,7 @@ def make_datasets(run, dataset, log=print) -> RunData:
 def fit(model, dataset=None, *, epochs=None, batch_size=None, recipe="paper", precision="float32", jit=None,
         strategy="auto", cpu_replicas=0, output_dir=None, seed=0, data_dir=None, input_shape=None,
         augment="recipe", validation_split=0.1, limit=None, deterministic=True, resume=True,
-        backbone_weights=None, overrides=None, steps_per_execution=1, tensorboard=True, verbose=1,
+        backbone_weights=None, overrides=None, steps_per_execution=None, tensorboard=True, verbose=1,
         log=print) -> FitResult:
     """Trains a registered model on a data source and writes a model directory.
 
@@ -554,7 +560,8 @@ def fit(model, dataset=None, *, epochs=None, batch_size=None, recipe="paper", pr
       steps_per_execution: train steps run in one call of the compiled train function (Keras' compile()
         option): fewer calls from Python, the same steps and weights (tests/test_training.py). Small models train
         faster with more (docs/training.md, "Steps per execution"); Keras' progress bar and the divergence
-        check see every Nth step.
+        check see every Nth step. None (the default): the model's own (its registry spec's
+        steps_per_execution: 1 for most, more where the speed benchmark measured it faster).
       log: where the one-line messages go (print by default).
     """
     run = resolve_run(model, epochs=epochs, batch_size=batch_size, recipe=recipe, precision=precision,
