@@ -119,6 +119,13 @@ _REGISTRY = {}
 _ALIASES = {}
 
 
+def check_steps_per_execution(value, message):
+    """Refuses a steps_per_execution that is not a positive int (a bool is not one): ValueError with `message`
+    and the value received. register_model and keras_cnns.training.fit both check with it."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{message}. Received: steps_per_execution={value!r}")
+
+
 def register_model(name, *, family, paper, input_shape, min_input_size, test_input_shape=None,
                    deviations="none", output="probabilities", aux_min_input_size=None,
                    task="classification", weights=(), recipe=None, backends=BACKENDS, cpu_bfloat16=None,
@@ -129,9 +136,7 @@ def register_model(name, *, family, paper, input_shape, min_input_size, test_inp
     if cpu_bfloat16 not in (None,) + CPU_BFLOAT16:
         raise ValueError(f"register_model: cpu_bfloat16 must be None or one of {CPU_BFLOAT16}. "
                          f"Received: cpu_bfloat16={cpu_bfloat16!r}")
-    if isinstance(steps_per_execution, bool) or not isinstance(steps_per_execution, int) or steps_per_execution < 1:
-        raise ValueError(f"register_model: steps_per_execution must be a positive integer. "
-                         f"Received: steps_per_execution={steps_per_execution!r}")
+    check_steps_per_execution(steps_per_execution, "register_model: steps_per_execution must be a positive integer")
 
     def decorate(builder):
         _claim(name)

@@ -37,7 +37,7 @@ import tensorflow as tf
 from keras_cnns import metadata as md
 from keras_cnns.machine import cpu_flags
 from keras_cnns.paths import replaced_atomically, saved_models_dir
-from keras_cnns.registry import get_model, get_spec
+from keras_cnns.registry import check_steps_per_execution, get_model, get_spec
 from keras_cnns.training import callbacks as cb
 from keras_cnns.training import recipes as rc
 from keras_cnns.training import strategy as st
@@ -255,9 +255,8 @@ def resolve_run(model, *, epochs=None, batch_size=None, recipe="paper", precisio
             log(f"Steps per execution: {steps_per_execution}, {spec.name}'s default (its registry spec; the same "
                 f"steps and weights as 1, less call overhead per step). --steps-per-execution 1 "
                 f"(steps_per_execution=1) turns it off")
-    if isinstance(steps_per_execution, bool) or not isinstance(steps_per_execution, int) or steps_per_execution < 1:
-        raise ValueError(f"steps_per_execution must be a positive integer, or None for the model's default. "
-                         f"Received: steps_per_execution={steps_per_execution!r}")
+    check_steps_per_execution(steps_per_execution,
+                              "steps_per_execution must be a positive integer, or None for the model's default")
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}. Received: precision={precision!r}")
     if precision == AUTO:
