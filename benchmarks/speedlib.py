@@ -212,8 +212,11 @@ def ratio_rows(rows, metrics=("train_images_per_s", "images_per_s_b32", "latency
 def best_against_best(rows, metric="train_images_per_s"):
     """The issue's training target read off a run: for each model, batch and thread count, our best setting
     (any precision, jit and steps_per_execution measured) against PyTorch's best (float32 or bf16 autocast),
-    each named, with best ours / best PyTorch (> 1: ours faster). Models without a PyTorch row are left out."""
-    best = [r for r in best_rows(rows) if r["section"] == "model" and r["metric"] == metric and r["value"]]
+    each named, with best ours / best PyTorch (> 1: ours faster). Models without a PyTorch row are left out.
+
+    rows: best rows (:func:`best_rows`' output, as :func:`ratio_rows` takes them); each side's maximum is the
+    same whether or not the repeats were collapsed first."""
+    best = [r for r in rows if r["section"] == "model" and r["metric"] == metric and r["value"]]
     out = []
     for key in sorted({(r["model"], r["batch"], r["threads"]) for r in best if r["framework"] == OURS}, key=str):
         same = [r for r in best if (r["model"], r["batch"], r["threads"]) == key]
