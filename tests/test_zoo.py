@@ -1,7 +1,6 @@
 """Tests generated from the registry: every registered model, the same checks."""
 
 import json
-import math
 import os
 import subprocess
 import sys
@@ -12,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 import keras_cnns
+from keras_cnns.anatomy import count_params
 from keras_cnns.registry import get_spec
 
 MODELS = keras_cnns.list_models(task="classification")
@@ -146,7 +146,7 @@ def _one_per_layer_set():
         with keras.StatelessScope():
             model = keras_cnns.get_model(name, num_classes=NUM_CLASSES, input_shape=spec.test_input_shape)
         key = (spec.family, frozenset(type(layer).__name__ for layer in model.layers))
-        size = sum(math.prod(w.shape) for w in model.weights)
+        size = count_params(model)
         if key not in smallest or size < smallest[key][0]:
             smallest[key] = (size, name)
         keras.backend.clear_session()
