@@ -17,7 +17,8 @@ run alternately, the order rotated each repeat, and the best of --repeats kept):
   parameter counts are printed next to ours);
 - knobs: jit_compile on/off; float32, the mixed_bfloat16 policy, and TensorFlow's oneDNN
   auto-mixed-precision graph rewrite (grappler's auto_mixed_precision_onednn_bfloat16: float32 model,
-  bfloat16 arithmetic; PyTorch's peer is bfloat16 autocast); steps_per_execution; thread count;
+  bfloat16 arithmetic; PyTorch's peer is bfloat16 autocast); steps_per_execution (by default 1 and each
+  model's own from its registry spec, what apps/train.py trains it with); thread count;
 - the machine's limit: a large float32 and bfloat16 matmul in TensorFlow and PyTorch (GFLOP/s), and each
   model's achieved training GFLOP/s as a fraction of it (FLOP convention: benchmarks/speedlib.py);
 - tf.data: the package's Fashion-MNIST pipeline at each model's input size (benchmarks/input_pipeline.py)
@@ -67,6 +68,7 @@ LITERT_MODELS = ("lenet5_modern", "resnet20", "resnet50")
 RESULT_PREFIX = "SPEED_RESULT "
 README_BEGIN = "<!-- speed-table: written by benchmarks/speed.py -->"
 README_END = "<!-- /speed-table -->"
+DEFAULT_SPE = "default"  # --spe's word for each model's own steps_per_execution (its registry spec)
 
 
 # --- child processes: one configuration each ----------------------------------------------------------
@@ -312,8 +314,16 @@ def child_litert(task):
     return {"rows": rows}
 
 
+def child_specs(task):
+    """The registry's steps_per_execution of each model in task["models"] (a child, so that the parent
+    imports no framework)."""
+    from keras_cnns.registry import get_spec
+
+    return {"rows": [], "steps_per_execution": {m: get_spec(m).steps_per_execution for m in task["models"]}}
+
+
 CHILDREN = {"keras": child_keras, "torch": child_torch, "matmul": child_matmul, "pipeline": child_pipeline,
-            "litert": child_litert}
+            "litert": child_litert, "specs": child_specs}
 
 
 def child_main(task_json):
@@ -348,19 +358,34 @@ def run_child(task, timeout, env=None):
     return None, f"exit {proc.returncode}: {tail[-1] if tail else 'no output'}"
 
 
-def settings(args):
-    """The (precision, jit, steps_per_execution) settings each model is measured at: every combination of
+def settings(args, default_spe=1):
+    """The (precision, jit, steps_per_execution) settings a model is measured at: every combination of
     --precisions, --jit and --spe, or with --one-at-a-time the first of each (the baseline) and then each
-    knob's other values with the others at the baseline (what one knob does, in a fraction of the time)."""
+    knob's other values with the others at the baseline (what one knob does, in a fraction of the time).
+
+    --spe's word "default" is `default_spe`, the model's own steps per call (its registry spec's
+    steps_per_execution: what apps/train.py trains it with); a setting met twice that way is measured once."""
+    spe = list(dict.fromkeys(default_spe if s == DEFAULT_SPE else s for s in args.spe))
     if not args.one_at_a_time:
-        return [(p, j, s) for p in args.precisions for j in args.jit for s in args.spe]
-    p0, j0, s0 = args.precisions[0], args.jit[0], args.spe[0]
+        return [(p, j, s) for p in args.precisions for j in args.jit for s in spe]
+    p0, j0, s0 = args.precisions[0], args.jit[0], spe[0]
     return ([(p0, j0, s0)] + [(p, j0, s0) for p in args.precisions[1:]]
-            + [(p0, j, s0) for j in args.jit[1:]] + [(p0, j0, s) for s in args.spe[1:]])
+            + [(p0, j, s0) for j in args.jit[1:]] + [(p0, j0, s) for s in spe[1:]])
 
 
-def plan(args, torch_ok, installed=lambda module: importlib.util.find_spec(module) is not None):
-    """The groups of tasks; the members of a group are run alternately, --repeats times."""
+def registry_spe(args, timeout):
+    """{model: its registry spec's steps_per_execution} where --spe names "default" (read in a child), else {}."""
+    if DEFAULT_SPE not in args.spe:
+        return {}
+    result, error = run_child({"kind": "specs", "models": list(args.models)}, timeout)
+    if error:
+        raise SystemExit(f"speed.py: could not read the models' steps_per_execution from the registry: {error}")
+    return result["steps_per_execution"]
+
+
+def plan(args, torch_ok, installed=lambda module: importlib.util.find_spec(module) is not None, model_spe=None):
+    """The groups of tasks; the members of a group are run alternately, --repeats times. model_spe: {model:
+    steps_per_execution} for --spe's "default" (:func:`registry_spe`; a model not in it: 1)."""
     base = {"batch": args.batch, "warmup_steps": args.warmup_steps, "min_seconds": args.min_seconds,
             "latency_repeats": args.latency_repeats, "max_step_seconds": args.max_step_seconds}
     groups = []
@@ -372,7 +397,7 @@ def plan(args, torch_ok, installed=lambda module: importlib.util.find_spec(modul
                           + [dict(matmul, framework="PyTorch", impl="PyTorch")] * torch_ok)
         for model in args.models:
             infer_only = model in args.infer_only
-            for precision, jit, spe in settings(args):
+            for precision, jit, spe in settings(args, (model_spe or {}).get(model, 1)):
                 common = dict(base, model=model, precision=precision, jit=jit, spe=spe, threads=threads,
                               train=True, infer=not args.no_infer)
                 if infer_only:
@@ -473,6 +498,19 @@ QUICK = dict(models=["lenet5_modern", "resnet20", "resnet50"], infer_only=["resn
              omp_wait_policy="PASSIVE")
 
 
+def _spe_value(text):
+    """One --spe value: a positive integer or the word "default"."""
+    if text == DEFAULT_SPE:
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or {DEFAULT_SPE!r}, received {text!r}")
+    return value
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -486,7 +524,10 @@ def parse_args(argv):
     p.add_argument("--infer-only", nargs="*", default=None, choices=MODELS, help="models measured at inference only")
     p.add_argument("--precisions", nargs="+", default=None, choices=PRECISIONS)
     p.add_argument("--jit", nargs="+", default=None, choices=("off", "on"))
-    p.add_argument("--spe", nargs="+", type=int, default=None, help="steps_per_execution values")
+    p.add_argument("--spe", nargs="+", type=_spe_value, default=None, metavar="SPE",
+                   help=f"steps_per_execution values (positive integers), or {DEFAULT_SPE!r}: each model's own, "
+                        "from its registry spec, what apps/train.py trains it with (default: 1 and "
+                        f"{DEFAULT_SPE}; --quick: 1)")
     p.add_argument("--one-at-a-time", action="store_true",
                    help="vary one of --precisions, --jit, --spe at a time from the first value of each "
                         "(default: every combination)")
@@ -524,7 +565,8 @@ def parse_args(argv):
     args = p.parse_args(argv)
     full = dict(models=list(MODELS), infer_only=[], repeats=3, omp_wait_policy=None,
                 warmup_steps=3, min_seconds=10.0, latency_repeats=30, matmul_n=4096, pipeline_batches=100,
-                litert_models=list(LITERT_MODELS), spe=[1], jit=[False, True], precisions=list(PRECISIONS))
+                litert_models=list(LITERT_MODELS), spe=[1, DEFAULT_SPE], jit=[False, True],
+                precisions=list(PRECISIONS))
     defaults = QUICK if args.quick else full
     for key, value in defaults.items():
         if getattr(args, key) is None:
@@ -586,7 +628,7 @@ def main(argv=None):
         return rewrite_from_csv(args)
     started = time.time()
     torch_ok = importlib.util.find_spec("torch") is not None
-    groups = plan(args, torch_ok)
+    groups = plan(args, torch_ok, model_spe=registry_spe(args, args.timeout))
     if args.quick:
         # Every kind of measurement once before the rest, so a check stopped early has still run each part.
         groups += quick_knobs(args)

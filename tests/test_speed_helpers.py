@@ -217,6 +217,31 @@ def test_one_knob_at_a_time_varies_each_setting_alone_from_the_baseline():
     assert len(groups) == 5
 
 
+def test_spe_default_is_each_models_registry_steps_per_execution_measured_once():
+    from keras_cnns.registry import get_spec
+
+    bench = _speed_script()
+    args = bench.parse_args(["--models", "lenet5_modern", "resnet20", "--precisions", "float32", "--jit", "off",
+                             "--no-matmul", "--no-pipeline", "--no-litert"])
+    assert args.spe == [1, "default"]                        # the full run's default: Keras' 1 and the model's own
+    model_spe = {m: get_spec(m).steps_per_execution for m in args.models}
+    assert model_spe["lenet5_modern"] > 1 and model_spe["resnet20"] == 1
+    assert bench.settings(args, model_spe["lenet5_modern"]) == [("float32", False, 1),
+                                                                ("float32", False, model_spe["lenet5_modern"])]
+    assert bench.settings(args, model_spe["resnet20"]) == [("float32", False, 1)]    # 1 twice: measured once
+    groups = bench.plan(args, torch_ok=True, model_spe=model_spe)
+    # the PyTorch twins run beside the steps_per_execution-1 setting only
+    assert [[(t["framework"], t["model"], t["spe"]) for t in g] for g in groups] == [
+        [("keras_cnns", "lenet5_modern", 1), ("PyTorch", "lenet5_modern", 1)],
+        [("keras_cnns", "lenet5_modern", model_spe["lenet5_modern"])],
+        [("keras_cnns", "resnet20", 1), ("PyTorch", "resnet20", 1)]]
+    assert bench.parse_args(["--spe", "8", "default"]).spe == [8, "default"]
+    assert bench.parse_args(["--quick"]).spe == [1]
+    for bad in ("0", "eight"):
+        with pytest.raises(SystemExit):
+            bench.parse_args(["--spe", bad])
+
+
 def test_other_backends_join_the_float32_base_setting_as_peers_of_the_tensorflow_row():
     bench = _speed_script()
     argv = ["--models", "resnet20", "--precisions", "float32", "mixed_bfloat16", "--jit", "off", "on", "--no-matmul",
