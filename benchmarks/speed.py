@@ -30,7 +30,8 @@ run alternately, the order rotated each repeat, and the best of --repeats kept):
 - --backends jax torch: our own models on Keras 3's JAX and PyTorch backends (float32, each backend's
   default compilation: JAX jit-compiled, PyTorch eager), in the ratio table as peers of the TensorFlow rows.
 
-Writes benchmarks/results/speed.csv (long form: one metric a row), speed.md, speed.png (ours/peer ratios) and
+Writes benchmarks/results/speed.csv (long form: one metric a row), speed.md (opening with issue 10's targets read
+off the run: speedlib.target_rows), speed.png (ours/peer ratios) and
 speed-knobs.png (each setting's training speed over the model's float32 one). Without PyTorch the PyTorch rows
 are replaced by a note saying how to install it.
 """
@@ -293,12 +294,12 @@ def child_litert(task):
     model = get_model(spec.name)
     h, w, c = spec.input_shape
     rows = [("latency_b1_ms", median_latency_ms(model.predict_on_batch, (h, w, c), task["latency_repeats"]), "ms",
-             "Keras predict_on_batch float32")]
+             speedlib.KERAS_PREDICT)]
     calibration = np.random.default_rng(0).standard_normal((8, h, w, c)).astype("float32")
     with tempfile.TemporaryDirectory() as tmp:
         saved = export_savedmodel(model, os.path.join(tmp, "saved"), output="probabilities", uint8_endpoint=False,
                                   preprocessing=Preprocessing(size=(h, w), channels=c))
-        for quantize, label in (("none", "LiteRT float32 (XNNPACK)"), ("int8", "LiteRT int8 (XNNPACK)")):
+        for quantize, label in (("none", speedlib.LITERT_FLOAT32), ("int8", speedlib.LITERT_INT8)):
             path = tflite_lib.convert(saved, os.path.join(tmp, f"{quantize}.tflite"), quantize=quantize,
                                       representative_images=calibration if quantize == "int8" else None)
             interpreter = Interpreter(model_path=path, num_threads=task["threads"])
@@ -456,26 +457,6 @@ def to_rows(task, result, repeat):
             row.update(impl=item[3], precision="int8" if "int8" in item[3] else "float32", batch=1)
         rows.append(row)
     return rows
-
-
-def pipeline_headroom(rows):
-    """Rows of the pipeline's images/s over what our float32 training consumes at the same batch."""
-    consumed = {(r["model"], r["batch"], r["threads"]): r["value"] for r in speedlib.best_rows(rows)
-                if r["framework"] == speedlib.OURS and r["metric"] == "train_images_per_s"
-                and r["precision"] == "float32" and not r["jit"] and r["spe"] == 1}
-    out = []
-    for r in speedlib.best_rows(rows):
-        key = (r["model"], r["batch"], r["threads"])
-        if r["metric"] == "pipeline_images_per_s" and key in consumed:
-            out.append(dict(r, metric="consumed_images_per_s", value=consumed[key], impl="keras_cnns float32 fit"))
-            out.append(dict(r, metric="headroom_x", value=r["value"] / consumed[key], unit="x"))
-    return out
-
-
-def litert_torch_rows(rows):
-    """PyTorch eager batch-1 float32 latencies copied into the LiteRT table."""
-    return [dict(r, section="litert", impl=f"PyTorch eager {r['impl']}", batch=1) for r in speedlib.best_rows(rows)
-            if r["framework"] == "PyTorch" and r["metric"] == "latency_b1_ms" and r["precision"] == "float32"]
 
 
 def versions():
@@ -715,7 +696,7 @@ def rewrite_from_csv(args):
 
 def write(args, rows, header, notes, flops, plot=True):
     """speed.csv, speed.md and (plot=True) speed.png under --out; returns the README summary."""
-    rows = rows + pipeline_headroom(rows) + litert_torch_rows(rows)
+    rows = rows + speedlib.pipeline_headroom(rows) + speedlib.litert_torch_rows(rows)
     md, summary = speedlib.write_results(rows, args.out, header, notes, flops)
     if plot:
         paths = [speedlib.plot_ratios(rows, os.path.join(args.out, "speed.png")),

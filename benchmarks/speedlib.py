@@ -33,6 +33,19 @@ PEER_FRAMEWORKS = ("keras.applications", "PyTorch", KERAS_BN, *OTHER_BACKENDS.va
 # mixed_bfloat16 policy and PyTorch's bfloat16 autocast; oneDNN's float32 kernels are float32.
 PRECISION_CLASS = {"float32": "float32", "mixed_bfloat16": "bfloat16", "onednn_amp": "bfloat16",
                    "bf16_autocast": "bfloat16", "onednn_float32": "float32"}
+# The rows of the LiteRT table: speed.py's child_litert writes the first three, :func:`litert_torch_rows` the last.
+KERAS_PREDICT = "Keras predict_on_batch float32"
+LITERT_FLOAT32 = "LiteRT float32 (XNNPACK)"
+LITERT_INT8 = "LiteRT int8 (XNNPACK)"
+PYTORCH_EAGER = "PyTorch eager"
+# Issue 10's targets (:func:`target_rows`): ours / keras.applications at the same setting; best ours / best
+# PyTorch in training (the issue asks it at batch 16 for resnet50 and vgg16, 32 and 128 for the small models);
+# LiteRT float32 over PyTorch eager and int8 over Keras float32 at batch 1; tf.data over what training consumes.
+KERAS_APPLICATIONS_GOAL = 1.0
+PYTORCH_TRAINING_GOALS = {"resnet50": 0.8, "vgg16": 0.8, "resnet20": 1.0, "lenet5_modern": 1.0}
+LITERT_OVER_PYTORCH_GOAL = 1.0
+INT8_OVER_KERAS_GOAL = 0.5
+PIPELINE_HEADROOM_GOAL = 5.0
 
 
 # --- FLOPs ---------------------------------------------------------------------------------------
@@ -231,6 +244,76 @@ def best_against_best(rows, metric="train_images_per_s"):
     return out
 
 
+def pipeline_headroom(rows):
+    """Rows of tf.data's images/s over the fastest our training consumes at the same model, batch and threads
+    (any precision, jit and steps_per_execution measured: the most the pipeline has to deliver), with that
+    consumption as a row of its own named by its setting."""
+    best = best_rows(rows)
+    consumed = {}
+    for r in best:
+        key = (r["model"], r["batch"], r["threads"])
+        if r["section"] == "model" and r["framework"] == OURS and r["metric"] == "train_images_per_s" and (
+                key not in consumed or r["value"] > consumed[key]["value"]):
+            consumed[key] = r
+    out = []
+    for r in best:
+        fit = consumed.get((r["model"], r["batch"], r["threads"]))
+        if r["metric"] == "pipeline_images_per_s" and fit:
+            out.append(dict(r, metric="consumed_images_per_s", value=fit["value"], repeats=fit["repeats"],
+                            worst=fit["worst"], impl=f"keras_cnns {setting_name(fit)} fit"))
+            out.append(dict(r, metric="headroom_x", value=r["value"] / fit["value"], unit="x", worst=None))
+    return out
+
+
+def litert_torch_rows(rows):
+    """PyTorch eager batch-1 float32 latencies copied into the LiteRT table."""
+    return [dict(r, section="litert", impl=f"{PYTORCH_EAGER} {r['impl']}", batch=1) for r in best_rows(rows)
+            if r["framework"] == "PyTorch" and r["metric"] == "latency_b1_ms" and r["precision"] == "float32"]
+
+
+def target_rows(rows):
+    """Issue 10's targets read off a run's best rows (with the rows of :func:`pipeline_headroom` and
+    :func:`litert_torch_rows`): one row per target and model with the figure measured, the goal and whether it
+    is met. A target the run did not measure is left out; where a target holds at every precision (ours /
+    keras.applications) the lowest ratio stands for all, its precision named."""
+    out = []
+
+    def add(target, model, setting, value, goal, at_least=True):
+        met = value >= goal if at_least else value <= goal
+        out.append({"target": target, "model": model, "setting": setting, "value": round(value, 3),
+                    "goal": f"{'>=' if at_least else '<='} {goal:g}", "met": "yes" if met else "no"})
+
+    ratios = ratio_rows(rows)
+    for model in sorted({r["model"] for r in ratios}):
+        for metric in ("train_images_per_s", "images_per_s_b32", "latency_b1_ms"):
+            same = [r for r in ratios if r["model"] == model and r["metric"] == metric
+                    and r["peer"].startswith("keras.applications")]
+            if same:
+                low = min(same, key=lambda r: r["ratio"])
+                add(f"ours / keras.applications, {metric}", model,
+                    f"{low['precision']} (lowest of {len(same)} settings)", low["ratio"], KERAS_APPLICATIONS_GOAL)
+    for v in best_against_best(rows):
+        if v["model"] in PYTORCH_TRAINING_GOALS:
+            add("best ours / best PyTorch, train_images_per_s", v["model"],
+                f"batch {v['batch']}: {v['ours_setting']} / {v['pytorch_setting']}", v["ratio"],
+                PYTORCH_TRAINING_GOALS[v["model"]])
+    litert = [r for r in rows if r["section"] == "litert" and r["value"]]
+    for model in sorted({r["model"] for r in litert}):
+        latency = {r["impl"]: r["value"] for r in litert if r["model"] == model}
+        torch = next((v for impl, v in latency.items() if impl.startswith(PYTORCH_EAGER)), None)
+        if LITERT_FLOAT32 in latency and torch:
+            add("LiteRT float32 / PyTorch eager, latency_b1_ms", model, "float32", latency[LITERT_FLOAT32] / torch,
+                LITERT_OVER_PYTORCH_GOAL, at_least=False)
+        if LITERT_INT8 in latency and KERAS_PREDICT in latency:
+            add("LiteRT int8 / Keras float32, latency_b1_ms", model, "int8",
+                latency[LITERT_INT8] / latency[KERAS_PREDICT], INT8_OVER_KERAS_GOAL, at_least=False)
+    for r in rows:
+        if r["section"] == "pipeline" and r["metric"] == "headroom_x":
+            add("tf.data images/s / fastest training images/s", r["model"], f"batch {r['batch']}, {r['impl']}",
+                r["value"], PIPELINE_HEADROOM_GOAL)
+    return out
+
+
 def model_table(rows, flops, limits):
     """One row per (framework, model, setting): training and inference metrics side by side, with the
     achieved GFLOP/s and its fraction of the machine's matmul limit at that precision class.
@@ -299,9 +382,16 @@ def write_results(rows, out_dir, header, notes=(), flops=None, stem="speed"):
     table = model_table(best, flops or {}, limits)
     ratios = pd.DataFrame(ratio_rows(best))
     versus = pd.DataFrame(best_against_best(best))
+    targets = pd.DataFrame(target_rows(best))
     parts = [f"# Speed (benchmarks/speed.py)\n\n{header}\n"]
     parts += [f"- {n}" for n in notes]
     summary = [header, ""]
+    if not targets.empty:
+        targets_md = markdown_table(rounded(targets))
+        parts += ["\n## Issue 10's targets read off this run\n",
+                  "value: the ratio the target is stated in (throughput ratios > 1 and latency ratios < 1: keras_cnns "
+                  "faster), or tf.data's headroom.\n", targets_md]
+        summary += ["Issue 10's targets read off this run:", "", targets_md, ""]
     if not versus.empty:
         versus_md = markdown_table(rounded(versus))
         parts += ["\n## Best keras_cnns setting against best PyTorch setting, training images/s\n",

@@ -149,6 +149,44 @@ def test_knob_rows_give_each_setting_over_the_models_float32_one_and_plot_them(t
     assert speedlib.knob_rows(rows[2:3]) == []
 
 
+def test_issue_targets_are_read_off_the_best_rows_with_the_pipeline_and_litert_rows_derived_from_them():
+    def r50(*args, **kwargs):
+        return dict(_row(*args, **kwargs), model="resnet50")
+
+    rows = [r50("keras_cnns", "train_images_per_s", 10.0), r50("keras_cnns", "train_images_per_s", 9.0, 1),
+            r50("keras_cnns", "train_images_per_s", 16.0, precision="mixed_bfloat16"),
+            r50("keras.applications", "train_images_per_s", 9.5, impl="ResNet50"),
+            r50("keras.applications", "train_images_per_s", 16.5, precision="mixed_bfloat16", impl="ResNet50"),
+            r50("PyTorch", "train_images_per_s", 5.0, impl="torchvision resnet50"),
+            r50("PyTorch", "train_images_per_s", 10.0, precision="bf16_autocast", impl="torchvision resnet50"),
+            r50("PyTorch", "latency_b1_ms", 40.0, impl="torchvision resnet50"),
+            r50("tf.data", "pipeline_images_per_s", 2000.0, impl="Fashion-MNIST not cached", section="pipeline"),
+            r50("LiteRT", "latency_b1_ms", 50.0, impl=speedlib.KERAS_PREDICT, section="litert"),
+            r50("LiteRT", "latency_b1_ms", 38.0, impl=speedlib.LITERT_FLOAT32, section="litert"),
+            r50("LiteRT", "latency_b1_ms", 5.0, precision="int8", impl=speedlib.LITERT_INT8, section="litert")]
+    derived = speedlib.pipeline_headroom(rows) + speedlib.litert_torch_rows(rows)
+    # the pipeline is held against the fastest training measured (mixed_bfloat16, 16 images/s), not float32's
+    consumed, headroom = derived[:2]
+    assert (consumed["metric"], consumed["value"], consumed["impl"]) == (
+        "consumed_images_per_s", 16.0, "keras_cnns mixed_bfloat16 fit")
+    assert (headroom["metric"], headroom["value"], headroom["worst"]) == ("headroom_x", 125.0, None)
+    assert [(r["section"], r["impl"], r["value"]) for r in derived[2:]] == [
+        ("litert", "PyTorch eager torchvision resnet50", 40.0)]
+    targets = {(t["target"], t["model"]): (t["setting"], t["value"], t["goal"], t["met"])
+               for t in speedlib.target_rows(speedlib.best_rows(rows + derived))}
+    assert targets == {
+        # 10 / 9.5 in float32 and 16 / 16.5 in mixed_bfloat16: the lower stands for both
+        ("ours / keras.applications, train_images_per_s", "resnet50"):
+            ("mixed_bfloat16 (lowest of 2 settings)", 0.97, ">= 1", "no"),
+        ("best ours / best PyTorch, train_images_per_s", "resnet50"):
+            ("batch 32: mixed_bfloat16 / bf16_autocast (torchvision resnet50)", 1.6, ">= 0.8", "yes"),
+        ("LiteRT float32 / PyTorch eager, latency_b1_ms", "resnet50"): ("float32", 0.95, "<= 1", "yes"),
+        ("LiteRT int8 / Keras float32, latency_b1_ms", "resnet50"): ("int8", 0.1, "<= 0.5", "yes"),
+        ("tf.data images/s / fastest training images/s", "resnet50"):
+            ("batch 32, Fashion-MNIST not cached", 125.0, ">= 5", "yes")}
+    assert speedlib.target_rows([]) == []
+
+
 def test_result_writer_writes_csv_markdown_plot_and_the_readme_table(tmp_path):
     rows = [_row("keras_cnns", "train_images_per_s", 200.0), _row("keras_cnns", "train_images_per_s", 120.0, 1),
             _row("keras_cnns", "compile_s", 3.0),
@@ -173,6 +211,9 @@ def test_result_writer_writes_csv_markdown_plot_and_the_readme_table(tmp_path):
     assert ours.split(" | ")[spread.index("train_spread")] == "1.67"
     assert "| PyTorch twin | 200 | 100 | 2 |" in text
     assert "| resnet20 | 32 | 2 | float32 | 200 | float32 (twin) | 100 | 2 |" in text  # best against best
+    target = ("| best ours / best PyTorch, train_images_per_s | resnet20 | batch 32: float32 / float32 (twin) | 2 "
+              "| >= 1 | yes |")
+    assert target in text and target in summary and summary.index(target) < summary.index("| model | framework")
     assert summary.startswith(header) and "| 2 |" in summary
     assert speedlib.plot_ratios(rows, str(tmp_path / "speed.png")) and (tmp_path / "speed.png").stat().st_size > 0
     bench = _speed_script()
