@@ -1,8 +1,12 @@
 """What every benchmark shares: a pandas table as markdown, the README section it is written into, the median
-time of a call, and the inference speed of a model on a test pipeline."""
+time of a call, the inference speed of a model on a test pipeline, and the child processes of the probes that
+measure one setting per process (tf_data_autotune.py, batch_norm_latency.py)."""
 
 import argparse
+import json
 import os
+import subprocess
+import sys
 import time
 
 from keras_cnns.cli.train import PRECISIONS  # train.py's own list (it loads no TensorFlow)
@@ -93,3 +97,36 @@ def start_columns(meta):
     return {"augment": meta.get("augment") or "none",
             "backbone": os.path.basename(os.path.dirname(backbone)) if backbone else "scratch",
             "precision": meta.get("precision", "float32")}
+
+
+def run_child(script, task, timeout, env=None):
+    """Runs `script --child <task as JSON>` in a fresh Python process and returns the JSON its last stdout line
+    holds; a failed child raises RuntimeError with its last stderr line."""
+    done = subprocess.run([sys.executable, os.path.abspath(script), "--child", json.dumps(task)],
+                          capture_output=True, text=True, timeout=timeout, env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"{os.path.basename(script)} child {json.dumps(task)} failed: "
+                           f"{done.stderr.strip().splitlines()[-1:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_children(tasks, run, describe, echo=False):
+    """run(task) for each task in order with a progress line "[i/n elapsed] describe(task)" (and the result when
+    `echo`); returns the (task, result) pairs and the seconds they took."""
+    results, started = [], time.time()
+    for i, task in enumerate(tasks, 1):
+        print(f"[{i}/{len(tasks)} {time.time() - started:.0f}s] {describe(task)}", flush=True)
+        result = run(task)
+        if echo:
+            print("  " + json.dumps(result), flush=True)
+        results.append((task, result))
+    return results, time.time() - started
+
+
+def probe_header(script, argv, processes, seconds, detail=""):
+    """The header line of a probe's table: the machine, the cores, `detail`, the command line and the time."""
+    import speedlib
+
+    command = f"python benchmarks/{os.path.basename(script)} {' '.join(argv if argv is not None else sys.argv[1:])}"
+    return (f"Machine: {speedlib.cpu_model()}; {os.cpu_count()} cores; {detail + '; ' if detail else ''}"
+            f"run: {command.rstrip()}; {processes} processes in {seconds:.0f} s")

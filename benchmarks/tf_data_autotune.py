@@ -19,7 +19,6 @@ Writes <out>/tf_data_autotune.{csv,md}; run it on an otherwise idle machine.
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +27,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)  # input_pipeline, report, speedlib
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import report  # noqa: E402
 
 SETTINGS = ("on", "off")
 HELD_SECONDS = 0.1
@@ -96,14 +97,6 @@ def child_pipeline(task):
 
 
 CHILDREN = {"fit_wait": child_fit_wait, "epochs": child_epochs, "pipeline": child_pipeline}
-
-
-def run_child(task, timeout):
-    done = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", json.dumps(task)],
-                          capture_output=True, text=True, timeout=timeout)
-    if done.returncode != 0:
-        raise RuntimeError(f"{task['kind']} {task['setting']} failed: {done.stderr.strip().splitlines()[-1:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def plan(args):
@@ -199,18 +192,10 @@ def main(argv=None):
         if getattr(args, flag) < 1:
             p.error(f"--{flag} must be 1 or more. Received: {getattr(args, flag)}")
     tasks = plan(args)
-    results, started = [], time.time()
-    for i, task in enumerate(tasks, 1):
-        print(f"[{i}/{len(tasks)} {time.time() - started:.0f}s] {task['kind']} {task.get('model')} "
-              f"autotune {task['setting']}", flush=True)
-        result = run_child(task, args.timeout)
-        print("  " + json.dumps(result), flush=True)
-        results.append((task, result))
-    import speedlib
-    header = (f"Machine: {speedlib.cpu_model()}; {os.cpu_count()} cores; run: python benchmarks/tf_data_autotune.py "
-              f"{' '.join(argv if argv is not None else sys.argv[1:])}".rstrip()
-              + f"; {len(tasks)} processes in {time.time() - started:.0f} s")
-    path = write(summarize(results), args.out, header)
+    results, seconds = report.run_children(
+        tasks, lambda task: report.run_child(__file__, task, args.timeout),
+        lambda task: f"{task['kind']} {task.get('model')} autotune {task['setting']}", echo=True)
+    path = write(summarize(results), args.out, report.probe_header(__file__, argv, len(tasks), seconds))
     print(open(path).read())
     return 0
 

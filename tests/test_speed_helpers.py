@@ -398,6 +398,24 @@ def test_autotune_benchmark_alternates_the_settings_and_counts_held_fit_calls(tm
     assert "| fit_wait | on | 4 | 2 |" in open(path).read()
 
 
+def test_batch_norm_latency_benchmark_alternates_onednn_and_keeps_each_layers_best(tmp_path):
+    spec = importlib.util.spec_from_file_location("bench_bn", os.path.join(ROOT, "benchmarks",
+                                                                           "batch_norm_latency.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    args = bench.main.__globals__["argparse"].Namespace(models=["resnet20"], batches=[1, 32], repeats=5,
+                                                         processes=2, threads=2)
+    tasks = bench.plan(args)
+    assert [t["onednn"] for t in tasks] == ["1", "0", "0", "1"]  # process 0 oneDNN first, process 1 last
+    fused, keras_bn = bench.LAYERS
+    results = [(tasks[0], [{"layer": fused, "batch": 1, "ms": 30.0}, {"layer": keras_bn, "batch": 1, "ms": 6.0}]),
+               (tasks[3], [{"layer": fused, "batch": 1, "ms": 24.0}, {"layer": keras_bn, "batch": 1, "ms": 8.0}])]
+    row = bench.summarize(results).iloc[0]
+    assert (row[fused], row[keras_bn], row["fused / keras"]) == (24.0, 6.0, 4.0)  # each layer's lowest median
+    path = bench.write(bench.summarize(results), str(tmp_path), "Machine: test")
+    assert "| resnet20 | 1 | 1 | 24 | 6 | 4 |" in open(path).read()
+
+
 def test_the_ratio_plots_tick_powers_of_two_around_parity():
     # 0.3x to 4.9x: from 0.25x to 8x, each tick a plain "0.5x", "2x" (no overlapping minor log labels)
     assert speedlib.ratio_ticks([0.3, 1.2, 4.9]) == [0.25, 0.5, 1.0, 2.0, 4.0, 8.0]

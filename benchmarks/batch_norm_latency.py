@@ -1,0 +1,130 @@
+"""Predict latency of the zoo's fused batch norm (keras_cnns.layers.BatchNormalization) against Keras's own
+layer, at small batches, with TensorFlow's oneDNN kernels on and off (not a test; docs/performance.md).
+
+    python benchmarks/batch_norm_latency.py [--models resnet20 resnet50] [--batches 1 2 8 32]
+                                            [--repeats 15] [--processes 2]
+                                            [--out benchmarks/results/batch-norm-latency]
+
+The speed benchmark's AVX2 main run (session 26) measured resnet50's batch-1 predict at 1,127 ms with the
+zoo's layer under oneDNN against 85 ms with Keras's, and resnet20's at 24.3 against 3.91 ms, while batch 32 was
+faster with the zoo's layer. This script isolates that: each process builds one model (random weights), copies
+it with Keras's batch norm (benchmarks/speedlib.with_keras_batch_norm: same weights), and times
+`predict_on_batch` on a random batch of each size (median of --repeats after two warm-up calls), both layers
+alternated within the process. TF_ENABLE_ONEDNN_OPTS is 1 or 0 per process (set before TensorFlow is
+imported), the two settings alternated over --processes. Writes <out>/batch_norm_latency.{csv,md}; run it on
+an otherwise idle machine.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)  # report, speedlib
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import report  # noqa: E402
+
+ONEDNN = ("1", "0")
+LAYERS = ("keras_cnns (fused)", "keras.layers")
+
+
+def child(task):
+    import numpy as np
+    import tensorflow as tf
+
+    import speedlib
+    from keras_cnns import get_model
+
+    tf.config.threading.set_intra_op_parallelism_threads(task["threads"])
+    tf.config.threading.set_inter_op_parallelism_threads(task["threads"])
+    zoo = get_model(task["model"])
+    models = dict(zip(LAYERS, (zoo, speedlib.with_keras_batch_norm(zoo))))
+    shape = tuple(zoo.input_shape[1:])
+    rng = np.random.default_rng(0)
+    rows = []
+    for batch in task["batches"]:
+        x = rng.standard_normal((batch,) + shape).astype("float32")
+        for layer, model in models.items():
+            model.predict_on_batch(x)  # tracing; median_ms warms up once more
+            rows.append({"layer": layer, "batch": batch,
+                         "ms": report.median_ms(lambda: model.predict_on_batch(x), task["repeats"])})
+    return rows
+
+
+def plan(args):
+    """Every model in every process, the two oneDNN settings alternated, the first one rotated."""
+    tasks = []
+    for p in range(args.processes):
+        for onednn in (ONEDNN if p % 2 == 0 else ONEDNN[::-1]):
+            for model in args.models:
+                tasks.append(dict(model=model, onednn=onednn, batches=args.batches, repeats=args.repeats,
+                                  threads=args.threads, process=p))
+    return tasks
+
+
+def summarize(results):
+    """One row per model, oneDNN setting and batch: each layer's best (lowest) median over the processes
+    and the fused layer's time over Keras's."""
+    import pandas as pd
+
+    frame = pd.DataFrame([dict(row, model=task["model"], onednn=task["onednn"])
+                          for task, rows in results for row in rows])
+    table = frame.groupby(["model", "onednn", "batch", "layer"])["ms"].min().unstack("layer")
+    table = table[list(LAYERS)].reset_index()
+    table["fused / keras"] = table[LAYERS[0]] / table[LAYERS[1]]
+    return table.sort_values(["model", "onednn", "batch"], ascending=[True, False, True])
+
+
+def write(table, out, header):
+    os.makedirs(out, exist_ok=True)
+    table.to_csv(os.path.join(out, "batch_norm_latency.csv"), index=False)
+    shown = table.copy()
+    for column in (*LAYERS, "fused / keras"):
+        shown[column] = shown[column].map(lambda v: f"{v:.3g}")
+    text = ("# Batch norm predict latency (benchmarks/batch_norm_latency.py)\n\n" + header + "\n\n"
+            "Milliseconds per `predict_on_batch` call, best of the processes' medians; fused / keras > 1: "
+            "the zoo's fused layer is slower.\n\n" + report.markdown_table(shown) + "\n")
+    path = os.path.join(out, "batch_norm_latency.md")
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--models", nargs="+", default=["resnet20", "resnet50"])
+    p.add_argument("--batches", nargs="+", type=int, default=[1, 2, 8, 32])
+    p.add_argument("--repeats", type=int, default=15)
+    p.add_argument("--processes", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--timeout", type=int, default=900)
+    p.add_argument("--out", default=os.path.join("build", "benchmarks", "batch-norm-latency"))
+    args = p.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(json.loads(args.child))))
+        return 0
+    for flag in ("repeats", "processes", "threads"):
+        if getattr(args, flag) < 1:
+            p.error(f"--{flag} must be 1 or more. Received: {getattr(args, flag)}")
+    if min(args.batches) < 1:
+        p.error(f"--batches must be 1 or more. Received: {args.batches}")
+    tasks = plan(args)
+    try:
+        results, seconds = report.run_children(
+            tasks, lambda task: report.run_child(__file__, task, args.timeout,
+                                                 env=dict(os.environ, TF_ENABLE_ONEDNN_OPTS=task["onednn"])),
+            lambda task: f"{task['model']} oneDNN={task['onednn']}")
+    except RuntimeError as error:  # an unknown model, or one without batch norm: the child's own message
+        p.error(f"{error}. --models takes zoo models with batch norm (the ResNets, vgg*_bn)")
+    path = write(summarize(results), args.out,
+                 report.probe_header(__file__, argv, len(tasks), seconds, detail=f"threads {args.threads}"))
+    print(open(path).read())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
