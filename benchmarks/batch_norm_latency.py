@@ -33,13 +33,11 @@ LAYERS = ("keras_cnns (fused)", "keras.layers")
 
 def child(task):
     import numpy as np
-    import tensorflow as tf
 
     import speedlib
     from keras_cnns import get_model
 
-    tf.config.threading.set_intra_op_parallelism_threads(task["threads"])
-    tf.config.threading.set_inter_op_parallelism_threads(task["threads"])
+    speedlib.set_tf_threads(task["threads"])
     zoo = get_model(task["model"])
     models = dict(zip(LAYERS, (zoo, speedlib.with_keras_batch_norm(zoo))))
     shape = tuple(zoo.input_shape[1:])
@@ -79,18 +77,13 @@ def summarize(results):
 
 
 def write(table, out, header):
-    os.makedirs(out, exist_ok=True)
-    table.to_csv(os.path.join(out, "batch_norm_latency.csv"), index=False)
     shown = table.copy()
     for column in (*LAYERS, "fused / keras"):
         shown[column] = shown[column].map(lambda v: f"{v:.3g}")
-    text = ("# Batch norm predict latency (benchmarks/batch_norm_latency.py)\n\n" + header + "\n\n"
-            "Milliseconds per `predict_on_batch` call, best of the processes' medians; fused / keras > 1: "
-            "the zoo's fused layer is slower.\n\n" + report.markdown_table(shown) + "\n")
-    path = os.path.join(out, "batch_norm_latency.md")
-    with open(path, "w") as f:
-        f.write(text)
-    return path
+    return report.write_csv_and_markdown(
+        table, shown, out, "batch_norm_latency", "Batch norm predict latency (benchmarks/batch_norm_latency.py)",
+        header + "\n\nMilliseconds per `predict_on_batch` call, best of the processes' medians; fused / keras > 1: "
+        "the zoo's fused layer is slower.")
 
 
 def main(argv=None):

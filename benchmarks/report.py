@@ -130,3 +130,14 @@ def probe_header(script, argv, processes, seconds, detail=""):
     command = f"python benchmarks/{os.path.basename(script)} {' '.join(argv if argv is not None else sys.argv[1:])}"
     return (f"Machine: {speedlib.cpu_model()}; {os.cpu_count()} cores; {detail + '; ' if detail else ''}"
             f"run: {command.rstrip()}; {processes} processes in {seconds:.0f} s")
+
+
+def write_csv_and_markdown(frame, shown, out, name, title, header):
+    """<out>/<name>.csv from `frame` and <out>/<name>.md: "# title", `header`, and `shown` (the same rows
+    formatted for reading) as a markdown table; returns the markdown file's path."""
+    os.makedirs(out, exist_ok=True)
+    frame.to_csv(os.path.join(out, f"{name}.csv"), index=False)
+    path = os.path.join(out, f"{name}.md")
+    with open(path, "w") as f:
+        f.write(f"# {title}\n\n{header}\n\n{markdown_table(shown)}\n")
+    return path

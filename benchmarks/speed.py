@@ -74,12 +74,6 @@ DEFAULT_SPE = "default"  # --spe's word for each model's own steps_per_execution
 
 # --- child processes: one configuration each ----------------------------------------------------------
 
-def _set_tf_threads(threads):
-    import tensorflow as tf
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
-
-
 def _peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: kilobytes
 
@@ -142,7 +136,7 @@ def child_keras(task):
     from keras_cnns.inference import median_latency_ms
     from keras_cnns.training.fit import GRAPH_REWRITES
 
-    _set_tf_threads(task["threads"])  # tf.data feeds every backend
+    speedlib.set_tf_threads(task["threads"])  # tf.data feeds every backend
     if keras.backend.backend() == "torch":
         import torch
         torch.set_num_threads(task["threads"])
@@ -241,7 +235,7 @@ def child_matmul(task):
     rows = []
     if task["framework"] == "TensorFlow":
         import tensorflow as tf
-        _set_tf_threads(task["threads"])
+        speedlib.set_tf_threads(task["threads"])
 
         def product_of(n, dtype):
             a = tf.cast(tf.random.normal((n, n)), dtype)
@@ -270,7 +264,7 @@ def child_pipeline(task):
     """The package's Fashion-MNIST tf.data pipeline at the model's input size, images/s at the batch."""
     import input_pipeline
     from keras_cnns import data, get_spec
-    _set_tf_threads(task["threads"])
+    speedlib.set_tf_threads(task["threads"])
     spec = get_spec(task["model"])
     source = data.load_source("fashion_mnist")
     result, cache = input_pipeline.model_input_throughput(source, spec.input_shape, task["batch"], task["batches"])
@@ -289,7 +283,7 @@ def child_litert(task):
     from keras_cnns.export.savedmodel import export_savedmodel
     from keras_cnns.inference import median_latency_ms
 
-    _set_tf_threads(task["threads"])
+    speedlib.set_tf_threads(task["threads"])
     spec = get_spec(task["model"])
     model = get_model(spec.name)
     h, w, c = spec.input_shape

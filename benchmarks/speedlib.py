@@ -112,6 +112,14 @@ def machine_header(versions, threads=None, omp_wait_policy="default"):
     return "Machine: " + "; ".join(parts)
 
 
+def set_tf_threads(threads):
+    """TensorFlow's intra-op and inter-op pools both at `threads` (call before TensorFlow runs an op)."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
 # --- running peers alternately -------------------------------------------------------------------
 
 def alternation(members, repeats):

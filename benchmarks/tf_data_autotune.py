@@ -152,20 +152,14 @@ def summarize(results):
 
 def write(rows, out, header):
     import pandas as pd
-    from report import markdown_table
 
-    os.makedirs(out, exist_ok=True)
     frame = pd.DataFrame(rows)
-    frame.to_csv(os.path.join(out, "tf_data_autotune.csv"), index=False)
     shown = frame.copy()
     for column in ("median", "max"):
         shown[column] = [f"{v:,.3g}" if v < 1000 else f"{v:,.0f}" for v in shown[column]]
     shown["held"] = [("" if v is None or v != v else int(v)) for v in shown["held"]]
-    path = os.path.join(out, "tf_data_autotune.md")
-    with open(path, "w") as f:
-        f.write(f"# tf.data's autotuner on and off (benchmarks/tf_data_autotune.py)\n\n{header}\n\n"
-                f"{markdown_table(shown)}\n")
-    return path
+    return report.write_csv_and_markdown(frame, shown, out, "tf_data_autotune",
+                                         "tf.data's autotuner on and off (benchmarks/tf_data_autotune.py)", header)
 
 
 def main(argv=None):
