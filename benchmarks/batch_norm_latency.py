@@ -7,12 +7,13 @@ layer, at small batches, with TensorFlow's oneDNN kernels on and off (not a test
 
 The speed benchmark's AVX2 main run (session 26) measured resnet50's batch-1 predict at 1,127 ms with the
 zoo's layer under oneDNN against 85 ms with Keras's, and resnet20's at 24.3 against 3.91 ms, while batch 32 was
-faster with the zoo's layer. This script isolates that: each process builds one model (random weights), copies
-it with Keras's batch norm (benchmarks/speedlib.with_keras_batch_norm: same weights), and times
-`predict_on_batch` on a random batch of each size (median of --repeats after two warm-up calls), both layers
-alternated within the process. TF_ENABLE_ONEDNN_OPTS is 1 or 0 per process (set before TensorFlow is
-imported), the two settings alternated over --processes. Writes <out>/batch_norm_latency.{csv,md}; run it on
-an otherwise idle machine.
+faster with the zoo's layer. This script isolated that (Grappler's remapper fusing the fused batch norm with
+the convolution before it; the layer now runs it on single pixels in inference, see its docstring) and keeps
+watch on it: each process builds one model (random weights), copies it with Keras's batch norm
+(benchmarks/speedlib.with_keras_batch_norm: same weights), and times `predict_on_batch` on a random batch of
+each size (median of --repeats after two warm-up calls), the two layers' calls alternated within the process.
+TF_ENABLE_ONEDNN_OPTS is 1 or 0 per process (set before TensorFlow is imported), the two settings alternated
+over --processes. Writes <out>/batch_norm_latency.{csv,md}; run it on an otherwise idle machine.
 """
 
 import argparse
@@ -45,10 +46,11 @@ def child(task):
     rows = []
     for batch in task["batches"]:
         x = rng.standard_normal((batch,) + shape).astype("float32")
-        for layer, model in models.items():
-            model.predict_on_batch(x)  # tracing; median_ms warms up once more
-            rows.append({"layer": layer, "batch": batch,
-                         "ms": report.median_ms(lambda: model.predict_on_batch(x), task["repeats"])})
+        for model in models.values():
+            model.predict_on_batch(x)  # tracing; median_ms_alternated warms up once more
+        ms = report.median_ms_alternated(
+            {layer: (lambda m=model: m.predict_on_batch(x)) for layer, model in models.items()}, task["repeats"])
+        rows += [{"layer": layer, "batch": batch, "ms": ms[layer]} for layer in models]
     return rows
 
 

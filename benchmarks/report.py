@@ -36,15 +36,27 @@ def markdown_table(frame, index=False):
 def median_ms(fn, repeats):
     """Median wall time of fn() in milliseconds over `repeats` calls, after one warm-up call (numpy-free, so
     a PyTorch process can use it without importing TensorFlow)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+    return median_ms_alternated({None: fn}, repeats)[None]
+
+
+def median_ms_alternated(fns, repeats):
+    """{name: median wall time in milliseconds} of each function in the dict `fns`, after one warm-up call
+    each, their `repeats` calls alternated so that a slow spell of the machine falls on all of them."""
+    for fn in fns.values():
         fn()
-        times.append(time.perf_counter() - start)
-    times.sort()
-    mid = len(times) // 2
-    return 1000.0 * (times[mid] if len(times) % 2 else (times[mid - 1] + times[mid]) / 2)
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: 1000.0 * _median(values) for name, values in times.items()}
+
+
+def _median(values):
+    values = sorted(values)
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
 
 
 def inference_images_per_second(model, dataset, batches=10):

@@ -396,7 +396,7 @@ def plan(args, torch_ok, installed=lambda module: importlib.util.find_spec(modul
                 common = dict(base, model=model, precision=precision, jit=jit, spe=spe, threads=threads,
                               train=True, infer=not args.no_infer)
                 if infer_only:
-                    if jit or spe != 1 or precision != "float32":
+                    if jit or spe != 1 or precision not in ("float32", "onednn_float32"):  # float32 math only
                         continue
                     common["train"] = False
                     common["batch32"] = not args.quick  # --quick: batch-1 latency only
@@ -496,7 +496,8 @@ def parse_args(argv):
                    help="lenet5_modern and resnet20 (train + infer) vs their PyTorch twins, resnet50 inference vs "
                         "keras.applications and torchvision, the knobs on lenet5_modern, 1 repeat")
     p.add_argument("--models", nargs="+", default=None, choices=MODELS)
-    p.add_argument("--infer-only", nargs="*", default=None, choices=MODELS, help="models measured at inference only")
+    p.add_argument("--infer-only", nargs="*", default=None, choices=MODELS,
+                   help="models measured at inference only (float32 math: the float32 and onednn_float32 settings)")
     p.add_argument("--precisions", nargs="+", default=None, choices=PRECISIONS)
     p.add_argument("--jit", nargs="+", default=None, choices=("off", "on"))
     p.add_argument("--spe", nargs="+", type=_spe_value, default=None, metavar="SPE",

@@ -10,9 +10,10 @@ _FUSED_DTYPES = ("float32", "bfloat16", "float16")
 
 @keras.saving.register_keras_serializable(package="keras_cnns")
 class BatchNormalization(keras.layers.BatchNormalization):
-    """keras.layers.BatchNormalization, the same weights, arguments and results, run on TensorFlow as
-    one fused kernel (FusedBatchNormV3 forward, FusedBatchNormGradV3 backward) instead of Keras 3's
-    moments, casts and element-wise ops.
+    """keras.layers.BatchNormalization, the same weights, arguments and results, trained on TensorFlow
+    through one fused kernel (FusedBatchNormV3 forward, FusedBatchNormGradV3 backward) instead of Keras 3's
+    moments, casts and element-wise ops, and run in inference as one per-channel multiply-add in the
+    activations' dtype.
 
     It keeps Keras's class name on purpose: a .keras file stores a layer's weights under its class name in
     snake case ("batch_normalization_3"), so a model whose layers are rebuilt from code when it loads (the
@@ -33,6 +34,15 @@ class BatchNormalization(keras.layers.BatchNormalization):
     are not 4-D with the normalised axis last, a mask, renorm, synchronized, epsilon below
     FUSED_MIN_EPSILON, or float64. tests/test_batch_norm.py checks outputs, gradients and moving
     statistics against keras.layers.BatchNormalization.
+
+    Inference does not use the fused kernel: under oneDNN, Grappler's remapper fuses an inference
+    FusedBatchNormV3 with the convolution before it, and that fused kernel made resnet50's batch-1 predict
+    11.8x slower than with Keras's layer on an AVX2 CPU (1,270 against 107 ms; 155 ms with the remapper
+    off), and with TensorFlow's Eigen kernels the fused kernel was 11-13% slower than Keras's at batch
+    32. The multiply-add, x * (gamma / sqrt(var + eps)) + (beta - mean * gamma / sqrt(var + eps)) with the
+    two per-channel vectors computed in float32, is Keras's own inference arithmetic without its casts of
+    the activations to float32 and back (`python benchmarks/batch_norm_latency.py`; docs/performance.md).
+    The TFLite converter folds it into the convolution before it, as it did the fused kernel.
     """
 
     def _fused_applies(self, inputs, mask):
@@ -60,8 +70,8 @@ class BatchNormalization(keras.layers.BatchNormalization):
             momentum = self.momentum
             self.moving_mean.assign(self.moving_mean.value * momentum + mean * (1.0 - momentum))
             self.moving_variance.assign(self.moving_variance.value * momentum + variance * (1.0 - momentum))
-        else:
-            outputs, _, _ = tf.compat.v1.nn.fused_batch_norm(
-                inputs, scale, offset, mean=tf.cast(self.moving_mean.value, "float32"),
-                variance=tf.cast(self.moving_variance.value, "float32"), epsilon=self.epsilon, is_training=False)
+        else:  # a per-channel multiply-add: see the class docstring for why not the fused kernel
+            multiplier = scale * tf.math.rsqrt(tf.cast(self.moving_variance.value, "float32") + self.epsilon)
+            shift = offset - tf.cast(self.moving_mean.value, "float32") * multiplier
+            outputs = inputs * tf.cast(multiplier, inputs.dtype) + tf.cast(shift, inputs.dtype)
         return tf.cast(outputs, self.compute_dtype)
