@@ -7,9 +7,9 @@ layer, at small batches, with TensorFlow's oneDNN kernels on and off (not a test
 
 The speed benchmark's AVX2 main run (session 26) measured resnet50's batch-1 predict at 1,127 ms with the
 zoo's layer under oneDNN against 85 ms with Keras's, and resnet20's at 24.3 against 3.91 ms, while batch 32 was
-faster with the zoo's layer. This script isolated that (Grappler's remapper fusing the fused batch norm with
-the convolution before it; the layer now runs it on single pixels in inference, see its docstring) and keeps
-watch on it: each process builds one model (random weights), copies it with Keras's batch norm
+faster with the zoo's layer. This script isolated that (Grappler's remapper fusing the inference fused batch
+norm with the convolution before it; since session 27 the layer infers with a multiply-add, see its docstring)
+and keeps watch on it: each process builds one model (random weights), copies it with Keras's batch norm
 (benchmarks/speedlib.with_keras_batch_norm: same weights), and times `predict_on_batch` on a random batch of
 each size (median of --repeats after two warm-up calls), the two layers' calls alternated within the process.
 TF_ENABLE_ONEDNN_OPTS is 1 or 0 per process (set before TensorFlow is imported), the two settings alternated

@@ -416,6 +416,16 @@ def test_batch_norm_latency_benchmark_alternates_onednn_and_keeps_each_layers_be
     assert "| resnet20 | 1 | 1 | 24 | 6 | 4 |" in open(path).read()
 
 
+def test_median_ms_alternated_warms_each_function_once_then_alternates_their_calls():
+    """The batch-norm probe times its two layers this way, so that a slow spell of the machine falls on both."""
+    import report
+
+    calls = []
+    ms = report.median_ms_alternated({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, 3)
+    assert calls == ["a", "b"] + ["a", "b"] * 3
+    assert sorted(ms) == ["a", "b"] and min(ms.values()) >= 0.0
+
+
 def test_the_ratio_plots_tick_powers_of_two_around_parity():
     # 0.3x to 4.9x: from 0.25x to 8x, each tick a plain "0.5x", "2x" (no overlapping minor log labels)
     assert speedlib.ratio_ticks([0.3, 1.2, 4.9]) == [0.25, 0.5, 1.0, 2.0, 4.0, 8.0]
