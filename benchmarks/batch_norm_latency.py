@@ -30,6 +30,7 @@ import report  # noqa: E402
 
 ONEDNN = ("1", "0")
 LAYERS = ("keras_cnns (fused)", "keras.layers")
+RATIO = "fused / keras"  # the first layer's time over the second's
 
 
 def child(task):
@@ -74,18 +75,18 @@ def summarize(results):
                           for task, rows in results for row in rows])
     table = frame.groupby(["model", "onednn", "batch", "layer"])["ms"].min().unstack("layer")
     table = table[list(LAYERS)].reset_index()
-    table["fused / keras"] = table[LAYERS[0]] / table[LAYERS[1]]
+    table[RATIO] = table[LAYERS[0]] / table[LAYERS[1]]
     return table.sort_values(["model", "onednn", "batch"], ascending=[True, False, True])
 
 
 def write(table, out, header):
     shown = table.copy()
-    for column in (*LAYERS, "fused / keras"):
+    for column in (*LAYERS, RATIO):
         shown[column] = shown[column].map(lambda v: f"{v:.3g}")
     return report.write_csv_and_markdown(
         table, shown, out, "batch_norm_latency", "Batch norm predict latency (benchmarks/batch_norm_latency.py)",
-        header + "\n\nMilliseconds per `predict_on_batch` call, best of the processes' medians; fused / keras > 1: "
-        "the zoo's fused layer is slower.")
+        header + "\n\nMilliseconds per `predict_on_batch` call, best of the processes' medians; "
+        f"{RATIO} > 1: the zoo's fused layer is slower.")
 
 
 def main(argv=None):

@@ -396,7 +396,7 @@ def plan(args, torch_ok, installed=lambda module: importlib.util.find_spec(modul
                 common = dict(base, model=model, precision=precision, jit=jit, spe=spe, threads=threads,
                               train=True, infer=not args.no_infer)
                 if infer_only:
-                    if jit or spe != 1 or precision not in ("float32", "onednn_float32"):  # float32 math only
+                    if jit or spe != 1 or speedlib.PRECISION_CLASS[precision] != "float32":
                         continue
                     common["train"] = False
                     common["batch32"] = not args.quick  # --quick: batch-1 latency only
