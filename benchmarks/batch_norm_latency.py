@@ -1,4 +1,4 @@
-"""Predict latency of the zoo's fused batch norm (keras_cnns.layers.BatchNormalization) against Keras's own
+"""Predict latency of the zoo's batch norm (keras_cnns.layers.BatchNormalization) against Keras's own
 layer, at small batches, with TensorFlow's oneDNN kernels on and off (not a test; docs/performance.md).
 
     python benchmarks/batch_norm_latency.py [--models resnet20 resnet50] [--batches 1 2 8 32]
@@ -29,8 +29,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import report  # noqa: E402
 
 ONEDNN = ("1", "0")
-LAYERS = ("keras_cnns (fused)", "keras.layers")
-RATIO = "fused / keras"  # the first layer's time over the second's
+LAYERS = ("keras_cnns", "keras.layers")
+RATIO = "keras_cnns / keras"  # the first layer's time over the second's
 
 
 def child(task):
@@ -68,7 +68,7 @@ def plan(args):
 
 def summarize(results):
     """One row per model, oneDNN setting and batch: each layer's best (lowest) median over the processes
-    and the fused layer's time over Keras's."""
+    and the zoo's layer's time over Keras's."""
     import pandas as pd
 
     frame = pd.DataFrame([dict(row, model=task["model"], onednn=task["onednn"])
@@ -86,7 +86,7 @@ def write(table, out, header):
     return report.write_csv_and_markdown(
         table, shown, out, "batch_norm_latency", "Batch norm predict latency (benchmarks/batch_norm_latency.py)",
         header + "\n\nMilliseconds per `predict_on_batch` call, best of the processes' medians; "
-        f"{RATIO} > 1: the zoo's fused layer is slower.")
+        f"{RATIO} > 1: the zoo's layer is slower.")
 
 
 def main(argv=None):

@@ -138,6 +138,18 @@ def test_where_the_kernel_does_not_apply_or_has_no_weights_the_results_are_still
     assert fused == (len(shape) == 4 and kwargs.get("axis", -1) == -1 and kwargs.get("epsilon", 1e-3) >= 1.001e-5)
 
 
+def test_inference_takes_the_multiply_add_at_any_epsilon_where_training_falls_back_to_keras():
+    """The fused kernel's epsilon floor bounds training only: with epsilon 1e-6 the mixed_bfloat16 inference
+    still stays in bfloat16 (no rank-4 Cast, where Keras's layer has 2) and equals Keras's."""
+    x = tf.cast(_images(), "bfloat16")
+    ours, theirs = _pair((None, 5, 6, 3), dtype="mixed_bfloat16", epsilon=1e-6)
+    assert not [op for op in _graph(ours, x, False).get_operations()
+                if op.type == "Cast" and op.outputs[0].shape.rank == 4]
+    assert "FusedBatchNormV3" not in _graph_ops(ours, x, True)
+    np.testing.assert_allclose(tf.cast(ours(x, training=False), "float32"),
+                               tf.cast(theirs(x, training=False), "float32"), rtol=0.02, atol=0.05)
+
+
 def test_a_few_sgd_steps_train_the_same_weights_as_keras(tmp_path):
     """Three momentum-SGD steps of a small conv net: the same weights and moving statistics either way."""
     def net(bn):

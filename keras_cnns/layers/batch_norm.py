@@ -30,10 +30,10 @@ class BatchNormalization(keras.layers.BatchNormalization):
     Results are Keras's to round-off: the output is x_hat * gamma + beta with the batch's mean and biased
     variance in training and the moving statistics otherwise, and the moving variance is updated with
     the biased batch variance as Keras does (the fused kernel returns the unbiased one, which is
-    un-corrected here). Keras's own code runs where the kernel does not apply: other backends, inputs that
-    are not 4-D with the normalised axis last, a mask, renorm, synchronized, epsilon below
-    FUSED_MIN_EPSILON, or float64. tests/test_batch_norm.py checks outputs, gradients and moving
-    statistics against keras.layers.BatchNormalization.
+    un-corrected here). Keras's own code runs where neither applies: other backends, inputs that are not
+    4-D with the normalised axis last, a mask, renorm, synchronized, float64, or in training an epsilon
+    below FUSED_MIN_EPSILON (the multiply-add serves any epsilon). tests/test_batch_norm.py checks
+    outputs, gradients and moving statistics against keras.layers.BatchNormalization.
 
     Inference does not use the fused kernel: under oneDNN, Grappler's remapper fuses an inference
     FusedBatchNormV3 with the convolution before it, and that fused kernel made resnet50's batch-1 predict
@@ -45,24 +45,26 @@ class BatchNormalization(keras.layers.BatchNormalization):
     The TFLite converter folds it into the convolution before it, as it did the fused kernel.
     """
 
-    def _fused_applies(self, inputs, mask):
+    def _own_code_applies(self, inputs, mask, fused):
+        """Whether this layer's code runs (the fused kernel if `fused`, else the multiply-add), not Keras's."""
         if keras.backend.backend() != "tensorflow" or mask is not None:
             return False
-        if self.renorm or self.synchronized or self.epsilon < FUSED_MIN_EPSILON:
+        if self.renorm or self.synchronized or (fused and self.epsilon < FUSED_MIN_EPSILON):
             return False
         rank = len(inputs.shape)
         return rank == 4 and self.axis in (-1, rank - 1) and keras.backend.standardize_dtype(
             inputs.dtype) in _FUSED_DTYPES
 
     def call(self, inputs, training=None, mask=None):
-        if not self._fused_applies(inputs, mask):
+        fused = bool(training and self.trainable)
+        if not self._own_code_applies(inputs, mask, fused):
             return super().call(inputs, training=training, mask=mask)
         import tensorflow as tf
 
         channels = inputs.shape[-1]
         scale = tf.cast(self.gamma.value, "float32") if self.scale else tf.ones([channels], "float32")
         offset = tf.cast(self.beta.value, "float32") if self.center else tf.zeros([channels], "float32")
-        if training and self.trainable:
+        if fused:
             outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
                 inputs, scale, offset, epsilon=self.epsilon, is_training=True)
             count = tf.cast(tf.size(inputs) // tf.shape(inputs)[-1], "float32")
