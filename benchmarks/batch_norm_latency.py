@@ -1,5 +1,6 @@
 """Predict latency of the zoo's batch norm (keras_cnns.layers.BatchNormalization) against Keras's own
-layer, at small batches, with TensorFlow's oneDNN kernels on and off (not a test; docs/performance.md).
+layer, and of the zoo's model against keras.applications' twin where there is one (resnet50), at small
+batches, with TensorFlow's oneDNN kernels on and off (not a test; docs/performance.md).
 
     python benchmarks/batch_norm_latency.py [--models resnet20 resnet50] [--batches 1 2 8 32]
                                             [--repeats 15] [--processes 2]
@@ -10,10 +11,13 @@ zoo's layer under oneDNN against 85 ms with Keras's, and resnet20's at 24.3 agai
 faster with the zoo's layer. This script isolated that (Grappler's remapper fusing the inference fused batch
 norm with the convolution before it; since session 27 the layer infers with a multiply-add, see its docstring)
 and keeps watch on it: each process builds one model (random weights), copies it with Keras's batch norm
-(benchmarks/speedlib.with_keras_batch_norm: same weights), and times `predict_on_batch` on a random batch of
-each size (median of --repeats after two warm-up calls), the two layers' calls alternated within the process.
-TF_ENABLE_ONEDNN_OPTS is 1 or 0 per process (set before TensorFlow is imported), the two settings alternated
-over --processes. Writes <out>/batch_norm_latency.{csv,md}; run it on an otherwise idle machine.
+(benchmarks/speedlib.with_keras_batch_norm: same weights), builds keras.applications' twin where one exists
+(speedlib.KERAS_APPLICATIONS), and times `predict_on_batch` on a random batch of each size (median of
+--repeats after two warm-up calls), the models' calls alternated within the process. On a VM whose speed
+drifts, that compares ours with keras.applications more tightly than speed.py's separate processes
+(session 28: 0.815 there, 0.98-1.01 here in the same hour). TF_ENABLE_ONEDNN_OPTS is 1 or 0 per process
+(set before TensorFlow is imported), the two settings alternated over --processes. Writes
+<out>/batch_norm_latency.{csv,md}; run it on an otherwise idle machine.
 """
 
 import argparse
@@ -27,21 +31,25 @@ sys.path.insert(0, HERE)  # report, speedlib
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import report  # noqa: E402
+import speedlib  # noqa: E402  (imports no TensorFlow)
 
 ONEDNN = ("1", "0")
 LAYERS = ("keras_cnns", "keras.layers")
 RATIO = "keras_cnns / keras"  # the first layer's time over the second's
+PEER = "keras.applications"   # the same network built by keras.applications, where it builds one
+PEER_RATIO = "keras_cnns / keras.applications"
 
 
 def child(task):
     import numpy as np
 
-    import speedlib
     from keras_cnns import get_model
 
     speedlib.set_tf_threads(task["threads"])
     zoo = get_model(task["model"])
     models = dict(zip(LAYERS, (zoo, speedlib.with_keras_batch_norm(zoo))))
+    if task["model"] in speedlib.KERAS_APPLICATIONS:
+        models[PEER] = speedlib.keras_applications_model(task["model"])
     shape = tuple(zoo.input_shape[1:])
     rng = np.random.default_rng(0)
     rows = []
@@ -50,8 +58,8 @@ def child(task):
         for model in models.values():
             model.predict_on_batch(x)  # tracing; median_ms_alternated warms up once more
         ms = report.median_ms_alternated(
-            {layer: (lambda m=model: m.predict_on_batch(x)) for layer, model in models.items()}, task["repeats"])
-        rows += [{"layer": layer, "batch": batch, "ms": ms[layer]} for layer in models]
+            {impl: (lambda m=model: m.predict_on_batch(x)) for impl, model in models.items()}, task["repeats"])
+        rows += [{"impl": impl, "batch": batch, "ms": ms[impl]} for impl in models]
     return rows
 
 
@@ -67,26 +75,26 @@ def plan(args):
 
 
 def summarize(results):
-    """One row per model, oneDNN setting and batch: each layer's best (lowest) median over the processes
-    and the zoo's layer's time over Keras's."""
+    """One row per model, oneDNN setting and batch: each model's best (lowest) median over the processes,
+    the zoo's time over the copy with Keras's layer, and over keras.applications' twin (NaN without one)."""
     import pandas as pd
 
     frame = pd.DataFrame([dict(row, model=task["model"], onednn=task["onednn"])
                           for task, rows in results for row in rows])
-    table = frame.groupby(["model", "onednn", "batch", "layer"])["ms"].min().unstack("layer")
-    table = table[list(LAYERS)].reset_index()
+    table = frame.groupby(["model", "onednn", "batch", "impl"])["ms"].min().unstack("impl")
+    table = table.reindex(columns=[*LAYERS, PEER]).reset_index()
     table[RATIO] = table[LAYERS[0]] / table[LAYERS[1]]
+    table[PEER_RATIO] = table[LAYERS[0]] / table[PEER]
     return table.sort_values(["model", "onednn", "batch"], ascending=[True, False, True])
 
 
 def write(table, out, header):
-    shown = table.copy()
-    for column in (*LAYERS, RATIO):
-        shown[column] = shown[column].map(lambda v: f"{v:.3g}")
+    shown = speedlib.rounded(table)  # a model without a keras.applications twin: blank cells
     return report.write_csv_and_markdown(
         table, shown, out, "batch_norm_latency", "Batch norm predict latency (benchmarks/batch_norm_latency.py)",
         header + "\n\nMilliseconds per `predict_on_batch` call, best of the processes' medians; "
-        f"{RATIO} > 1: the zoo's layer is slower.")
+        f"{RATIO} > 1: the zoo's layer is slower; {PEER_RATIO} > 1: the zoo's model is slower than "
+        f"{PEER}' twin (blank: none).")
 
 
 def main(argv=None):

@@ -56,7 +56,6 @@ import speedlib  # noqa: E402
 from keras_cnns.cli import ONEDNN_ENV  # noqa: E402  (imports no TensorFlow)
 
 MODELS = ("lenet5", "lenet5_modern", "alexnet", "vgg16", "resnet50", "googlenet", "nin", "resnet20")
-KERAS_APPLICATIONS = {"vgg16": "VGG16", "resnet50": "ResNet50"}
 TORCH_PEERS = ("lenet5_modern", "resnet20", "vgg16", "resnet50")
 PRECISIONS = ("float32", "mixed_bfloat16", "onednn_amp", "onednn_float32")
 TORCH_PRECISION = {"float32": "float32", "mixed_bfloat16": "bf16_autocast", "onednn_amp": "bf16_autocast",
@@ -115,8 +114,7 @@ def _warm_then_time(run_steps, unit, task):
 def _keras_model(task):
     import keras
     if task["framework"] == "keras.applications":
-        return getattr(keras.applications, KERAS_APPLICATIONS[task["model"]])(weights=None), \
-            keras.losses.SparseCategoricalCrossentropy()
+        return speedlib.keras_applications_model(task["model"]), keras.losses.SparseCategoricalCrossentropy()
     from keras_cnns import get_model, get_spec
     from keras_cnns.losses import loss_and_metric
     spec = get_spec(task["model"])
@@ -401,9 +399,9 @@ def plan(args, torch_ok, installed=lambda module: importlib.util.find_spec(modul
                     common["train"] = False
                     common["batch32"] = not args.quick  # --quick: batch-1 latency only
                 group = [dict(common, kind="keras", framework=speedlib.OURS, impl=model)]
-                if model in KERAS_APPLICATIONS and not args.no_peers:
+                if model in speedlib.KERAS_APPLICATIONS and not args.no_peers:
                     group.append(dict(common, kind="keras", framework="keras.applications",
-                                      impl=KERAS_APPLICATIONS[model]))
+                                      impl=speedlib.KERAS_APPLICATIONS[model]))
                 if model in args.keras_batch_norm and not infer_only:
                     group.append(dict(common, kind="keras", framework=speedlib.KERAS_BN, impl=model))
                 first_setting = not jit and spe == 1
@@ -412,7 +410,7 @@ def plan(args, torch_ok, installed=lambda module: importlib.util.find_spec(modul
                 peer_owner = next(p for p in args.precisions if TORCH_PRECISION[p] == torch_precision)
                 if (model in TORCH_PEERS and torch_ok and first_setting and not args.no_peers
                         and precision == peer_owner):
-                    impl = f"torchvision {model}" if model in KERAS_APPLICATIONS else f"twin {model}"
+                    impl = f"torchvision {model}" if model in speedlib.KERAS_APPLICATIONS else f"twin {model}"
                     group.append(dict(common, kind="torch", framework="PyTorch", impl=impl,
                                       precision=torch_precision, jit=False, spe=1))
                 if first_setting and precision == "float32":

@@ -133,6 +133,17 @@ def alternation(members, repeats):
     return order
 
 
+# The zoo models keras.applications also builds (the same math in the same framework), by builder name.
+KERAS_APPLICATIONS = {"vgg16": "VGG16", "resnet50": "ResNet50"}
+
+
+def keras_applications_model(name):
+    """keras.applications' twin of zoo model `name` (a KERAS_APPLICATIONS key), random weights."""
+    import keras
+
+    return getattr(keras.applications, KERAS_APPLICATIONS[name])(weights=None)
+
+
 def with_keras_batch_norm(model):
     """A copy of `model` (same weights) with every keras_cnns.layers.BatchNormalization replaced by
     keras.layers.BatchNormalization of the same config: what the zoo ran before the fused layer, for

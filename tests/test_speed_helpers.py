@@ -408,12 +408,19 @@ def test_batch_norm_latency_benchmark_alternates_onednn_and_keeps_each_layers_be
     tasks = bench.plan(args)
     assert [t["onednn"] for t in tasks] == ["1", "0", "0", "1"]  # process 0 oneDNN first, process 1 last
     zoo_bn, keras_bn = bench.LAYERS
-    results = [(tasks[0], [{"layer": zoo_bn, "batch": 1, "ms": 30.0}, {"layer": keras_bn, "batch": 1, "ms": 6.0}]),
-               (tasks[3], [{"layer": zoo_bn, "batch": 1, "ms": 24.0}, {"layer": keras_bn, "batch": 1, "ms": 8.0}])]
+    results = [(tasks[0], [{"impl": zoo_bn, "batch": 1, "ms": 30.0}, {"impl": keras_bn, "batch": 1, "ms": 6.0}]),
+               (tasks[3], [{"impl": zoo_bn, "batch": 1, "ms": 24.0}, {"impl": keras_bn, "batch": 1, "ms": 8.0}])]
     row = bench.summarize(results).iloc[0]
     assert (row[zoo_bn], row[keras_bn], row[bench.RATIO]) == (24.0, 6.0, 4.0)  # each layer's lowest median
     path = bench.write(bench.summarize(results), str(tmp_path), "Machine: test")
-    assert "| resnet20 | 1 | 1 | 24 | 6 | 4 |" in open(path).read()
+    assert "| resnet20 | 1 | 1 | 24 | 6 |  | 4 |  |" in open(path).read()  # resnet20: no keras.applications twin
+    resnet50 = dict(tasks[0], model="resnet50")
+    results.append((resnet50, [{"impl": impl, "batch": 32, "ms": ms}
+                               for impl, ms in ((zoo_bn, 3000.0), (keras_bn, 3100.0), (bench.PEER, 2500.0))]))
+    row = bench.summarize(results).set_index("model").loc["resnet50"]
+    assert row[bench.PEER_RATIO] == 1.2
+    assert "| resnet50 | 1 | 32 | 3,000 | 3,100 | 2,500 | 0.968 | 1.2 |" in open(
+        bench.write(bench.summarize(results), str(tmp_path), "Machine: test")).read()
 
 
 def test_median_ms_alternated_warms_each_function_once_then_alternates_their_calls():
