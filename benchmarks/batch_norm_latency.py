@@ -14,8 +14,9 @@ and keeps watch on it: each process builds one model (random weights), copies it
 (benchmarks/speedlib.with_keras_batch_norm: same weights), builds keras.applications' twin where one exists
 (speedlib.KERAS_APPLICATIONS), and times `predict_on_batch` on a random batch of each size (median of
 --repeats after two warm-up calls), the models' calls alternated within the process. On a VM whose speed
-drifts, that compares ours with keras.applications more tightly than speed.py's separate processes
-(session 28: 0.815 there, 0.98-1.01 here in the same hour). TF_ENABLE_ONEDNN_OPTS is 1 or 0 per process
+drifts, that compares ours with keras.applications more tightly than speed.py's separate processes (session
+28, resnet50's batch-1 predict under oneDNN: ours 199 against 162 ms there, 140 against 145 here, in the same
+hour). TF_ENABLE_ONEDNN_OPTS is 1 or 0 per process
 (set before TensorFlow is imported), the two settings alternated over --processes. Writes
 <out>/batch_norm_latency.{csv,md}; run it on an otherwise idle machine.
 """
