@@ -5,6 +5,7 @@ measure one setting per process (tf_data_autotune.py, batch_norm_latency.py)."""
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -50,13 +51,7 @@ def median_ms_alternated(fns, repeats):
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
-    return {name: 1000.0 * _median(values) for name, values in times.items()}
-
-
-def _median(values):
-    values = sorted(values)
-    mid = len(values) // 2
-    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+    return {name: 1000.0 * statistics.median(values) for name, values in times.items()}
 
 
 def inference_images_per_second(model, dataset, batches=10):

@@ -35,6 +35,12 @@ def _graph_ops(layer, x, training):
     return {op.type for op in _graph(layer, x, training).get_operations()}
 
 
+def _activation_casts(layer, x):
+    """The inference graph's Cast ops on a rank-4 tensor (the activations, not the per-channel vectors)."""
+    return [op for op in _graph(layer, x, False).get_operations()
+            if op.type == "Cast" and op.outputs[0].shape.rank == 4]
+
+
 def test_it_is_a_keras_batch_normalization_with_the_same_weights():
     ours, theirs = _pair((None, 5, 6, 3), epsilon=1.001e-5)
     assert isinstance(ours, keras.layers.BatchNormalization)
@@ -112,9 +118,7 @@ def test_mixed_bfloat16_keeps_bfloat16_activations_and_float32_statistics():
 def test_mixed_bfloat16_inference_stays_in_bfloat16_where_keras_casts_the_activations_to_float32():
     x = tf.cast(_images(), "bfloat16")
     ours, theirs = _pair((None, 5, 6, 3), dtype="mixed_bfloat16")
-    casts = {name: [op for op in _graph(layer, x, False).get_operations()
-                    if op.type == "Cast" and op.outputs[0].shape.rank == 4]
-             for name, layer in (("ours", ours), ("keras", theirs))}
+    casts = {name: _activation_casts(layer, x) for name, layer in (("ours", ours), ("keras", theirs))}
     assert casts["ours"] == [] and len(casts["keras"]) == 2                     # bfloat16 -> float32 -> bfloat16
     y_ours, y_theirs = ours(x, training=False), theirs(x, training=False)
     assert y_ours.dtype == tf.bfloat16
@@ -143,8 +147,7 @@ def test_inference_takes_the_multiply_add_at_any_epsilon_where_training_falls_ba
     still stays in bfloat16 (no rank-4 Cast, where Keras's layer has 2) and equals Keras's."""
     x = tf.cast(_images(), "bfloat16")
     ours, theirs = _pair((None, 5, 6, 3), dtype="mixed_bfloat16", epsilon=1e-6)
-    assert not [op for op in _graph(ours, x, False).get_operations()
-                if op.type == "Cast" and op.outputs[0].shape.rank == 4]
+    assert not _activation_casts(ours, x)
     assert "FusedBatchNormV3" not in _graph_ops(ours, x, True)
     np.testing.assert_allclose(tf.cast(ours(x, training=False), "float32"),
                                tf.cast(theirs(x, training=False), "float32"), rtol=0.02, atol=0.05)
