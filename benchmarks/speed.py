@@ -13,7 +13,7 @@ run alternately, the order rotated each repeat, and the best of --repeats kept):
   training (ru_maxrss), inference latency at batch 1 (predict_on_batch / eager, median) and images/s at
   batch 32, for lenet5, alexnet, vgg16, resnet50, googlenet, nin, resnet20 at their input sizes;
 - peers: keras.applications VGG16 and ResNet50 (the same math in the same framework), torchvision vgg16
-  and resnet50, and PyTorch twins of lenet5_modern and resnet20 (benchmarks/torch_twins.py; their
+  and resnet50, and PyTorch twins of lenet5, lenet5_modern and resnet20 (benchmarks/torch_twins.py; their
   parameter counts are printed next to ours);
 - knobs: jit_compile on/off; float32, the mixed_bfloat16 policy, and TensorFlow's oneDNN
   auto-mixed-precision graph rewrite (grappler's auto_mixed_precision_onednn_bfloat16: float32 model,
@@ -56,7 +56,7 @@ import speedlib  # noqa: E402
 from keras_cnns.cli import ONEDNN_ENV  # noqa: E402  (imports no TensorFlow)
 
 MODELS = ("lenet5", "lenet5_modern", "alexnet", "vgg16", "resnet50", "googlenet", "nin", "resnet20")
-TORCH_PEERS = ("lenet5_modern", "resnet20", "vgg16", "resnet50")
+TORCH_PEERS = ("lenet5", "lenet5_modern", "resnet20", "vgg16", "resnet50")
 PRECISIONS = ("float32", "mixed_bfloat16", "onednn_amp", "onednn_float32")
 TORCH_PRECISION = {"float32": "float32", "mixed_bfloat16": "bf16_autocast", "onednn_amp": "bf16_autocast",
                    "onednn_float32": "float32"}
@@ -64,7 +64,7 @@ TORCH_PRECISION = {"float32": "float32", "mixed_bfloat16": "bf16_autocast", "one
 # its own Eigen kernels); these paths set TF_ENABLE_ONEDNN_OPTS=1 in the child, whatever the CPU. The bfloat16
 # graph rewrite (onednn_amp) is a oneDNN pass, so it runs with oneDNN on.
 ONEDNN_PRECISIONS = ("onednn_amp", "onednn_float32")
-LITERT_MODELS = ("lenet5_modern", "resnet20", "resnet50")
+LITERT_MODELS = ("lenet5", "lenet5_modern", "resnet20", "resnet50")
 RESULT_PREFIX = "SPEED_RESULT "
 README_BEGIN = "<!-- speed-table: written by benchmarks/speed.py -->"
 README_END = "<!-- /speed-table -->"
@@ -178,7 +178,8 @@ def child_keras(task):
 
 
 def child_torch(task):
-    """A PyTorch peer: train (SGD, cross-entropy), then eager inference; returns metric rows."""
+    """A PyTorch peer: train (SGD, the peer's loss: torch_twins.loss), then eager inference; returns metric
+    rows."""
     import torch
     import torch_twins
     from report import median_ms
@@ -194,13 +195,14 @@ def child_torch(task):
         model.train()
         optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         x = torch.randn((batch,) + shape)
-        y = torch.randint(0, 10 if task["model"] in ("lenet5_modern", "resnet20") else 1000, (batch,))
+        criterion = torch_twins.loss(task["model"])
+        y = torch.randint(0, torch_twins.num_classes(task["model"]), (batch,))
 
         def run_steps(n):
             for _ in range(n):
                 optimizer.zero_grad(set_to_none=True)
                 with autocast():
-                    loss = torch.nn.functional.cross_entropy(model(x), y)
+                    loss = criterion(model(x), y)
                 loss.backward()
                 optimizer.step()
 

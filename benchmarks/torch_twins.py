@@ -1,6 +1,15 @@
-"""PyTorch twins of two keras_cnns models, for benchmarks/speed.py: the same layers, shapes and parameter
-counts (tests/test_speed_helpers.py checks the counts), written as PyTorch users would (NCHW).
+"""PyTorch twins of three keras_cnns models, for benchmarks/speed.py: the same layers, shapes and parameter
+counts (tests/test_speed_helpers.py checks the counts, and lenet5's outputs with our weights copied in),
+written as PyTorch users would (NCHW).
 
+- :func:`lenet5`: keras_cnns' lenet5 (LeCun et al. 1998, 32x32x1 in): c1 6@5x5, s2 trainable 2x2
+  subsampling (a coefficient and a bias per map), c3 16@5x5 over Table I's 60 (s2, c3) pairs (gathered,
+  one grouped convolution over the pairs, summed per map: 1,516 parameters), s4, c5 120@5x5, f6 84, each
+  squashed by 1.7159 tanh(2a/3); 10 Euclidean RBF units over fixed +/-1 prototypes (a parameter that does
+  not train, so it counts as ours does). 60,840 parameters. Trained with the paper's energy loss
+  (:func:`rbf_energy`, keras_cnns.losses.RBFEnergyLoss with j = 1). Table I is written out again here (a
+  peer implementation imports nothing of ours; the test checks it against keras_cnns.models.lenet's), and
+  the prototypes are seeded +/-1 codes, not our digit bitmaps: the same arithmetic, other values.
 - :func:`lenet5_modern`: keras_cnns' lenet5_modern (28x28x1 in): c1 6@5x5 "same" + ReLU, 2x2 max-pool,
   c3 16@5x5 (full) + ReLU, 2x2 max-pool, c5 120@5x5 + ReLU, f6 84 + ReLU, 10 logits. 61,706 parameters.
 - :func:`resnet20`: keras_cnns' resnet20 (He et al. 2015, CIFAR, 32x32x3 in): 3x3 conv 16 without bias,
@@ -8,8 +17,8 @@ counts (tests/test_speed_helpers.py checks the counts), written as PyTorch users
   option-A shortcuts (subsample, append zero channels); global average pooling; 10 logits.
   269,722 parameters (BN's running statistics are buffers, not parameters, as in our count).
 
-The twins end in logits: the cross-entropy loss takes them (our Keras models end in a softmax and take
-the probabilities; the arithmetic differs by one softmax).
+lenet5_modern and resnet20 end in logits: the cross-entropy loss takes them (our Keras models end in a softmax
+and take the probabilities; the arithmetic differs by one softmax).
 
 torchvision is imported through :func:`torchvision_models`: PyPI's torchvision wheel is built against
 the CUDA torch, so with the CPU-only torch of benchmarks/requirements.txt its compiled detection ops
@@ -31,6 +40,71 @@ def torchvision_models():
         sys.modules["torchvision._meta_registrations"] = types.ModuleType("torchvision._meta_registrations")
         import torchvision
     return torchvision.models
+
+
+# Table I of LeCun et al. 1998: the s2 maps each c3 map reads.
+LENET5_C3_TABLE = ((0, 1, 2), (1, 2, 3), (2, 3, 4), (3, 4, 5), (0, 4, 5), (0, 1, 5),
+                   (0, 1, 2, 3), (1, 2, 3, 4), (2, 3, 4, 5), (0, 3, 4, 5), (0, 1, 4, 5), (0, 1, 2, 5),
+                   (0, 1, 3, 4), (1, 2, 4, 5), (0, 2, 3, 5), (0, 1, 2, 3, 4, 5))
+
+
+def lenet5(num_classes=10, prototype_dim=84):
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    def squash(x):
+        return 1.7159 * torch.tanh(x * (2.0 / 3.0))
+
+    class Subsampling(nn.Module):
+        def __init__(self, maps):
+            super().__init__()
+            self.coefficient = nn.Parameter(torch.empty(maps).uniform_(-0.6, 0.6))   # +/-2.4 / 4 inputs
+            self.bias = nn.Parameter(torch.zeros(maps))
+
+        def forward(self, x):
+            sums = F.avg_pool2d(x, 2) * 4.0
+            return squash(sums * self.coefficient[:, None, None] + self.bias[:, None, None])
+
+    class PartialConv(nn.Module):  # c3: output map j reads only the s2 maps of row j
+        def __init__(self, table, size=5):
+            super().__init__()
+            sources = [i for row in table for i in row]
+            targets = [j for j, row in enumerate(table) for _ in row]
+            self.register_buffer("sources", torch.tensor(sources))
+            self.register_buffer("scatter", F.one_hot(torch.tensor(targets), len(table)).float())
+            self.pairs = nn.Conv2d(len(sources), len(sources), size, groups=len(sources), bias=False)
+            self.bias = nn.Parameter(torch.zeros(len(table)))
+
+        def forward(self, x):
+            responses = self.pairs(x[:, self.sources])
+            return torch.einsum("nphw,pf->nfhw", responses, self.scatter) + self.bias[:, None, None]
+
+    class LeNet5(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1, self.s2 = nn.Conv2d(1, 6, 5), Subsampling(6)
+            self.c3, self.s4 = PartialConv(LENET5_C3_TABLE), Subsampling(16)
+            self.c5, self.f6 = nn.Conv2d(16, 120, 5), nn.Linear(120, 84)
+            codes = torch.randint(0, 2, (num_classes, prototype_dim), generator=torch.Generator().manual_seed(1998))
+            self.prototypes = nn.Parameter(codes.float() * 2 - 1, requires_grad=False)
+
+        def forward(self, x):
+            x = self.s2(squash(self.c1(x)))                       # 14x14x6
+            x = self.s4(squash(self.c3(x)))                       # 5x5x16
+            x = squash(self.f6(torch.flatten(squash(self.c5(x)), 1)))
+            return ((x[:, None, :] - self.prototypes) ** 2).sum(-1)  # squared distance to each prototype
+
+    return LeNet5()
+
+
+def rbf_energy(distances, labels, j=1.0):
+    """The paper's energy loss (eq. 9), batch mean: y_label + log(exp(-j) + sum_i exp(-y_i))."""
+    import torch
+
+    rubbish = torch.full_like(distances[:, :1], -j)
+    competition = torch.logsumexp(torch.cat([rubbish, -distances], dim=1), dim=1)
+    return (distances.gather(1, labels[:, None])[:, 0] + competition).mean()
 
 
 def lenet5_modern(num_classes=10):
@@ -84,16 +158,36 @@ def resnet20(num_classes=10, blocks_per_stage=3):
     return ResNet()
 
 
+TORCHVISION = ("vgg16", "resnet50")
+
+
 def build(name):
-    """(module, input shape C x H x W) of a PyTorch peer: "lenet5_modern", "resnet20" (the twins) or
-    "vgg16", "resnet50" (torchvision's, 1000 classes, weights=None)."""
+    """(module, input shape C x H x W) of a PyTorch peer: "lenet5", "lenet5_modern", "resnet20" (the twins,
+    10 classes) or "vgg16", "resnet50" (torchvision's, 1000 classes, weights=None)."""
+    if name == "lenet5":
+        return lenet5(), (1, 32, 32)
     if name == "lenet5_modern":
         return lenet5_modern(), (1, 28, 28)
     if name == "resnet20":
         return resnet20(), (3, 32, 32)
-    if name in ("vgg16", "resnet50"):
+    if name in TORCHVISION:
         return getattr(torchvision_models(), name)(weights=None), (3, 224, 224)
-    raise ValueError(f"No PyTorch peer named {name!r}: lenet5_modern, resnet20, vgg16 or resnet50.")
+    raise ValueError(f"No PyTorch peer named {name!r}: lenet5, lenet5_modern, resnet20, vgg16 or resnet50.")
+
+
+def num_classes(name):
+    """The classes peer `name` is built with: torchvision's ImageNet 1000, the twins' 10."""
+    return 1000 if name in TORCHVISION else 10
+
+
+def loss(name):
+    """The training loss of peer `name`, (outputs, labels) -> scalar: lenet5's energy over its distances,
+    cross-entropy over the others' logits."""
+    if name == "lenet5":
+        return rbf_energy
+    from torch.nn import functional as F
+
+    return F.cross_entropy
 
 
 def count_parameters(module):

@@ -58,17 +58,64 @@ def test_achieved_gflops_and_matmul_gflops():
     assert speedlib.matmul_gflops(1000, 0.01) == pytest.approx(200.0)   # 2e9 FLOPs in 10 ms
 
 
-def test_pytorch_twins_have_our_parameter_counts():
+def _torch_twins():
     if importlib.util.find_spec("torch") is None:
         pytest.skip("PyTorch is not installed (pip install -r benchmarks/requirements.txt): the twins need it")
     import torch_twins
-    for name in ("lenet5_modern", "resnet20"):
+    return torch_twins
+
+
+def test_pytorch_twins_have_our_parameter_counts():
+    torch_twins = _torch_twins()
+    for name in ("lenet5", "lenet5_modern", "resnet20"):
         twin, shape = torch_twins.build(name)
         ours = get_model(name)
         assert torch_twins.count_parameters(twin) == count_params(ours), name
         assert (shape[1], shape[2], shape[0]) == tuple(ours.input_shape[1:]), name   # NCHW vs NHWC
+        assert torch_twins.num_classes(name) == ours.output_shape[-1], name
+    assert torch_twins.count_parameters(torch_twins.lenet5()) == 60_840   # 840 of them the fixed prototypes
     assert torch_twins.count_parameters(torch_twins.lenet5_modern()) == 61_706
     assert torch_twins.count_parameters(torch_twins.resnet20()) == 269_722
+
+
+def test_lenet5_twin_reads_table_one_and_computes_our_distances_with_our_weights():
+    import torch
+    from keras_cnns.models.lenet import C3_TABLE, digit_prototypes
+
+    torch_twins = _torch_twins()
+    assert torch_twins.LENET5_C3_TABLE == C3_TABLE
+    ours, twin = get_model("lenet5"), torch_twins.lenet5()
+    w = {layer.name: [v.numpy() for v in layer.weights] for layer in ours.layers}
+    as_torch = torch.from_numpy
+    with torch.no_grad():
+        twin.c1.weight.copy_(as_torch(w["c1"][0].transpose(3, 2, 0, 1)))   # HWIO -> OIHW
+        twin.c1.bias.copy_(as_torch(w["c1"][1]))
+        for name in ("s2", "s4"):
+            getattr(twin, name).coefficient.copy_(as_torch(w[name][0]))
+            getattr(twin, name).bias.copy_(as_torch(w[name][1]))
+        twin.c3.pairs.weight.copy_(as_torch(w["c3"][0].transpose(2, 0, 1)[:, None]))   # one 5x5 kernel per pair
+        twin.c3.bias.copy_(as_torch(w["c3"][1]))
+        twin.c5.weight.copy_(as_torch(w["c5"][0].transpose(3, 2, 0, 1)))
+        twin.c5.bias.copy_(as_torch(w["c5"][1]))
+        twin.f6.weight.copy_(as_torch(w["f6"][0].T))
+        twin.f6.bias.copy_(as_torch(w["f6"][1]))
+        twin.prototypes.copy_(as_torch(digit_prototypes(10)))
+        images = np.random.default_rng(0).standard_normal((4, 32, 32, 1)).astype("float32")
+        theirs = twin(as_torch(images.transpose(0, 3, 1, 2).copy())).numpy()
+    np.testing.assert_allclose(theirs, ours.predict_on_batch(images), rtol=1e-4, atol=1e-3)
+    assert not twin.prototypes.requires_grad   # fixed, as in the paper and in ours
+
+
+def test_lenet5_twin_trains_on_the_papers_energy_loss_as_ours_computes_it():
+    import torch
+    from keras_cnns.losses import RBFEnergyLoss
+
+    torch_twins = _torch_twins()
+    distances = np.random.default_rng(1).uniform(0.0, 60.0, (6, 10)).astype("float32")
+    labels = np.array([0, 3, 9, 9, 5, 1])
+    theirs = torch_twins.loss("lenet5")(torch.from_numpy(distances), torch.from_numpy(labels)).item()
+    assert theirs == pytest.approx(float(RBFEnergyLoss()(labels, distances)), rel=1e-5)
+    assert torch_twins.loss("resnet20") is torch.nn.functional.cross_entropy
 
 
 def test_machine_header_names_the_cpu_versions_threads_and_says_how_to_get_pytorch():
