@@ -3,8 +3,8 @@ counts (tests/test_speed_helpers.py checks the counts, and lenet5's outputs with
 written as PyTorch users would (NCHW).
 
 - :func:`lenet5`: keras_cnns' lenet5 (LeCun et al. 1998, 32x32x1 in): c1 6@5x5, s2 trainable 2x2
-  subsampling (a coefficient and a bias per map), c3 16@5x5 over Table I's 60 (s2, c3) pairs (gathered,
-  one grouped convolution over the pairs, summed per map: 1,516 parameters), s4, c5 120@5x5, f6 84, each
+  subsampling (a coefficient and a bias per map), c3 16@5x5 over Table I's 60 (s2, c3) pairs (1,516
+  parameters, placed into a dense kernel with zeros elsewhere, as ours does), s4, c5 120@5x5, f6 84, each
   squashed by 1.7159 tanh(2a/3); 10 Euclidean RBF units over fixed +/-1 prototypes (a parameter that does
   not train, so it counts as ours does). 60,840 parameters. Trained with the paper's energy loss
   (:func:`rbf_energy`, keras_cnns.losses.RBFEnergyLoss with j = 1). Table I is written out again here (a
@@ -69,16 +69,17 @@ def lenet5(num_classes=10, prototype_dim=84):
     class PartialConv(nn.Module):  # c3: output map j reads only the s2 maps of row j
         def __init__(self, table, size=5):
             super().__init__()
-            sources = [i for row in table for i in row]
-            targets = [j for j, row in enumerate(table) for _ in row]
-            self.register_buffer("sources", torch.tensor(sources))
-            self.register_buffer("scatter", F.one_hot(torch.tensor(targets), len(table)).float())
-            self.pairs = nn.Conv2d(len(sources), len(sources), size, groups=len(sources), bias=False)
+            rows = [(i, j, len(row)) for j, row in enumerate(table) for i in row]   # one (s2, c3) pair each
+            fan_in = torch.tensor([n * size * size for _, _, n in rows], dtype=torch.float32)
+            self.weight = nn.Parameter((torch.rand(len(rows), size, size) * 2 - 1) * (2.4 / fan_in)[:, None, None])
             self.bias = nn.Parameter(torch.zeros(len(table)))
+            placement = torch.zeros(len(rows), 1 + max(i for i, _, _ in rows), len(table))
+            for p, (i, j, _) in enumerate(rows):
+                placement[p, i, j] = 1.0
+            self.register_buffer("placement", placement)
 
-        def forward(self, x):
-            responses = self.pairs(x[:, self.sources])
-            return torch.einsum("nphw,pf->nfhw", responses, self.scatter) + self.bias[:, None, None]
+        def forward(self, x):  # the pairs' kernels placed into a dense 16x6x5x5 kernel, zeros elsewhere
+            return F.conv2d(x, torch.einsum("pio,phw->oihw", self.placement, self.weight), self.bias)
 
     class LeNet5(nn.Module):
         def __init__(self):

@@ -93,7 +93,7 @@ def test_lenet5_twin_reads_table_one_and_computes_our_distances_with_our_weights
         for name in ("s2", "s4"):
             getattr(twin, name).coefficient.copy_(as_torch(w[name][0]))
             getattr(twin, name).bias.copy_(as_torch(w[name][1]))
-        twin.c3.pairs.weight.copy_(as_torch(w["c3"][0].transpose(2, 0, 1)[:, None]))   # one 5x5 kernel per pair
+        twin.c3.weight.copy_(as_torch(w["c3"][0].transpose(2, 0, 1)))   # one 5x5 kernel per pair
         twin.c3.bias.copy_(as_torch(w["c3"][1]))
         twin.c5.weight.copy_(as_torch(w["c5"][0].transpose(3, 2, 0, 1)))
         twin.c5.bias.copy_(as_torch(w["c5"][1]))

@@ -15,9 +15,13 @@ class SparseConv2D(keras.layers.Layer):
 
         y_j = f(b_j + sum_{i in connections[j]} x_i * k_(i,j))
 
-    by gathering the input map of every pair, running one depthwise convolution over the pairs and
-    summing the pairs of each output map. An output map depends on no input map outside its row of
-    the table, so its gradient with respect to those maps is exactly zero.
+    by placing the pairs' kernels into one dense kh x kw x (input maps) x (output maps) kernel whose
+    other entries are exact zeros (a fixed 0/1 placement, a constant of the graph, not a weight) and
+    running one ordinary convolution. An output map depends on no input map outside its row of the
+    table (it multiplies them by 0.0), so its gradient with respect to those maps is exactly zero, and
+    the gradient reaches only the stored kernels. Training LeNet-5 ran 1.3-1.8x faster this way than
+    with the earlier form (each pair's input map gathered, one depthwise convolution over the pairs,
+    the pairs of each output map summed): docs/lenet5.md.
 
     Args:
       connections: one sequence of input-map indices per output map (the table, by rows).
@@ -60,10 +64,10 @@ class SparseConv2D(keras.layers.Layer):
         self.kernel = self.add_weight(name="kernel", shape=(*self.kernel_size, self.num_pairs),
                                       initializer=self.kernel_initializer or self._paper_initializer)
         self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer=self.bias_initializer)
-        # Pair -> output map, as a fixed 0/1 matrix (a constant of the graph, not a weight).
-        scatter = np.zeros((self.num_pairs, self.filters), dtype="float32")
-        scatter[np.arange(self.num_pairs), self._targets] = 1.0
-        self._scatter = scatter
+        # Pair p's kernel goes to (input map _sources[p], output map _targets[p]) of the dense kernel.
+        placement = np.zeros((self.num_pairs, channels, self.filters), dtype="float32")
+        placement[np.arange(self.num_pairs), self._sources, self._targets] = 1.0
+        self._placement = placement
 
     def _paper_initializer(self, shape, dtype=None):
         fan_in = np.array([len(self.connections[j]) for j in self._targets]) * np.prod(self.kernel_size)
@@ -73,10 +77,9 @@ class SparseConv2D(keras.layers.Layer):
 
     def call(self, inputs):
         ops = keras.ops
-        pairs = ops.take(inputs, self._sources, axis=-1)
-        responses = ops.depthwise_conv(pairs, ops.expand_dims(self.kernel, -1), strides=1, padding="valid")
-        summed = ops.einsum("bhwp,pf->bhwf", responses, ops.convert_to_tensor(self._scatter, responses.dtype))
-        return self.activation(summed + self.bias)
+        pairs = ops.convert_to_tensor(self.kernel)  # (kh, kw, pairs), in the compute dtype
+        dense = ops.einsum("hwp,pio->hwio", pairs, ops.convert_to_tensor(self._placement, pairs.dtype))
+        return self.activation(ops.conv(inputs, dense, strides=1, padding="valid") + self.bias)
 
     def compute_output_shape(self, input_shape):
         n, h, w, _ = input_shape
