@@ -288,6 +288,16 @@ def test_quick_plan_pairs_each_model_with_its_peers_and_drops_pytorch_when_missi
     assert not any(t["framework"] == "PyTorch" for g in no_torch for t in g)
 
 
+def test_the_full_plan_pairs_the_papers_lenet5_with_its_twin_and_measures_it_in_litert():
+    bench = _speed_script()
+    groups = bench.plan(bench.parse_args(["--models", "lenet5", "--precisions", "float32", "--jit", "off",
+                                          "--spe", "1", "--no-matmul", "--no-pipeline"]), torch_ok=True)
+    assert [(t["kind"], t["framework"], t.get("impl")) for t in groups[0]] == [
+        ("keras", "keras_cnns", "lenet5"), ("torch", "PyTorch", "twin lenet5")]
+    litert = [g[0]["model"] for g in groups if g[0]["kind"] == "litert"]   # by default, whatever --models says
+    assert litert == ["lenet5", "lenet5_modern", "resnet20", "resnet50"]
+
+
 def test_one_knob_at_a_time_varies_each_setting_alone_from_the_baseline():
     bench = _speed_script()
     argv = ["--precisions", "float32", "mixed_bfloat16", "--jit", "off", "on", "--spe", "1", "8", "32"]
