@@ -48,7 +48,7 @@ LENET5_C3_TABLE = ((0, 1, 2), (1, 2, 3), (2, 3, 4), (3, 4, 5), (0, 4, 5), (0, 1,
                    (0, 1, 3, 4), (1, 2, 4, 5), (0, 2, 3, 5), (0, 1, 2, 3, 4, 5))
 
 
-def lenet5(num_classes=10, prototype_dim=84):
+def lenet5(num_classes=10):
     import torch
     from torch import nn
     from torch.nn import functional as F
@@ -69,12 +69,12 @@ def lenet5(num_classes=10, prototype_dim=84):
     class PartialConv(nn.Module):  # c3: output map j reads only the s2 maps of row j
         def __init__(self, table, size=5):
             super().__init__()
-            rows = [(i, j, len(row)) for j, row in enumerate(table) for i in row]   # one (s2, c3) pair each
-            fan_in = torch.tensor([n * size * size for _, _, n in rows], dtype=torch.float32)
-            self.weight = nn.Parameter((torch.rand(len(rows), size, size) * 2 - 1) * (2.4 / fan_in)[:, None, None])
+            pairs = [(i, j, len(row)) for j, row in enumerate(table) for i in row]   # (s2 map, c3 map, fan-in/25)
+            fan_in = torch.tensor([n * size * size for _, _, n in pairs], dtype=torch.float32)
+            self.weight = nn.Parameter((torch.rand(len(pairs), size, size) * 2 - 1) * (2.4 / fan_in)[:, None, None])
             self.bias = nn.Parameter(torch.zeros(len(table)))
-            placement = torch.zeros(len(rows), 1 + max(i for i, _, _ in rows), len(table))
-            for p, (i, j, _) in enumerate(rows):
+            placement = torch.zeros(len(pairs), 1 + max(i for i, _, _ in pairs), len(table))
+            for p, (i, j, _) in enumerate(pairs):
                 placement[p, i, j] = 1.0
             self.register_buffer("placement", placement)
 
@@ -87,7 +87,7 @@ def lenet5(num_classes=10, prototype_dim=84):
             self.c1, self.s2 = nn.Conv2d(1, 6, 5), Subsampling(6)
             self.c3, self.s4 = PartialConv(LENET5_C3_TABLE), Subsampling(16)
             self.c5, self.f6 = nn.Conv2d(16, 120, 5), nn.Linear(120, 84)
-            codes = torch.randint(0, 2, (num_classes, prototype_dim), generator=torch.Generator().manual_seed(1998))
+            codes = torch.randint(0, 2, (num_classes, 84), generator=torch.Generator().manual_seed(1998))
             self.prototypes = nn.Parameter(codes.float() * 2 - 1, requires_grad=False)
 
         def forward(self, x):
