@@ -53,6 +53,7 @@ import subprocess  # noqa: E402
 import time  # noqa: E402
 
 import speedlib  # noqa: E402
+import torch_twins  # noqa: E402  (imports torch only when a peer is built)
 from keras_cnns.cli import ONEDNN_ENV  # noqa: E402  (imports no TensorFlow)
 
 MODELS = ("lenet5", "lenet5_modern", "alexnet", "vgg16", "resnet50", "googlenet", "nin", "resnet20")
@@ -181,7 +182,6 @@ def child_torch(task):
     """A PyTorch peer: train (SGD, the peer's loss: torch_twins.loss), then eager inference; returns metric
     rows."""
     import torch
-    import torch_twins
     from report import median_ms
 
     torch.set_num_threads(task["threads"])
@@ -412,7 +412,7 @@ def plan(args, torch_ok, installed=lambda module: importlib.util.find_spec(modul
                 peer_owner = next(p for p in args.precisions if TORCH_PRECISION[p] == torch_precision)
                 if (model in TORCH_PEERS and torch_ok and first_setting and not args.no_peers
                         and precision == peer_owner):
-                    impl = f"torchvision {model}" if model in speedlib.KERAS_APPLICATIONS else f"twin {model}"
+                    impl = f"torchvision {model}" if model in torch_twins.TORCHVISION else f"twin {model}"
                     group.append(dict(common, kind="torch", framework="PyTorch", impl=impl,
                                       precision=torch_precision, jit=False, spe=1))
                 if first_setting and precision == "float32":
