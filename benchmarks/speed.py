@@ -57,7 +57,6 @@ import torch_twins  # noqa: E402  (imports torch only when a peer is built)
 from keras_cnns.cli import ONEDNN_ENV  # noqa: E402  (imports no TensorFlow)
 
 MODELS = ("lenet5", "lenet5_modern", "alexnet", "vgg16", "resnet50", "googlenet", "nin", "resnet20")
-TORCH_PEERS = ("lenet5", "lenet5_modern", "resnet20", "vgg16", "resnet50")
 PRECISIONS = ("float32", "mixed_bfloat16", "onednn_amp", "onednn_float32")
 TORCH_PRECISION = {"float32": "float32", "mixed_bfloat16": "bf16_autocast", "onednn_amp": "bf16_autocast",
                    "onednn_float32": "float32"}
@@ -410,7 +409,7 @@ def plan(args, torch_ok, installed=lambda module: importlib.util.find_spec(modul
                 torch_precision = TORCH_PRECISION[precision]
                 # one PyTorch peer per PyTorch precision: the first of our precisions that maps to it gets it
                 peer_owner = next(p for p in args.precisions if TORCH_PRECISION[p] == torch_precision)
-                if (model in TORCH_PEERS and torch_ok and first_setting and not args.no_peers
+                if (model in torch_twins.PEERS and torch_ok and first_setting and not args.no_peers
                         and precision == peer_owner):
                     impl = f"torchvision {model}" if model in torch_twins.TORCHVISION else f"twin {model}"
                     group.append(dict(common, kind="torch", framework="PyTorch", impl=impl,

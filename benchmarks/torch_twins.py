@@ -159,21 +159,22 @@ def resnet20(num_classes=10, blocks_per_stage=3):
     return ResNet()
 
 
+# Each twin's builder and input shape (C x H x W); torchvision's peers take 224x224x3.
+TWINS = {"lenet5": (lenet5, (1, 32, 32)), "lenet5_modern": (lenet5_modern, (1, 28, 28)),
+         "resnet20": (resnet20, (3, 32, 32))}
 TORCHVISION = ("vgg16", "resnet50")
+PEERS = (*TWINS, *TORCHVISION)
 
 
 def build(name):
-    """(module, input shape C x H x W) of a PyTorch peer: "lenet5", "lenet5_modern", "resnet20" (the twins,
-    10 classes) or "vgg16", "resnet50" (torchvision's, 1000 classes, weights=None)."""
-    if name == "lenet5":
-        return lenet5(), (1, 32, 32)
-    if name == "lenet5_modern":
-        return lenet5_modern(), (1, 28, 28)
-    if name == "resnet20":
-        return resnet20(), (3, 32, 32)
+    """(module, input shape C x H x W) of a PyTorch peer (a PEERS name): a twin (10 classes) or torchvision's
+    vgg16 or resnet50 (1000 classes, weights=None)."""
+    if name in TWINS:
+        builder, shape = TWINS[name]
+        return builder(), shape
     if name in TORCHVISION:
         return getattr(torchvision_models(), name)(weights=None), (3, 224, 224)
-    raise ValueError(f"No PyTorch peer named {name!r}: lenet5, lenet5_modern, resnet20, vgg16 or resnet50.")
+    raise ValueError(f"No PyTorch peer named {name!r}: one of {', '.join(PEERS)}.")
 
 
 def num_classes(name):

@@ -88,15 +88,14 @@ def test_lenet5_twin_reads_table_one_and_computes_our_distances_with_our_weights
     w = {layer.name: [v.numpy() for v in layer.weights] for layer in ours.layers}
     as_torch = torch.from_numpy
     with torch.no_grad():
-        twin.c1.weight.copy_(as_torch(w["c1"][0].transpose(3, 2, 0, 1)))   # HWIO -> OIHW
-        twin.c1.bias.copy_(as_torch(w["c1"][1]))
+        for name in ("c1", "c5"):
+            getattr(twin, name).weight.copy_(as_torch(w[name][0].transpose(3, 2, 0, 1)))   # HWIO -> OIHW
+            getattr(twin, name).bias.copy_(as_torch(w[name][1]))
         for name in ("s2", "s4"):
             getattr(twin, name).coefficient.copy_(as_torch(w[name][0]))
             getattr(twin, name).bias.copy_(as_torch(w[name][1]))
         twin.c3.weight.copy_(as_torch(w["c3"][0].transpose(2, 0, 1)))   # one 5x5 kernel per pair
         twin.c3.bias.copy_(as_torch(w["c3"][1]))
-        twin.c5.weight.copy_(as_torch(w["c5"][0].transpose(3, 2, 0, 1)))
-        twin.c5.bias.copy_(as_torch(w["c5"][1]))
         twin.f6.weight.copy_(as_torch(w["f6"][0].T))
         twin.f6.bias.copy_(as_torch(w["f6"][1]))
         twin.prototypes.copy_(as_torch(digit_prototypes(10)))
