@@ -21,8 +21,6 @@ hour). TF_ENABLE_ONEDNN_OPTS is 1 or 0 per process
 <out>/batch_norm_latency.{csv,md}; run it on an otherwise idle machine.
 """
 
-import argparse
-import json
 import os
 import sys
 
@@ -99,22 +97,16 @@ def write(table, out, header):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    p = report.probe_parser(__doc__, "batch-norm-latency")
     p.add_argument("--models", nargs="+", default=["resnet20", "resnet50"])
     p.add_argument("--batches", nargs="+", type=int, default=[1, 2, 8, 32])
     p.add_argument("--repeats", type=int, default=15)
     p.add_argument("--processes", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--timeout", type=int, default=900)
-    p.add_argument("--out", default=os.path.join("build", "benchmarks", "batch-norm-latency"))
     args = p.parse_args(argv)
-    if args.child:
-        print(json.dumps(child(json.loads(args.child))))
+    if report.answer_child(args, child):
         return 0
-    for flag in ("repeats", "processes", "threads"):
-        if getattr(args, flag) < 1:
-            p.error(f"--{flag} must be 1 or more. Received: {getattr(args, flag)}")
+    report.check_counts(p, args, ("repeats", "processes", "threads"))
     if min(args.batches) < 1:
         p.error(f"--batches must be 1 or more. Received: {args.batches}")
     tasks = plan(args)

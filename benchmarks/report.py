@@ -1,6 +1,6 @@
 """What every benchmark shares: a pandas table as markdown, the README section it is written into, the median
 time of a call, the inference speed of a model on a test pipeline, and the child processes of the probes that
-measure one setting per process (tf_data_autotune.py, batch_norm_latency.py)."""
+measure one setting per process (tf_data_autotune.py, batch_norm_latency.py, int8_kernels.py)."""
 
 import argparse
 import json
@@ -115,6 +115,33 @@ def run_child(script, task, timeout, env=None):
         raise RuntimeError(f"{os.path.basename(script)} child {json.dumps(task)} failed: "
                            f"{done.stderr.strip().splitlines()[-1:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def probe_parser(doc, out, timeout=900):
+    """The argparse parser of a probe that runs its settings in child processes: its description (the docstring's
+    first line), the hidden --child that :func:`run_child` passes, --timeout per child and --out (default
+    build/benchmarks/<out>)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--timeout", type=int, default=timeout, help="seconds a child may run")
+    parser.add_argument("--out", default=os.path.join("build", "benchmarks", out))
+    return parser
+
+
+def answer_child(args, child):
+    """A probe's child process: with --child (a task as JSON, from :func:`run_child`), prints child(task) as the
+    JSON line run_child reads and returns True; else returns False."""
+    if not args.child:
+        return False
+    print(json.dumps(child(json.loads(args.child))))
+    return True
+
+
+def check_counts(parser, args, flags):
+    """parser.error (exit status 2) for the first of the integer options `flags` (argparse names) below 1."""
+    for flag in flags:
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag.replace('_', '-')} must be 1 or more. Received: {getattr(args, flag)}")
 
 
 def run_children(tasks, run, describe, echo=False):

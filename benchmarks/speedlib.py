@@ -75,6 +75,30 @@ def flops_per_image(model):
     return total
 
 
+def convolution_shapes(model):
+    """Each distinct Conv2D of a built Keras functional model once, in the model's order, as a dict: input
+    (H, W, C), filters, kernel_size, strides, padding, groups, dilation_rate, count (how many of the model's
+    Conv2D layers have that form) and flops (forward FLOPs of one of them on one image, counted as
+    :func:`flops_per_image` counts them)."""
+    import keras
+
+    from keras_cnns import anatomy
+
+    shapes = {}
+    for row in anatomy.analyze(model):
+        if row.kind == "InputLayer":
+            continue
+        layer = model.get_layer(row.name.split("#")[0])
+        if not isinstance(layer, keras.layers.Conv2D):
+            continue
+        form = dict(input=tuple(layer.input.shape[1:]), filters=layer.filters, kernel_size=layer.kernel_size,
+                    strides=layer.strides, padding=layer.padding, groups=layer.groups,
+                    dilation_rate=layer.dilation_rate)
+        key = tuple(form.values())
+        shapes.setdefault(key, dict(form, count=0, flops=2 * row.connections))["count"] += 1
+    return list(shapes.values())
+
+
 def achieved_gflops(images_per_second, flops, training=True):
     """GFLOP/s a model achieves at `images_per_second` given its forward `flops` per image."""
     factor = TRAIN_FLOPS_PER_FORWARD if training else 1

@@ -16,8 +16,6 @@ Fashion-MNIST files (pipelines):
 Writes <out>/tf_data_autotune.{csv,md}; run it on an otherwise idle machine.
 """
 
-import argparse
-import json
 import os
 import sys
 import tempfile
@@ -163,8 +161,7 @@ def write(rows, out, header):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    p = report.probe_parser(__doc__, "tf-data-autotune")
     p.add_argument("--model", default="resnet20", help="the fit_wait model")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--steps", type=int, default=60)
@@ -175,16 +172,10 @@ def main(argv=None):
     p.add_argument("--epoch-processes", type=int, default=2)
     p.add_argument("--pipeline-processes", type=int, default=2)
     p.add_argument("--no-pipelines", action="store_true")
-    p.add_argument("--timeout", type=int, default=900)
-    p.add_argument("--out", default=os.path.join("build", "benchmarks", "tf-data-autotune"))
     args = p.parse_args(argv)
-    if args.child:
-        task = json.loads(args.child)
-        print(json.dumps(CHILDREN[task["kind"]](task)))
+    if report.answer_child(args, lambda task: CHILDREN[task["kind"]](task)):
         return 0
-    for flag in ("batch", "steps", "calls", "processes"):
-        if getattr(args, flag) < 1:
-            p.error(f"--{flag} must be 1 or more. Received: {getattr(args, flag)}")
+    report.check_counts(p, args, ("batch", "steps", "calls", "processes"))
     tasks = plan(args)
     results, seconds = report.run_children(
         tasks, lambda task: report.run_child(__file__, task, args.timeout),

@@ -1,6 +1,7 @@
 """The speed benchmark's helpers (benchmarks/speedlib.py, benchmarks/torch_twins.py, benchmarks/speed.py's
 plan): FLOPs against hand counts, the PyTorch twins' parameter counts, the result tables. Nothing is timed."""
 
+import argparse
 import csv
 import importlib.util
 import os
@@ -435,7 +436,7 @@ def test_autotune_benchmark_alternates_the_settings_and_counts_held_fit_calls(tm
                                                                                   "tf_data_autotune.py"))
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    args = bench.main.__globals__["argparse"].Namespace(
+    args = argparse.Namespace(
         model="resnet20", batch=32, steps=60, calls=4, processes=2, fit_model="lenet5_modern", epochs=3,
         epoch_processes=1, pipeline_processes=0, no_pipelines=False)
     tasks = bench.plan(args)
@@ -459,8 +460,7 @@ def test_batch_norm_latency_benchmark_alternates_onednn_and_keeps_each_layers_be
                                                                            "batch_norm_latency.py"))
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    args = bench.main.__globals__["argparse"].Namespace(models=["resnet20"], batches=[1, 32], repeats=5,
-                                                         processes=2, threads=2)
+    args = argparse.Namespace(models=["resnet20"], batches=[1, 32], repeats=5, processes=2, threads=2)
     tasks = bench.plan(args)
     assert [t["onednn"] for t in tasks] == ["1", "0", "0", "1"]  # process 0 oneDNN first, process 1 last
     zoo_bn, keras_bn = bench.LAYERS
@@ -495,3 +495,61 @@ def test_the_ratio_plots_tick_powers_of_two_around_parity():
     # every ratio above parity still starts the axis at 1x, and an exact power of two is its own end
     assert speedlib.ratio_ticks([1.5, 2.0]) == [1.0, 2.0]
     assert speedlib.ratio_ticks([0.9]) == [0.5, 1.0]
+
+
+def test_resnet50_runs_53_convolutions_in_20_forms_that_carry_all_its_flops_but_the_classifiers():
+    # He et al. 2015, Table 1 (50-layer): conv1 7x7, 64, stride 2; 3, 4, 6 and 3 bottleneck blocks of
+    # 1x1, 3x3, 1x1; a 1x1 projection entering each stage: 1 + 3 * 16 + 4 = 53 convolutions.
+    model = get_model("resnet50")
+    shapes = speedlib.convolution_shapes(model)
+    assert (len(shapes), sum(s["count"] for s in shapes)) == (20, 53)
+    assert shapes[0] == dict(input=(230, 230, 3), filters=64, kernel_size=(7, 7), strides=(2, 2), padding="valid",
+                             groups=1, dilation_rate=(1, 1), count=1, flops=2 * 7 * 7 * 3 * 64 * 112 * 112)
+    three_by_three = {s["input"][0]: s["count"] for s in shapes if s["kernel_size"] == (3, 3)}
+    assert three_by_three == {56: 3, 28: 4, 14: 6, 7: 3}
+    # every 3x3 of a stage costs the same: channels double as the side halves
+    assert {s["flops"] for s in shapes if s["kernel_size"] == (3, 3)} == {2 * 3 * 3 * 64 * 64 * 56 * 56}
+    classifier = 2 * (2048 + 1) * 1000
+    assert sum(s["count"] * s["flops"] for s in shapes) + classifier == speedlib.flops_per_image(model)
+
+
+def _int8_kernels_script():
+    spec = importlib.util.spec_from_file_location("bench_int8", os.path.join(ROOT, "benchmarks", "int8_kernels.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench
+
+
+def test_int8_kernels_benchmark_weights_each_convolution_by_how_often_the_model_runs_it(tmp_path):
+    bench = _int8_kernels_script()
+    shape = dict(input=(56, 56, 64), filters=128, kernel_size=(3, 3), strides=(2, 2), padding="same", groups=2,
+                 dilation_rate=(1, 1))
+    assert bench.describe(shape) == "3x3/2 64->128 at 56x56, groups 2"
+    rows = [dict(convolution="a", count=3, mflops=200.0, **{"float32 ms": 2.0, "int8 ms": 1.0}),
+            dict(convolution="b", count=1, mflops=100.0, **{"float32 ms": 1.0, "int8 ms": 2.0})]
+    table = bench.summarize([(dict(model="resnet50"), rows)]).set_index("convolution")
+    total = table.loc[bench.TOTAL]
+    assert (total["count"], total["mflops"], total["float32 ms"], total["int8 ms"]) == (4, 700.0, 7.0, 5.0)
+    assert total["int8 / float32"] == pytest.approx(5 / 7)
+    assert table.loc["a", "float32 GFLOP/s"] == 100.0 and table.loc["a", "int8 GOP/s"] == 200.0  # 200 MFLOP in 1 ms
+
+
+def test_int8_kernels_benchmark_converts_each_convolution_both_ways_in_a_child(tmp_path):
+    """The whole script on lenet5_modern, one call each: checks the conversions and the table, asserts no speed."""
+    bench = _int8_kernels_script()
+    assert bench.main(["--models", "lenet5_modern", "--repeats", "1", "--threads", "1", "--out", str(tmp_path)]) == 0
+    with open(tmp_path / "int8_kernels.csv") as f:
+        rows = list(csv.DictReader(f))
+    shapes = speedlib.convolution_shapes(get_model("lenet5_modern"))
+    assert [r["convolution"] for r in rows] == [bench.describe(s) for s in shapes] + [bench.TOTAL]
+    assert [int(float(r["count"])) for r in rows] == [s["count"] for s in shapes] + [sum(s["count"] for s in shapes)]
+    assert all(float(r["float32 ms"]) > 0 and float(r["int8 ms"]) > 0 for r in rows)
+    assert "| lenet5_modern | all convolutions, weighted |" in (tmp_path / "int8_kernels.md").read_text()
+
+
+def test_probe_scripts_refuse_a_count_below_one_with_exit_status_2(capsys):
+    bench = _int8_kernels_script()
+    with pytest.raises(SystemExit) as exit_:
+        bench.main(["--repeats", "0"])
+    assert exit_.value.code == 2
+    assert "--repeats must be 1 or more. Received: 0" in capsys.readouterr().err

@@ -1,0 +1,134 @@
+"""LiteRT (XNNPACK) int8 against float32 on each of a model's own convolutions, batch 1 (not a test;
+docs/performance.md).
+
+    python benchmarks/int8_kernels.py [--models resnet50] [--repeats 15] [--threads 2]
+                                      [--out build/benchmarks/int8-kernels]
+
+Issue 10 asks LiteRT int8 for at most 0.5x Keras float32's batch-1 latency. speed.py times whole models; this
+script asks the kernels underneath: how much faster XNNPACK's int8 convolution is than its float32 one on this
+CPU, shape by shape. Each model runs in a child process of its own. For each distinct Conv2D of the model
+(speedlib.convolution_shapes: input size, filters, kernel, strides, padding, groups) the child builds a
+one-layer Keras model (random weights, ReLU fused as in the zoo's exports), converts it with
+keras_cnns.export.tflite.convert to float32 and to full int8 (calibrated on 8 random inputs), and times the
+two interpreters' `invoke` calls alternated (report.median_ms_alternated: the median of --repeats calls after
+one warm-up). Each call carries the interpreter's fixed cost of an invoke, so the smallest convolutions read
+slow in both precisions. The last row of each model sums the shapes weighted by how often the model runs each:
+its convolutions' int8 time over float32. Where that is near 1 (the AVX2 CPU of session 30), int8 <= 0.5x
+Keras float32 needs Keras float32 itself at 2x or more of XNNPACK's float32 time; on CPUs with int8 dot-product
+instructions whole int8 models ran at 0.10x (AMX) and 0.24x (AVX-512 VNNI) of Keras float32 in speed.py.
+Writes <out>/int8_kernels.{csv,md}; run it on an otherwise idle machine.
+"""
+
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)  # report, speedlib
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import report  # noqa: E402
+import speedlib  # noqa: E402  (imports no TensorFlow)
+
+PRECISIONS = ("float32", "int8")  # keras_cnns.export.tflite quantize modes "none" and "int8"
+CALIBRATION = 8
+TOTAL = "all convolutions, weighted"
+
+
+def describe(shape):
+    """'3x3/2 64->128 at 56x56' (and ', groups 2' for a grouped convolution)."""
+    (kh, kw), (sh, _), (h, w, c) = shape["kernel_size"], shape["strides"], shape["input"]
+    groups = f", groups {shape['groups']}" if shape["groups"] > 1 else ""
+    return f"{kh}x{kw}/{sh} {c}->{shape['filters']} at {h}x{w}{groups}"
+
+
+def child(task):
+    import tempfile
+
+    import keras
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+
+    from keras_cnns import get_model
+    from keras_cnns.export import tflite as tflite_lib
+
+    speedlib.set_tf_threads(task["threads"])
+    rng = np.random.default_rng(0)
+    rows = []
+    shapes = speedlib.convolution_shapes(get_model(task["model"]))
+    if not shapes:
+        raise ValueError(f"{task['model']} has no Conv2D layer to time. Pass models with convolutions.")
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, shape in enumerate(shapes):
+            inputs = keras.Input(shape["input"])
+            conv = keras.layers.Conv2D(shape["filters"], shape["kernel_size"], strides=shape["strides"],
+                                       padding=shape["padding"], groups=shape["groups"],
+                                       dilation_rate=shape["dilation_rate"], activation="relu")
+            saved = os.path.join(tmp, f"conv{i}")
+            keras.Model(inputs, conv(inputs)).export(saved, verbose=False)
+            x = rng.standard_normal((CALIBRATION, *shape["input"])).astype("float32")
+            calls = {}
+            for precision, quantize in zip(PRECISIONS, ("none", "int8")):
+                path = tflite_lib.convert(saved, os.path.join(tmp, f"conv{i}-{precision}.tflite"), quantize=quantize,
+                                          representative_images=x if quantize == "int8" else None)
+                interpreter = Interpreter(model_path=path, num_threads=task["threads"])
+                interpreter.allocate_tensors()
+                interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x[:1])
+                calls[precision] = interpreter.invoke
+            ms = report.median_ms_alternated(calls, task["repeats"])
+            rows.append(dict(convolution=describe(shape), count=shape["count"], mflops=shape["flops"] / 1e6,
+                             **{f"{p} ms": ms[p] for p in PRECISIONS}))
+            print(f"  {rows[-1]}", file=sys.stderr, flush=True)
+    return rows
+
+
+def summarize(results):
+    """The shapes of each model, then its total: each shape's time times its count, summed; GFLOP/s (GOP/s for
+    int8) and int8 / float32 on every row."""
+    import pandas as pd
+
+    tables = []
+    for task, rows in results:
+        frame = pd.DataFrame(rows)
+        weighted = {c: (frame[c] * frame["count"]).sum() for c in ("mflops", *(f"{p} ms" for p in PRECISIONS))}
+        total = dict(weighted, convolution=TOTAL, count=frame["count"].sum())
+        frame = pd.concat([frame, pd.DataFrame([total])], ignore_index=True)
+        frame.insert(0, "model", task["model"])
+        tables.append(frame)
+    table = pd.concat(tables, ignore_index=True)
+    for p in PRECISIONS:
+        table[f"{p} G{'FLOP' if p == 'float32' else 'OP'}/s"] = table["mflops"] / table[f"{p} ms"]  # MFLOP/ms = GFLOP/s
+    table["int8 / float32"] = table["int8 ms"] / table["float32 ms"]
+    return table
+
+
+def main(argv=None):
+    p = report.probe_parser(__doc__, "int8-kernels", timeout=1800)
+    p.add_argument("--models", nargs="+", default=["resnet50"])
+    p.add_argument("--repeats", type=int, default=15)
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args(argv)
+    if report.answer_child(args, child):
+        return 0
+    report.check_counts(p, args, ("repeats", "threads"))
+    tasks = [dict(model=m, repeats=args.repeats, threads=args.threads) for m in args.models]
+    try:
+        results, seconds = report.run_children(
+            tasks, lambda task: report.run_child(__file__, task, args.timeout), lambda task: task["model"])
+    except RuntimeError as error:  # an unknown model: the child's own message
+        p.error(str(error))
+    table = summarize(results)
+    header = report.probe_header(__file__, argv, len(tasks), seconds,
+                                 detail=f"{speedlib.cpu_flags()}; threads {args.threads}")
+    path = report.write_csv_and_markdown(
+        table, speedlib.rounded(table), args.out, "int8_kernels",
+        "XNNPACK int8 against float32, convolution by convolution (benchmarks/int8_kernels.py)",
+        header + "\n\nMilliseconds per `invoke` at batch 1, the median of the alternated calls; count: how many "
+        f"of the model's convolutions have that form; the \"{TOTAL}\" row sums count x time. int8 / float32 "
+        "< 1: int8 is faster.")
+    print(open(path).read())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
