@@ -60,19 +60,20 @@ def computes_weighted_sums(layer):
             or callable(getattr(layer, "count_connections", None)))
 
 
+def _layer_rows(model):
+    """(layer, its keras_cnns.anatomy row) for each layer call of a built Keras functional model, inputs left
+    out."""
+    from keras_cnns import anatomy
+
+    for row in anatomy.analyze(model):
+        if row.kind != "InputLayer":
+            yield model.get_layer(row.name.split("#")[0]), row
+
+
 def flops_per_image(model):
     """Forward FLOPs of one image through a built Keras functional model (2 per connection of the
     layers that compute weighted sums; keras_cnns.anatomy counts the connections)."""
-    from keras_cnns import anatomy
-
-    total = 0
-    for row in anatomy.analyze(model):
-        if row.kind == "InputLayer":
-            continue
-        layer = model.get_layer(row.name.split("#")[0])
-        if computes_weighted_sums(layer):
-            total += 2 * row.connections
-    return total
+    return sum(2 * row.connections for layer, row in _layer_rows(model) if computes_weighted_sums(layer))
 
 
 def convolution_shapes(model):
@@ -82,13 +83,8 @@ def convolution_shapes(model):
     :func:`flops_per_image` counts them)."""
     import keras
 
-    from keras_cnns import anatomy
-
     shapes = {}
-    for row in anatomy.analyze(model):
-        if row.kind == "InputLayer":
-            continue
-        layer = model.get_layer(row.name.split("#")[0])
+    for layer, row in _layer_rows(model):
         if not isinstance(layer, keras.layers.Conv2D):
             continue
         form = dict(input=tuple(layer.input.shape[1:]), filters=layer.filters, kernel_size=layer.kernel_size,
