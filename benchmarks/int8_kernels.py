@@ -30,7 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import report  # noqa: E402
 import speedlib  # noqa: E402  (imports no TensorFlow)
 
-PRECISIONS = ("float32", "int8")  # keras_cnns.export.tflite quantize modes "none" and "int8"
+PRECISIONS = tuple(speedlib.LITERT_QUANTIZE)  # float32, int8
 CALIBRATION = 8
 TOTAL = "all convolutions, weighted"
 
@@ -47,10 +47,8 @@ def child(task):
 
     import keras
     import numpy as np
-    from ai_edge_litert.interpreter import Interpreter
 
     from keras_cnns import get_model
-    from keras_cnns.export import tflite as tflite_lib
 
     speedlib.set_tf_threads(task["threads"])
     rng = np.random.default_rng(0)
@@ -64,18 +62,14 @@ def child(task):
             conv = keras.layers.Conv2D(shape["filters"], shape["kernel_size"], strides=shape["strides"],
                                        padding=shape["padding"], groups=shape["groups"],
                                        dilation_rate=shape["dilation_rate"], activation="relu")
-            saved = os.path.join(tmp, f"conv{i}")
+            directory = os.path.join(tmp, f"conv{i}")
+            saved = os.path.join(directory, "saved")
             keras.Model(inputs, conv(inputs)).export(saved, verbose=False)
             x = rng.standard_normal((CALIBRATION, *shape["input"])).astype("float32")
-            calls = {}
-            for precision, quantize in zip(PRECISIONS, ("none", "int8")):
-                path = tflite_lib.convert(saved, os.path.join(tmp, f"conv{i}-{precision}.tflite"), quantize=quantize,
-                                          representative_images=x if quantize == "int8" else None)
-                interpreter = Interpreter(model_path=path, num_threads=task["threads"])
-                interpreter.allocate_tensors()
+            interpreters = speedlib.litert_interpreters(saved, directory, x, task["threads"])
+            for interpreter in interpreters.values():
                 interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x[:1])
-                calls[precision] = interpreter.invoke
-            ms = report.median_ms_alternated(calls, task["repeats"])
+            ms = report.median_ms_alternated({p: i.invoke for p, i in interpreters.items()}, task["repeats"])
             rows.append(dict(convolution=describe(shape), count=shape["count"], mflops=shape["flops"] / 1e6,
                              **{f"{p} ms": ms[p] for p in PRECISIONS}))
             print(f"  {rows[-1]}", file=sys.stderr, flush=True)

@@ -275,10 +275,8 @@ def child_litert(task):
     import tempfile
 
     import numpy as np
-    from ai_edge_litert.interpreter import Interpreter
     from keras_cnns import get_model, get_spec
     from keras_cnns.data.preprocessing import Preprocessing
-    from keras_cnns.export import tflite as tflite_lib
     from keras_cnns.export.savedmodel import export_savedmodel
     from keras_cnns.inference import median_latency_ms
 
@@ -292,11 +290,9 @@ def child_litert(task):
     with tempfile.TemporaryDirectory() as tmp:
         saved = export_savedmodel(model, os.path.join(tmp, "saved"), output="probabilities", uint8_endpoint=False,
                                   preprocessing=Preprocessing(size=(h, w), channels=c))
-        for quantize, label in (("none", speedlib.LITERT_FLOAT32), ("int8", speedlib.LITERT_INT8)):
-            path = tflite_lib.convert(saved, os.path.join(tmp, f"{quantize}.tflite"), quantize=quantize,
-                                      representative_images=calibration if quantize == "int8" else None)
-            interpreter = Interpreter(model_path=path, num_threads=task["threads"])
-            interpreter.allocate_tensors()
+        interpreters = speedlib.litert_interpreters(saved, tmp, calibration, task["threads"])
+        for precision, label in (("float32", speedlib.LITERT_FLOAT32), ("int8", speedlib.LITERT_INT8)):
+            interpreter = interpreters[precision]
             inp, outp = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
 
             def predict(images, interpreter=interpreter, inp=inp, outp=outp):

@@ -37,6 +37,9 @@ PRECISION_CLASS = {"float32": "float32", "mixed_bfloat16": "bfloat16", "onednn_a
 KERAS_PREDICT = "Keras predict_on_batch float32"
 LITERT_FLOAT32 = "LiteRT float32 (XNNPACK)"
 LITERT_INT8 = "LiteRT int8 (XNNPACK)"
+# The LiteRT forms the benchmarks time (:func:`litert_interpreters`): precision -> keras_cnns.export.tflite's
+# quantize mode.
+LITERT_QUANTIZE = {"float32": "none", "int8": "int8"}
 PYTORCH_EAGER = "PyTorch eager"
 # Issue 10's targets (:func:`target_rows`): ours / keras.applications at the same setting; best ours / best
 # PyTorch in training (the issue asks it at batch 16 for resnet50 and vgg16, 32 and 128 for the small models);
@@ -138,6 +141,23 @@ def set_tf_threads(threads):
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def litert_interpreters(savedmodel_dir, directory, calibration, threads):
+    """{precision: LiteRT interpreter} for each of :data:`LITERT_QUANTIZE`: the SavedModel converted by
+    keras_cnns.export.tflite.convert into <directory>/<precision>.tflite (int8: full integer, calibrated on
+    `calibration`, float32 model inputs), opened with `threads` threads, its tensors allocated."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from keras_cnns.export import tflite as tflite_lib
+
+    interpreters = {}
+    for precision, quantize in LITERT_QUANTIZE.items():
+        path = tflite_lib.convert(savedmodel_dir, os.path.join(directory, f"{precision}.tflite"), quantize=quantize,
+                                  representative_images=calibration if quantize == "int8" else None)
+        interpreters[precision] = Interpreter(model_path=path, num_threads=threads)
+        interpreters[precision].allocate_tensors()
+    return interpreters
 
 
 # --- running peers alternately -------------------------------------------------------------------
