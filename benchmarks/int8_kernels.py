@@ -1,13 +1,14 @@
 """LiteRT (XNNPACK) int8 against float32 on each of a model's own convolutions, batch 1 (not a test;
 docs/performance.md).
 
-    python benchmarks/int8_kernels.py [--models resnet50] [--repeats 15] [--threads 2]
+    python benchmarks/int8_kernels.py [--models resnet50] [--repeats 15] [--threads 2] [--builtin-kernels]
                                       [--out build/benchmarks/int8-kernels]
 
 Issue 10 asks LiteRT int8 for at most 0.5x Keras float32's batch-1 latency. speed.py times whole models; this
 script asks the kernels underneath: how much faster XNNPACK's int8 convolution is than its float32 one on this
-CPU, shape by shape. Each model runs in a child process of its own. For each distinct Conv2D of the model
-(speedlib.convolution_shapes: input size, filters, kernel, strides, padding, groups) the child builds a
+CPU, shape by shape. Each model runs in a child process of its own. For each distinct convolution of the model
+(speedlib.convolution_shapes: input size, filters, kernel, strides, padding, groups; LeNet-5's C3 as the dense
+convolution it runs, its FLOPs those of its table's pairs) the child builds a
 one-layer Keras model (random weights, ReLU fused as in the zoo's exports), converts it with
 keras_cnns.export.tflite.convert to float32 and to full int8 (calibrated on 8 random inputs), and times the
 two interpreters' `invoke` calls alternated (report.median_ms_alternated: the median of --repeats calls after
@@ -16,6 +17,9 @@ slow in both precisions. The last row of each model sums the shapes weighted by 
 its convolutions' int8 time over float32. Where that is near 1 (the AVX2 CPU of session 30), int8 <= 0.5x
 Keras float32 needs Keras float32 itself at 2x or more of XNNPACK's float32 time; on CPUs with int8 dot-product
 instructions whole int8 models ran at 0.10x (AMX) and 0.24x (AVX-512 VNNI) of Keras float32 in speed.py.
+--builtin-kernels also opens both files without the XNNPACK delegate LiteRT applies by default (TensorFlow
+Lite's own kernels, ruy's matrix products for int8) and times them, alternated with each other after XNNPACK's
+pair: is there a faster int8 path than XNNPACK's on this CPU?
 Writes <out>/int8_kernels.{csv,md}; run it on an otherwise idle machine.
 """
 
@@ -30,16 +34,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import report  # noqa: E402
 import speedlib  # noqa: E402  (imports no TensorFlow)
 
-PRECISIONS = tuple(speedlib.LITERT_QUANTIZE)  # float32, int8
 CALIBRATION = 8
 TOTAL = "all convolutions, weighted"
 
 
 def describe(shape):
-    """'3x3/2 64->128 at 56x56' (and ', groups 2' for a grouped convolution)."""
+    """'3x3/2 64->128 at 56x56' (and ', groups 2' for a grouped convolution, ', 60 of 96 pairs' for a
+    convolution over a connection table)."""
     (kh, kw), (sh, _), (h, w, c) = shape["kernel_size"], shape["strides"], shape["input"]
     groups = f", groups {shape['groups']}" if shape["groups"] > 1 else ""
-    return f"{kh}x{kw}/{sh} {c}->{shape['filters']} at {h}x{w}{groups}"
+    pairs = f", {shape['pairs']} of {c * shape['filters']} pairs" if "pairs" in shape else ""
+    return f"{kh}x{kw}/{sh} {c}->{shape['filters']} at {h}x{w}{groups}{pairs}"
 
 
 def child(task):
@@ -55,7 +60,7 @@ def child(task):
     rows = []
     shapes = speedlib.convolution_shapes(get_model(task["model"]))
     if not shapes:
-        raise ValueError(f"{task['model']} has no Conv2D layer to time. Pass models with convolutions.")
+        raise ValueError(f"{task['model']} has no convolution to time. Pass models with convolutions.")
     with tempfile.TemporaryDirectory() as tmp:
         for i, shape in enumerate(shapes):
             inputs = keras.Input(shape["input"])
@@ -66,33 +71,44 @@ def child(task):
             saved = os.path.join(directory, "saved")
             keras.Model(inputs, conv(inputs)).export(saved, verbose=False)
             x = rng.standard_normal((CALIBRATION, *shape["input"])).astype("float32")
-            interpreters = speedlib.litert_interpreters(saved, directory, x, task["threads"])
+            interpreters = speedlib.litert_interpreters(saved, directory, x, task["threads"],
+                                                        builtin_kernels=task["builtin_kernels"])
             for interpreter in interpreters.values():
                 interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x[:1])
-            ms = report.median_ms_alternated({p: i.invoke for p, i in interpreters.items()}, task["repeats"])
+            # XNNPACK's forms alternated, then the built-in ones: each library's thread pool spins a while after
+            # a call, and alternating the two pools slowed XNNPACK's float32 calls up to 1.7x (2 cores).
+            ms = {}
+            for builtin in (False, True)[:1 + task["builtin_kernels"]]:
+                forms = {p: i.invoke for p, i in interpreters.items() if p.endswith(speedlib.LITERT_BUILTIN) == builtin}
+                ms.update(report.median_ms_alternated(forms, task["repeats"]))
             rows.append(dict(convolution=describe(shape), count=shape["count"], mflops=shape["flops"] / 1e6,
-                             **{f"{p} ms": ms[p] for p in PRECISIONS}))
+                             **{f"{p} ms": ms[p] for p in interpreters}))
             print(f"  {rows[-1]}", file=sys.stderr, flush=True)
     return rows
 
 
 def summarize(results):
     """The shapes of each model, then its total: each shape's time times its count, summed; GFLOP/s (GOP/s for
-    int8) and int8 / float32 on every row."""
+    int8) and int8 / float32 on every row, and with the built-in kernels timed, built-in int8 / XNNPACK int8."""
     import pandas as pd
 
     tables = []
     for task, rows in results:
         frame = pd.DataFrame(rows)
-        weighted = {c: (frame[c] * frame["count"]).sum() for c in ("mflops", *(f"{p} ms" for p in PRECISIONS))}
+        weighted = {c: (frame[c] * frame["count"]).sum() for c in frame.columns if c == "mflops" or c.endswith(" ms")}
         total = dict(weighted, convolution=TOTAL, count=frame["count"].sum())
         frame = pd.concat([frame, pd.DataFrame([total])], ignore_index=True)
         frame.insert(0, "model", task["model"])
         tables.append(frame)
     table = pd.concat(tables, ignore_index=True)
-    for p in PRECISIONS:
-        table[f"{p} G{'FLOP' if p == 'float32' else 'OP'}/s"] = table["mflops"] / table[f"{p} ms"]  # MFLOP/ms = GFLOP/s
+    forms = [c[:-len(" ms")] for c in table.columns if c.endswith(" ms")]
+    for form in forms:
+        unit = "FLOP" if form.startswith("float32") else "OP"
+        table[f"{form} G{unit}/s"] = table["mflops"] / table[f"{form} ms"]  # MFLOP/ms = GFLOP/s
     table["int8 / float32"] = table["int8 ms"] / table["float32 ms"]
+    builtin_int8 = "int8" + speedlib.LITERT_BUILTIN
+    if builtin_int8 in forms:
+        table[f"{builtin_int8} / int8"] = table[f"{builtin_int8} ms"] / table["int8 ms"]
     return table
 
 
@@ -101,11 +117,14 @@ def main(argv=None):
     p.add_argument("--models", nargs="+", default=["resnet50"])
     p.add_argument("--repeats", type=int, default=15)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--builtin-kernels", action="store_true",
+                   help="also time each form without XNNPACK, on TensorFlow Lite's built-in kernels (ruy)")
     args = p.parse_args(argv)
     if report.answer_child(args, child):
         return 0
     report.check_counts(p, args, ("repeats", "threads"))
-    tasks = [dict(model=m, repeats=args.repeats, threads=args.threads) for m in args.models]
+    tasks = [dict(model=m, repeats=args.repeats, threads=args.threads, builtin_kernels=args.builtin_kernels)
+             for m in args.models]
     try:
         results, seconds = report.run_children(
             tasks, lambda task: report.run_child(__file__, task, args.timeout), lambda task: task["model"])
@@ -119,7 +138,7 @@ def main(argv=None):
         "XNNPACK int8 against float32, convolution by convolution (benchmarks/int8_kernels.py)",
         header + "\n\nMilliseconds per `invoke` at batch 1, the median of the alternated calls; count: how many "
         f"of the model's convolutions have that form; the \"{TOTAL}\" row sums count x time. int8 / float32 "
-        "< 1: int8 is faster.")
+        "< 1: int8 is faster; built-in: TensorFlow Lite's own kernels, without XNNPACK.")
     print(open(path).read())
     return 0
 

@@ -40,6 +40,8 @@ LITERT_INT8 = "LiteRT int8 (XNNPACK)"
 # The LiteRT forms the benchmarks time (:func:`litert_interpreters`): precision -> keras_cnns.export.tflite's
 # quantize mode.
 LITERT_QUANTIZE = {"float32": "none", "int8": "int8"}
+# The name suffix of a form opened without XNNPACK, on TensorFlow Lite's built-in kernels.
+LITERT_BUILTIN = " built-in"
 PYTORCH_EAGER = "PyTorch eager"
 # Issue 10's targets (:func:`target_rows`): ours / keras.applications at the same setting; best ours / best
 # PyTorch in training (the issue asks it at batch 16 for resnet50 and vgg16, 32 and 128 for the small models);
@@ -80,19 +82,27 @@ def flops_per_image(model):
 
 
 def convolution_shapes(model):
-    """Each distinct Conv2D of a built Keras functional model once, in the model's order, as a dict: input
+    """Each distinct convolution of a built Keras functional model once, in the model's order, as a dict: input
     (H, W, C), filters, kernel_size, strides, padding, groups, dilation_rate, count (how many of the model's
-    Conv2D layers have that form) and flops (forward FLOPs of one of them on one image, counted as
-    :func:`flops_per_image` counts them)."""
+    convolutions have that form) and flops (forward FLOPs of one of them on one image, counted as
+    :func:`flops_per_image` counts them). The convolutions are the Conv2D layers and LeNet-5's C3
+    (keras_cnns.layers.SparseConv2D), which runs as one dense valid convolution: its form adds `pairs`, the
+    number of (input map, output map) pairs its table connects, and its flops count those pairs alone."""
     import keras
+
+    from keras_cnns.layers import SparseConv2D
 
     shapes = {}
     for layer, row in _layer_rows(model):
-        if not isinstance(layer, keras.layers.Conv2D):
+        if isinstance(layer, SparseConv2D):
+            form = dict(filters=layer.filters, kernel_size=layer.kernel_size, strides=layer.strides, padding="valid",
+                        groups=1, dilation_rate=(1, 1), pairs=layer.num_pairs)
+        elif isinstance(layer, keras.layers.Conv2D):
+            form = dict(filters=layer.filters, kernel_size=layer.kernel_size, strides=layer.strides,
+                        padding=layer.padding, groups=layer.groups, dilation_rate=layer.dilation_rate)
+        else:
             continue
-        form = dict(input=tuple(layer.input.shape[1:]), filters=layer.filters, kernel_size=layer.kernel_size,
-                    strides=layer.strides, padding=layer.padding, groups=layer.groups,
-                    dilation_rate=layer.dilation_rate)
+        form = dict(input=tuple(layer.input.shape[1:]), **form)
         key = tuple(form.values())
         shapes.setdefault(key, dict(form, count=0, flops=2 * row.connections))["count"] += 1
     return list(shapes.values())
@@ -143,20 +153,27 @@ def set_tf_threads(threads):
     tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
-def litert_interpreters(savedmodel_dir, directory, calibration, threads):
+def litert_interpreters(savedmodel_dir, directory, calibration, threads, builtin_kernels=False):
     """{precision: LiteRT interpreter} for each of :data:`LITERT_QUANTIZE`: the SavedModel converted by
     keras_cnns.export.tflite.convert into <directory>/<precision>.tflite (int8: full integer, calibrated on
-    `calibration`, float32 model inputs), opened with `threads` threads, its tensors allocated."""
-    from ai_edge_litert.interpreter import Interpreter
+    `calibration`, float32 model inputs), opened with `threads` threads, its tensors allocated. With
+    `builtin_kernels`, each file is opened a second time, under '<precision>' + :data:`LITERT_BUILTIN`, without
+    the XNNPACK delegate LiteRT applies by default: TensorFlow Lite's own kernels (ruy's matrix products)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     from keras_cnns.export import tflite as tflite_lib
 
+    resolvers = {"": OpResolverType.AUTO}
+    if builtin_kernels:
+        resolvers[LITERT_BUILTIN] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     interpreters = {}
     for precision, quantize in LITERT_QUANTIZE.items():
         path = tflite_lib.convert(savedmodel_dir, os.path.join(directory, f"{precision}.tflite"), quantize=quantize,
                                   representative_images=calibration if quantize == "int8" else None)
-        interpreters[precision] = Interpreter(model_path=path, num_threads=threads)
-        interpreters[precision].allocate_tensors()
+        for suffix, resolver in resolvers.items():
+            interpreter = Interpreter(model_path=path, num_threads=threads, experimental_op_resolver_type=resolver)
+            interpreter.allocate_tensors()
+            interpreters[precision + suffix] = interpreter
     return interpreters
 
 

@@ -513,6 +513,20 @@ def test_resnet50_runs_53_convolutions_in_20_forms_that_carry_all_its_flops_but_
     assert sum(s["count"] * s["flops"] for s in shapes) + classifier == speedlib.flops_per_image(model)
 
 
+def test_lenet5_runs_c1_c3_through_its_table_and_c5_which_carry_all_its_flops_but_s2_s4_f6_and_the_rbfs():
+    # LeCun et al. 1998, section II.B: C1 6 maps of 5x5 on 32x32, C3 16 maps reading 60 of the 6 x 16 (input,
+    # output) pairs of Table I, C5 120 maps of 5x5 on 5x5; C3 runs as one dense 5x5 convolution (SparseConv2D)
+    # and counts the connections of its table's pairs: 60 x 25 x 10 x 10 and one bias per map and position.
+    model = get_model("lenet5")
+    shapes = speedlib.convolution_shapes(model)
+    assert [(s["input"], s["filters"], s.get("pairs"), s["count"], s["flops"]) for s in shapes] == [
+        ((32, 32, 1), 6, None, 1, 2 * 122_304), ((14, 14, 6), 16, 60, 1, 2 * 151_600),
+        ((5, 5, 16), 120, None, 1, 2 * 48_120)]
+    assert _int8_kernels_script().describe(shapes[1]) == "5x5/1 6->16 at 14x14, 60 of 96 pairs"
+    s2, s4, f6, rbf = 5_880, 2_000, 10_164, 840
+    assert sum(s["flops"] for s in shapes) + 2 * (s2 + s4 + f6 + rbf) == speedlib.flops_per_image(model)
+
+
 def _int8_kernels_script():
     spec = importlib.util.spec_from_file_location("bench_int8", os.path.join(ROOT, "benchmarks", "int8_kernels.py"))
     bench = importlib.util.module_from_spec(spec)
@@ -532,19 +546,30 @@ def test_int8_kernels_benchmark_weights_each_convolution_by_how_often_the_model_
     assert (total["count"], total["mflops"], total["float32 ms"], total["int8 ms"]) == (4, 700.0, 7.0, 5.0)
     assert total["int8 / float32"] == pytest.approx(5 / 7)
     assert table.loc["a", "float32 GFLOP/s"] == 100.0 and table.loc["a", "int8 GOP/s"] == 200.0  # 200 MFLOP in 1 ms
+    assert "int8 built-in / int8" not in table
+    # with TensorFlow Lite's built-in kernels timed too: their own weighted totals, and built-in int8 over XNNPACK's
+    for row, builtin in zip(rows, (6.0, 1.0)):
+        row.update({"float32 built-in ms": 4.0, "int8 built-in ms": builtin})
+    total = bench.summarize([(dict(model="resnet50"), rows)]).set_index("convolution").loc[bench.TOTAL]
+    assert (total["float32 built-in ms"], total["int8 built-in ms"]) == (16.0, 19.0)
+    assert total["int8 built-in / int8"] == pytest.approx(19 / 5)
+    assert total["int8 built-in GOP/s"] == pytest.approx(700 / 19)
 
 
 def test_int8_kernels_benchmark_converts_each_convolution_both_ways_in_a_child(tmp_path):
-    """The whole script on lenet5_modern, one call each: checks the conversions and the table, asserts no speed."""
+    """The whole script on lenet5 (C3 through its table) with the built-in kernels too, one call each: checks the
+    conversions, the four forms and the table, asserts no speed."""
     bench = _int8_kernels_script()
-    assert bench.main(["--models", "lenet5_modern", "--repeats", "1", "--threads", "1", "--out", str(tmp_path)]) == 0
+    assert bench.main(["--models", "lenet5", "--repeats", "1", "--threads", "1", "--builtin-kernels",
+                       "--out", str(tmp_path)]) == 0
     with open(tmp_path / "int8_kernels.csv") as f:
         rows = list(csv.DictReader(f))
-    shapes = speedlib.convolution_shapes(get_model("lenet5_modern"))
+    shapes = speedlib.convolution_shapes(get_model("lenet5"))
     assert [r["convolution"] for r in rows] == [bench.describe(s) for s in shapes] + [bench.TOTAL]
     assert [int(float(r["count"])) for r in rows] == [s["count"] for s in shapes] + [sum(s["count"] for s in shapes)]
-    assert all(float(r["float32 ms"]) > 0 and float(r["int8 ms"]) > 0 for r in rows)
-    assert "| lenet5_modern | all convolutions, weighted |" in (tmp_path / "int8_kernels.md").read_text()
+    forms = ("float32", "int8", "float32 built-in", "int8 built-in")
+    assert all(float(r[f"{form} ms"]) > 0 for r in rows for form in forms)
+    assert "| lenet5 | all convolutions, weighted |" in (tmp_path / "int8_kernels.md").read_text()
 
 
 def test_probe_scripts_refuse_a_count_below_one_with_exit_status_2(capsys):
