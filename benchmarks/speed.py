@@ -7,7 +7,9 @@
     python benchmarks/speed.py --write-readme README.md     # also the README's Performance table
 
 What it measures, each configuration in its own child process (a fresh TensorFlow or PyTorch; peers are
-run alternately, the order rotated each repeat, and the best of --repeats kept):
+run alternately, the order rotated each repeat, and the best of --repeats kept; the Keras models of one name
+that can share a process, ours and keras.applications' or ours with Keras's batch norm, predict in one child
+with their calls alternated, while each trains in its own, which also keeps each one's peak memory apart):
 - training images/s in the steady state after warm-up (synthetic data in memory; the warm-up's extra
   time over the steady state is reported apart as compile_s), peak resident memory of the child after
   training (ru_maxrss), inference latency at batch 1 (predict_on_batch / eager, median) and images/s at
@@ -124,14 +126,10 @@ def _keras_model(task):
     return model, loss_and_metric(spec.output)[0]
 
 
-def child_keras(task):
-    """Ours or keras.applications: train (fit on an in-memory batch), then predict; returns metric rows."""
+def _keras_settings(task):
+    """A Keras child's thread count and precision (its dtype policy and graph rewrite)."""
     import keras
-    import numpy as np
     import tensorflow as tf
-    from keras_cnns.anatomy import count_params
-    from keras_cnns.data.pipeline import tuning_options
-    from keras_cnns.inference import median_latency_ms
     from keras_cnns.training.fit import GRAPH_REWRITES
 
     speedlib.set_tf_threads(task["threads"])  # tf.data feeds every backend
@@ -141,6 +139,18 @@ def child_keras(task):
     if task["precision"] in GRAPH_REWRITES:  # the same grappler option as training.fit(precision="onednn_amp")
         tf.config.optimizer.set_experimental_options({GRAPH_REWRITES[task["precision"]]: True})
     keras.config.set_dtype_policy("mixed_bfloat16" if task["precision"] == "mixed_bfloat16" else "float32")
+
+
+def child_keras(task):
+    """Ours or keras.applications: train (fit on an in-memory batch), then predict; returns metric rows."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+    from keras_cnns.anatomy import count_params
+    from keras_cnns.data.pipeline import tuning_options
+    from keras_cnns.inference import median_latency_ms
+
+    _keras_settings(task)
     model, loss = _keras_model(task)
     rows, batch, spe = [], task["batch"], task["spe"]
     shape = tuple(model.input_shape[1:])
@@ -175,6 +185,37 @@ def child_keras(task):
         rows.append(("images_per_s_b32", 32 / per_step, "images/s"))
     out["rows"] = rows
     return out
+
+
+def child_keras_infer(task):
+    """Batch-1 latency and batch-32 images/s of the Keras models of one name in task["members"] (ours,
+    keras.applications', ours with Keras's batch norm: frameworks that can share a process) built in one child,
+    their predict calls alternated (report.median_ms_alternated): one machine state for all of them. Rows:
+    (metric, value, unit, framework, impl); member_params: [framework, impl, parameters] of each."""
+    import numpy as np
+    from keras_cnns.anatomy import count_params
+    from report import median_ms_alternated
+
+    _keras_settings(task)
+    models = [_keras_model(dict(task, **member))[0] for member in task["members"]]
+    shape = tuple(models[0].input_shape[1:])
+    x1 = np.zeros((1,) + shape, np.float32)  # as keras_cnns.inference.median_latency_ms times
+    ms = median_ms_alternated({i: lambda m=m: m.predict_on_batch(x1) for i, m in enumerate(models)},
+                              task["latency_repeats"])
+    rows = [("latency_b1_ms", ms[i], "ms", m["framework"], m["impl"]) for i, m in enumerate(task["members"])]
+    if task.get("batch32", True):
+        x32 = np.random.default_rng(0).standard_normal((32,) + shape).astype("float32")
+        models[0].predict_on_batch(x32)
+        start = time.perf_counter()
+        models[0].predict_on_batch(x32)
+        calls = max(3, -(-int(task["min_seconds"] / (time.perf_counter() - start))))  # about --min-seconds each
+        ms = median_ms_alternated({i: lambda m=m: m.predict_on_batch(x32) for i, m in enumerate(models)}, calls)
+        rows += [("images_per_s_b32", 32000.0 / ms[i], "images/s", m["framework"], m["impl"])
+                 for i, m in enumerate(task["members"])]
+    ours = [m for member, m in zip(task["members"], models) if member["framework"] == speedlib.OURS]
+    return {"rows": rows, "flops_per_image": speedlib.flops_per_image(ours[0]) if ours else None,
+            "member_params": [[m["framework"], m["impl"], count_params(model)]
+                              for m, model in zip(task["members"], models)]}
 
 
 def child_torch(task):
@@ -312,8 +353,8 @@ def child_specs(task):
     return {"rows": [], "steps_per_execution": {m: get_spec(m).steps_per_execution for m in task["models"]}}
 
 
-CHILDREN = {"keras": child_keras, "torch": child_torch, "matmul": child_matmul, "pipeline": child_pipeline,
-            "litert": child_litert, "specs": child_specs}
+CHILDREN = {"keras": child_keras, "keras_infer": child_keras_infer, "torch": child_torch, "matmul": child_matmul,
+            "pipeline": child_pipeline, "litert": child_litert, "specs": child_specs}
 
 
 def child_main(task_json):
@@ -401,6 +442,11 @@ def plan(args, torch_ok, installed=lambda module: importlib.util.find_spec(modul
                                       impl=speedlib.KERAS_APPLICATIONS[model]))
                 if model in args.keras_batch_norm and not infer_only:
                     group.append(dict(common, kind="keras", framework=speedlib.KERAS_BN, impl=model))
+                if len(group) > 1 and common["infer"]:  # the Keras peers predict in one child, alternated
+                    members = [dict(framework=t["framework"], impl=t["impl"]) for t in group]
+                    group = [dict(t, infer=False) for t in group if t["train"]] + [dict(
+                        common, kind="keras_infer", train=False, framework="Keras predict, one process",
+                        members=members, impl=", ".join(f"{m['framework']} {m['impl']}" for m in members))]
                 first_setting = not jit and spe == 1
                 torch_precision = TORCH_PRECISION[precision]
                 # one PyTorch peer per PyTorch precision: the first of our precisions that maps to it gets it
@@ -435,9 +481,11 @@ def to_rows(task, result, repeat):
               "note": result.get("note", "")}
     for item in result["rows"]:
         metric, value, unit = item[:3]
-        row = dict(common, section="model" if task["kind"] in ("keras", "torch") else task["kind"],
+        row = dict(common, section="model" if task["kind"] in ("keras", "keras_infer", "torch") else task["kind"],
                    metric=metric, value=float(value), unit=unit)
-        if task["kind"] == "matmul":
+        if task["kind"] == "keras_infer":
+            row.update(framework=item[3], impl=item[4])
+        elif task["kind"] == "matmul":
             row.update(precision=item[3], model=f"matmul {item[4]}x{item[4]}", impl=task["impl"],
                        batch="")
         elif task["kind"] == "pipeline":
@@ -630,6 +678,8 @@ def main(argv=None):
                 flops[task["model"]] = result["flops_per_image"]
             if "params" in result:
                 params[(task["framework"], task.get("impl", task.get("model")))] = result["params"]
+            for framework, impl, count in result.get("member_params", ()):
+                params[(framework, impl)] = count
             new = to_rows(task, result, repeat)
             print("  " + ", ".join(f"{r['metric']} {r['value']:.4g}" for r in new), flush=True)
             rows += new
