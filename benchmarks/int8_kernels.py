@@ -78,7 +78,7 @@ def child(task):
             # XNNPACK's forms alternated, then the built-in ones: each library's thread pool spins a while after
             # a call, and alternating the two pools slowed XNNPACK's float32 calls up to 1.7x (2 cores).
             ms = {}
-            for builtin in (False, True)[:1 + task["builtin_kernels"]]:
+            for builtin in ([False, True] if task["builtin_kernels"] else [False]):
                 forms = {p: i.invoke for p, i in interpreters.items() if p.endswith(speedlib.LITERT_BUILTIN) == builtin}
                 ms.update(report.median_ms_alternated(forms, task["repeats"]))
             rows.append(dict(convolution=describe(shape), count=shape["count"], mflops=shape["flops"] / 1e6,

@@ -79,13 +79,18 @@ def _peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: kilobytes
 
 
+def _steps_filling(seconds, seconds_per_step, unit_steps=1):
+    """The number of steps, a multiple of unit_steps and at least one unit, that fills `seconds`."""
+    return max(unit_steps, -(-int(seconds / max(seconds_per_step, 1e-6)) // unit_steps) * unit_steps)
+
+
 def _steady(run_steps, unit_steps, min_seconds):
     """(seconds per step, steps timed): one probe of `unit_steps`, then enough steps (a multiple of
     unit_steps) to fill `min_seconds`."""
     start = time.perf_counter()
     run_steps(unit_steps)
     probe = (time.perf_counter() - start) / unit_steps
-    steps = max(unit_steps, -(-int(min_seconds / max(probe, 1e-6)) // unit_steps) * unit_steps)
+    steps = _steps_filling(min_seconds, probe, unit_steps)
     start = time.perf_counter()
     run_steps(steps)
     return (time.perf_counter() - start) / steps, steps
@@ -208,7 +213,7 @@ def child_keras_infer(task):
         models[0].predict_on_batch(x32)
         start = time.perf_counter()
         models[0].predict_on_batch(x32)
-        calls = max(3, -(-int(task["min_seconds"] / (time.perf_counter() - start))))  # about --min-seconds each
+        calls = max(3, _steps_filling(task["min_seconds"], time.perf_counter() - start))  # --min-seconds each
         ms = median_ms_alternated({i: lambda m=m: m.predict_on_batch(x32) for i, m in enumerate(models)}, calls)
         rows += [("images_per_s_b32", 32000.0 / ms[i], "images/s", m["framework"], m["impl"])
                  for i, m in enumerate(task["members"])]
