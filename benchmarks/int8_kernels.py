@@ -75,8 +75,8 @@ def child(task):
                                                         builtin_kernels=task["builtin_kernels"])
             for interpreter in interpreters.values():
                 interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x[:1])
-            # XNNPACK's forms alternated, then the built-in ones: each library's thread pool spins a while after
-            # a call, and alternating the two pools slowed XNNPACK's float32 calls up to 1.7x (2 cores).
+            # XNNPACK's forms alternated, then the built-in ones: alternating the two libraries call by call slowed
+            # XNNPACK's float32 1.8x on 2 cores (likely each thread pool spinning a while after its call).
             ms = {}
             for builtin in ([False, True] if task["builtin_kernels"] else [False]):
                 forms = {p: i.invoke for p, i in interpreters.items() if p.endswith(speedlib.LITERT_BUILTIN) == builtin}
