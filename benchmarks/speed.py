@@ -203,6 +203,8 @@ def child_keras_infer(task):
 
     _keras_settings(task)
     models = [_keras_model(dict(task, **member))[0] for member in task["members"]]
+    for model in models:  # predict jit-compiled or not as the setting says (Keras's "auto" would pick XLA on a GPU)
+        model.compile(jit_compile=bool(task["jit"]))
     shape = tuple(models[0].input_shape[1:])
     x1 = np.zeros((1,) + shape, np.float32)  # as keras_cnns.inference.median_latency_ms times
     ms = median_ms_alternated({i: lambda m=m: m.predict_on_batch(x1) for i, m in enumerate(models)},
