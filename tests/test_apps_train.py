@@ -133,3 +133,30 @@ def test_train_leaves_steps_per_execution_to_the_model_unless_told(flags, passed
     with pytest.raises(SystemExit):
         _app("train").main(["--model", "lenet5_modern", "--no-onednn", *flags])
     assert seen == [passed]
+
+
+@pytest.mark.parametrize("strategy", ["multiworker", "default"])
+def test_train_says_what_to_do_when_a_worker_stops_answering(strategy, monkeypatch, capsys, tmp_path):
+    """A multi-worker run whose peer went silent (tf.errors.UnavailableError from a collective) ends with one line
+    that says where the committed epochs are and how to resume, exit status 1; elsewhere the error is not ours
+    to explain, and it goes up as it is."""
+    import tensorflow as tf
+
+    import keras_cnns.training
+
+    def fit(*args, **kwargs):
+        raise tf.errors.UnavailableError(None, None, "Collective ops is aborted by: tasks are unhealthy\nmore")
+
+    monkeypatch.setattr(keras_cnns.training, "fit", fit)
+    argv = ["--model", "lenet5_modern", "--no-onednn", "--strategy", strategy, "--output", str(tmp_path / "mw")]
+    if strategy != "multiworker":
+        with pytest.raises(tf.errors.UnavailableError):
+            _app("train").main(argv)
+        return
+    with pytest.raises(SystemExit) as stop:
+        _app("train").main(argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 1
+    assert "a worker stopped answering (Collective ops is aborted by: tasks are unhealthy)" in err
+    assert f"{tmp_path / 'mw' / 'checkpoints'}: start the same command on every worker to resume" in err
+    assert "A worker silent for 60 s aborts every worker" in err and "Traceback" not in err

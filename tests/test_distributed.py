@@ -6,9 +6,11 @@ custom loop's per-pixel terms: per-image mean loss, pixel accuracy, mean IoU of 
 import json
 import math
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -53,27 +55,49 @@ def _free_ports(n):
     return ports
 
 
-def _two_local_workers(args, timeout=300):
+def _two_local_workers(args, timeout=300, pause_s=0):
     """Runs apps/train.py `args` as workers 0 and 1 of a MultiWorkerMirroredStrategy on loopback; returns
-    [(returncode, stdout, stderr)] of both."""
+    [(returncode, stdout, stderr)] of both. pause_s > 0 stops worker 1 (SIGSTOP) for that long once it has made
+    its strategy, as a process starved of the CPU would stop sending heartbeats."""
     workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
     procs = []
     for index in range(2):
         tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
-        env = dict(os.environ, TF_CONFIG=json.dumps(tf_config), TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
+        env = dict(os.environ, TF_CONFIG=json.dumps(tf_config), TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT,
+                   PYTHONUNBUFFERED="1")
         cmd = [sys.executable, os.path.join(ROOT, "apps", "train.py"), *map(str, args)]
         procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     try:
+        head = _pause_after_strategy(procs[1], pause_s, timeout) if pause_s else ""
         outputs = [p.communicate(timeout=timeout) for p in procs]
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
+    outputs[1] = (head + outputs[1][0], outputs[1][1])
     return [(p.returncode, out, err) for p, (out, err) in zip(procs, outputs)]
 
 
+def _pause_after_strategy(proc, pause_s, timeout):
+    """Reads `proc`'s stdout up to the line that names its strategy, stops it for pause_s seconds, lets it go on;
+    returns what it read."""
+    lines, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        lines.append(line)
+        if not line or "replicas in sync" in line:
+            break
+    assert "replicas in sync" in lines[-1], "".join(lines)[-3000:]
+    proc.send_signal(signal.SIGSTOP)
+    time.sleep(pause_s)
+    proc.send_signal(signal.SIGCONT)
+    return "".join(lines)
+
+
 def test_multiworker_with_two_local_workers(data_dir, tmp_path):
-    results = _two_local_workers(_args(data_dir, tmp_path / "mw", "--strategy", "multiworker"))
+    """Worker 1 stops for 12 s once the workers are connected and the run still finishes: TensorFlow's own
+    heartbeat timeout aborted both workers after a stop of 8 s (keras_cnns.training.strategy.HEARTBEAT_TIMEOUT_S)."""
+    results = _two_local_workers(_args(data_dir, tmp_path / "mw", "--strategy", "multiworker"), pause_s=12)
     for code, _, err in results:
         assert code == 0, err[-3000:]
     chief_out = results[0][1]

@@ -17,6 +17,7 @@ off in the input pipelines unless --tf-data-autotune turns it on.
 """
 
 import argparse
+import os
 import sys
 
 from keras_cnns import cli
@@ -120,7 +121,10 @@ def main(argv=None):
     import keras_cnns
     from keras_cnns.data import pipeline
     from keras_cnns.progress import set_enabled
+    import tensorflow as tf
+
     from keras_cnns.training import TrainingDiverged, fit
+    from keras_cnns.training.strategy import HEARTBEAT_TIMEOUT_S
 
     if args.quiet:
         args.verbose = 0
@@ -148,6 +152,13 @@ def main(argv=None):
                      steps_per_execution=args.steps_per_execution, verbose=args.verbose)
     except TrainingDiverged as err:
         fail(str(err), code=1)
+    except tf.errors.UnavailableError as err:  # a peer gone: crashed, or silent past the heartbeat timeout
+        if args.strategy != "multiworker":
+            raise
+        where = os.path.join(args.output, "checkpoints") if args.output else "the output folder's checkpoints/"
+        fail(f"the multi-worker run stopped: a worker stopped answering ({first_line(err)}). Epochs committed so "
+             f"far are in {where}: start the same command on every worker to resume from them. "
+             f"A worker silent for {HEARTBEAT_TIMEOUT_S} s aborts every worker (docs/training.md).", code=1)
     except USER_ERRORS as err:  # a bad value, a missing file, tensorflow_datasets or a dataset absent
         fail(first_line(err))
     ev = result.evaluation

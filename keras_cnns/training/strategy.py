@@ -3,7 +3,8 @@
 ``strategy="auto"`` mirrors over every GPU when more than one is visible and otherwise uses the default
 (one-device) strategy. ``cpu_replicas=N`` splits the CPU into N logical devices so that the mirrored path
 runs without GPUs; it must happen before TensorFlow initialises its runtime (in a fresh process: apps/train.py
-does it first thing). ``"multiworker"`` reads the cluster from the TF_CONFIG environment variable.
+does it first thing). ``"multiworker"`` reads the cluster from the TF_CONFIG environment variable, with a
+longer heartbeat timeout than TensorFlow's own (HEARTBEAT_TIMEOUT_S).
 """
 
 import json
@@ -12,6 +13,12 @@ import os
 import tensorflow as tf
 
 STRATEGIES = ("auto", "mirrored", "multiworker", "default")
+
+# How long a worker may go without a heartbeat before every worker aborts. With TensorFlow's own setting, a
+# worker stopped for 8 s (SIGSTOP) aborted a two-worker run and one stopped for 5 s did not; on a busy 2-core
+# machine two local workers starved of the CPU aborted the same way ("heartbeat timeout", docs/training.md).
+# A worker that crashes is still noticed at once: its connections close.
+HEARTBEAT_TIMEOUT_S = 60
 
 
 def configure_cpu_replicas(n):
@@ -33,6 +40,27 @@ def configure_cpu_replicas(n):
             "keras_cnns.training.configure_cpu_replicas(N) before building any model).") from None
 
 
+def configure_coordination(heartbeat_timeout_s):
+    """TensorFlow's coordination service for the TF_CONFIG cluster, configured as MultiWorkerMirroredStrategy
+    configures it (the chief, or else worker 0, leads it; the chief and worker jobs take part) but with a
+    heartbeat timeout of `heartbeat_timeout_s`. The strategy keeps a service configured before it is made; one
+    configured already in this process (by the caller, or an earlier strategy) is left as it is."""
+    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+    from tensorflow.python.eager import context
+
+    if context.context().coordination_service is not None:
+        return
+    resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    spec = resolver.cluster_spec()
+    jobs = [j for j in ("chief", "worker") if j in spec.jobs]
+    if resolver.task_type not in jobs or "ps" in spec.jobs:
+        return  # the strategy's own setting: only chief and worker tasks run the service's agents
+    context.context().configure_coordination_service(
+        service_type="standalone", service_leader=f"/job:{jobs[0]}/replica:0/task:0",
+        coordinated_jobs=[coordination_config_pb2.CoordinatedJob(name=j, num_tasks=spec.num_tasks(j)) for j in jobs],
+        heartbeat_timeout_in_ms=int(heartbeat_timeout_s * 1000))
+
+
 def make_strategy(name="auto", cpu_replicas=0):
     """Returns a tf.distribute.Strategy for `name` in STRATEGIES."""
     if name not in STRATEGIES:
@@ -41,6 +69,7 @@ def make_strategy(name="auto", cpu_replicas=0):
         if not os.environ.get("TF_CONFIG"):
             raise ValueError("strategy='multiworker' reads the cluster from the TF_CONFIG environment variable, "
                              "which is not set. Received: TF_CONFIG=None")
+        configure_coordination(HEARTBEAT_TIMEOUT_S)
         return tf.distribute.MultiWorkerMirroredStrategy()
     if cpu_replicas and cpu_replicas > 1:
         configure_cpu_replicas(cpu_replicas)
