@@ -40,10 +40,11 @@ def median_ms(fn, repeats):
     return median_ms_alternated({None: fn}, repeats)[None]
 
 
-def median_ms_alternated(fns, repeats):
+def median_ms_alternated(fns, repeats, warm=True):
     """{name: median wall time in milliseconds} of each function in the dict `fns`, after one warm-up call
-    each, their `repeats` calls alternated so that a slow spell of the machine falls on all of them."""
-    for fn in fns.values():
+    each (warm=False: none, the caller has warmed them), their `repeats` calls alternated so that a slow spell of
+    the machine falls on all of them."""
+    for fn in fns.values() if warm else ():
         fn()
     times = {name: [] for name in fns}
     for _ in range(repeats):

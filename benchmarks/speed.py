@@ -8,8 +8,9 @@
 
 What it measures, each configuration in its own child process (a fresh TensorFlow or PyTorch; peers are
 run alternately, the order rotated each repeat, and the best of --repeats kept; the Keras models of one name
-that can share a process, ours and keras.applications' or ours with Keras's batch norm, predict in one child
-with their calls alternated, while each trains in its own, which also keeps each one's peak memory apart):
+that can share a process, ours and keras.applications' or ours with Keras's batch norm, train and predict in one
+child with their calls alternated, while each also warms up alone in a child of its own for its compile time and
+peak memory):
 - training images/s in the steady state after warm-up (synthetic data in memory; the warm-up's extra
   time over the steady state is reported apart as compile_s), peak resident memory of the child after
   training (ru_maxrss), inference latency at batch 1 (predict_on_batch / eager, median) and images/s at
@@ -71,6 +72,8 @@ RESULT_PREFIX = "SPEED_RESULT "
 README_BEGIN = "<!-- speed-table: written by benchmarks/speed.py -->"
 README_END = "<!-- /speed-table -->"
 DEFAULT_SPE = "default"  # --spe's word for each model's own steps_per_execution (its registry spec)
+SHARED_LABEL = "Keras, one process"  # a keras_shared task's framework (its rows carry each member's)
+SHARED_ROUNDS = 3  # a keras_shared child's alternated training rounds: each fills --min-seconds / SHARED_ROUNDS
 
 
 # --- child processes: one configuration each ----------------------------------------------------------
@@ -96,12 +99,13 @@ def _steady(run_steps, unit_steps, min_seconds):
     return (time.perf_counter() - start) / steps, steps
 
 
-def _warm_then_time(run_steps, unit, task):
-    """(seconds per step, compile seconds, note) of a training loop.
+def _warm(run_steps, unit, task):
+    """(seconds per step of the first steady unit, compile seconds, note) after warming a training loop up.
 
     The first `unit` steps trace and compile; the second `unit` is the first steady one, and compile_s is
     the first's excess over it. If that second unit already took more than task["max_step_seconds"] a
-    step (a path this CPU has no fast kernels for), it is the measurement: the rest is skipped."""
+    step (a path this CPU has no fast kernels for), the note says so and it is the measurement; otherwise
+    the rest of task["warmup_steps"] runs and the note is empty."""
     start = time.perf_counter()
     run_steps(unit)
     first = time.perf_counter() - start
@@ -114,8 +118,44 @@ def _warm_then_time(run_steps, unit, task):
     extra = task["warmup_steps"] - 2 * unit
     if extra > 0:
         run_steps(-(-extra // unit) * unit)
+    return second, compile_s, ""
+
+
+def _warm_then_time(run_steps, unit, task):
+    """(seconds per step, compile seconds, note) of a training loop: :func:`_warm`, then the steady state."""
+    second, compile_s, note = _warm(run_steps, unit, task)
+    if note:
+        return second, compile_s, note
     per_step, _ = _steady(run_steps, unit, task["min_seconds"])
     return per_step, compile_s, ""
+
+
+def _fit_steps(model, x, y, loss, task):
+    """Compiles `model` for training at the task's setting (SGD with momentum, jit, steps per execution) and
+    returns run_steps(n): model.fit over n steps of the one in-memory batch (x, y)."""
+    import keras
+    import tensorflow as tf
+    from keras_cnns.data.pipeline import tuning_options
+
+    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss=loss,
+                  jit_compile=bool(task["jit"]), steps_per_execution=task["spe"])
+    # tf.data's autotuner off, as in the package's pipelines: with it on, the end of each fit() call (one
+    # timing window) waited in about half of the calls for the tuner thread's next wake (10.23 s after the
+    # window began for a 10 s window), the "slow level" of docs/performance.md's open question 1
+    data = tf.data.Dataset.from_tensors((x, y)).repeat().with_options(tuning_options())
+
+    def run_steps(n):
+        model.fit(data, steps_per_epoch=n, epochs=1, verbose=0, shuffle=False)
+    return run_steps
+
+
+def _batch(model, batch, seed=0):
+    """A random batch (images, labels) of `batch` for `model`'s input and classes."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch,) + tuple(model.input_shape[1:])).astype("float32")
+    return x, rng.integers(0, model.output_shape[-1], size=(batch,)).astype("int32")
 
 
 def _keras_model(task):
@@ -147,44 +187,35 @@ def _keras_settings(task):
 
 
 def child_keras(task):
-    """Ours or keras.applications: train (fit on an in-memory batch), then predict; returns metric rows."""
+    """Ours or keras.applications: train (fit on an in-memory batch), then predict; returns metric rows.
+    task["steady"] False (a member of a keras_shared task, which times its training): warm-up only, for compile_s
+    and the peak memory of this model alone."""
     import keras
     import numpy as np
-    import tensorflow as tf
     from keras_cnns.anatomy import count_params
-    from keras_cnns.data.pipeline import tuning_options
     from keras_cnns.inference import median_latency_ms
 
     _keras_settings(task)
     model, loss = _keras_model(task)
     rows, batch, spe = [], task["batch"], task["spe"]
     shape = tuple(model.input_shape[1:])
-    num_classes = model.output_shape[-1]
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((batch,) + shape).astype("float32")
-    y = rng.integers(0, num_classes, size=(batch,)).astype("int32")
+    x, y = _batch(model, batch)
     assert keras.backend.backend() == task.get("backend", "tensorflow"), keras.backend.backend()
     out = {"flops_per_image": speedlib.flops_per_image(model) if task["framework"] == speedlib.OURS else None,
            "params": count_params(model)}
     if task["train"]:
-        model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss=loss,
-                      jit_compile=bool(task["jit"]), steps_per_execution=spe)
-        # tf.data's autotuner off, as in the package's pipelines: with it on, the end of each fit() call (one
-        # timing window) waited in about half of the calls for the tuner thread's next wake (10.23 s after the
-        # window began for a 10 s window), the "slow level" of docs/performance.md's open question 1
-        data = tf.data.Dataset.from_tensors((x, y)).repeat().with_options(tuning_options())
-
-        def run_steps(n):
-            model.fit(data, steps_per_epoch=n, epochs=1, verbose=0, shuffle=False)
-
-        per_step, compile_s, out["note"] = _warm_then_time(run_steps, spe, task)
-        rows += [("train_images_per_s", batch / per_step, "images/s"), ("compile_s", compile_s, "s"),
-                 ("peak_rss_mb", _peak_rss_mb(), "MB")]
+        run_steps = _fit_steps(model, x, y, loss, task)
+        if task.get("steady", True):
+            per_step, compile_s, out["note"] = _warm_then_time(run_steps, spe, task)
+            rows.append(("train_images_per_s", batch / per_step, "images/s"))
+        else:
+            _, compile_s, _ = _warm(run_steps, spe, task)
+        rows += [("compile_s", compile_s, "s"), ("peak_rss_mb", _peak_rss_mb(), "MB")]
     if task["infer"]:
         rows.append(("latency_b1_ms", median_latency_ms(model.predict_on_batch, shape, task["latency_repeats"]),
                      "ms"))
     if task["infer"] and task.get("batch32", True):
-        x32 = rng.standard_normal((32,) + shape).astype("float32")
+        x32 = np.random.default_rng(1).standard_normal((32,) + shape).astype("float32")
         model.predict_on_batch(x32)
         per_step, _ = _steady(lambda n: [model.predict_on_batch(x32) for _ in range(n)], 1, task["min_seconds"])
         rows.append(("images_per_s_b32", 32 / per_step, "images/s"))
@@ -192,26 +223,47 @@ def child_keras(task):
     return out
 
 
-def child_keras_infer(task):
-    """Batch-1 latency and batch-32 images/s of the Keras models of one name in task["members"] (ours,
-    keras.applications', ours with Keras's batch norm: frameworks that can share a process) built in one child,
-    their predict calls alternated (report.median_ms_alternated): one machine state for all of them. Rows:
-    (metric, value, unit, framework, impl); member_params: [framework, impl, parameters] of each."""
+def child_keras_shared(task):
+    """The Keras models of one name in task["members"] (ours, keras.applications', ours with Keras's batch norm:
+    frameworks that can share a process) in one child, timed alternately (report.median_ms_alternated), so one
+    machine state falls on all of them: training images/s (each warmed up first, then SHARED_ROUNDS rounds of
+    its steps that fill --min-seconds / SHARED_ROUNDS, the median round kept), batch-1 latency and batch-32
+    images/s. Rows: (metric, value, unit, framework, impl); member_params: [framework, impl, parameters] of each.
+    Each member's compile_s and peak memory come from a child of its own (child_keras, task["steady"] False)."""
     import numpy as np
     from keras_cnns.anatomy import count_params
     from report import median_ms_alternated
 
     _keras_settings(task)
-    models = [_keras_model(dict(task, **member))[0] for member in task["members"]]
-    for model in models:  # predict jit-compiled or not as the setting says (Keras's "auto" would pick XLA on a GPU)
-        model.compile(jit_compile=bool(task["jit"]))
+    built = [_keras_model(dict(task, **member)) for member in task["members"]]
+    models = [model for model, _ in built]
     shape = tuple(models[0].input_shape[1:])
-    x1 = np.zeros((1,) + shape, np.float32)  # as keras_cnns.inference.median_latency_ms times
-    ms = median_ms_alternated({i: lambda m=m: m.predict_on_batch(x1) for i, m in enumerate(models)},
-                              task["latency_repeats"])
-    rows = [("latency_b1_ms", ms[i], "ms", m["framework"], m["impl"]) for i, m in enumerate(task["members"])]
-    if task.get("batch32", True):
-        x32 = np.random.default_rng(0).standard_normal((32,) + shape).astype("float32")
+    rows, notes = [], []
+    if task["train"]:
+        x, y = _batch(models[0], task["batch"])
+        per_step, steps, rounds = {}, {}, {}
+        for i, (model, loss) in enumerate(built):
+            run_steps = _fit_steps(model, x, y, loss, task)
+            per_step[i], _, note = _warm(run_steps, task["spe"], task)
+            if note:  # too slow to repeat: the first steady unit is the measurement
+                notes.append(f"{task['members'][i]['framework']}: {note}")
+                continue
+            steps[i] = _steps_filling(task["min_seconds"] / SHARED_ROUNDS, per_step[i], task["spe"])
+            rounds[i] = lambda run_steps=run_steps, n=steps[i]: run_steps(n)
+        for i, ms in median_ms_alternated(rounds, SHARED_ROUNDS, warm=False).items():
+            per_step[i] = ms / 1000.0 / steps[i]
+        rows += [("train_images_per_s", task["batch"] / per_step[i], "images/s", m["framework"], m["impl"])
+                 for i, m in enumerate(task["members"])]
+    else:
+        for model in models:  # predict jit-compiled or not as the setting says (Keras's "auto" picks XLA on a GPU)
+            model.compile(jit_compile=bool(task["jit"]))
+    if task["infer"]:
+        x1 = np.zeros((1,) + shape, np.float32)  # as keras_cnns.inference.median_latency_ms times
+        ms = median_ms_alternated({i: lambda m=m: m.predict_on_batch(x1) for i, m in enumerate(models)},
+                                  task["latency_repeats"])
+        rows += [("latency_b1_ms", ms[i], "ms", m["framework"], m["impl"]) for i, m in enumerate(task["members"])]
+    if task["infer"] and task.get("batch32", True):
+        x32 = np.random.default_rng(1).standard_normal((32,) + shape).astype("float32")
         models[0].predict_on_batch(x32)
         start = time.perf_counter()
         models[0].predict_on_batch(x32)
@@ -220,7 +272,8 @@ def child_keras_infer(task):
         rows += [("images_per_s_b32", 32000.0 / ms[i], "images/s", m["framework"], m["impl"])
                  for i, m in enumerate(task["members"])]
     ours = [m for member, m in zip(task["members"], models) if member["framework"] == speedlib.OURS]
-    return {"rows": rows, "flops_per_image": speedlib.flops_per_image(ours[0]) if ours else None,
+    return {"rows": rows, "note": "; ".join(notes),
+            "flops_per_image": speedlib.flops_per_image(ours[0]) if ours else None,
             "member_params": [[m["framework"], m["impl"], count_params(model)]
                               for m, model in zip(task["members"], models)]}
 
@@ -360,7 +413,7 @@ def child_specs(task):
     return {"rows": [], "steps_per_execution": {m: get_spec(m).steps_per_execution for m in task["models"]}}
 
 
-CHILDREN = {"keras": child_keras, "keras_infer": child_keras_infer, "torch": child_torch, "matmul": child_matmul,
+CHILDREN = {"keras": child_keras, "keras_shared": child_keras_shared, "torch": child_torch, "matmul": child_matmul,
             "pipeline": child_pipeline, "litert": child_litert, "specs": child_specs}
 
 
@@ -449,11 +502,12 @@ def plan(args, torch_ok, installed=lambda module: importlib.util.find_spec(modul
                                       impl=speedlib.KERAS_APPLICATIONS[model]))
                 if model in args.keras_batch_norm and not infer_only:
                     group.append(dict(common, kind="keras", framework=speedlib.KERAS_BN, impl=model))
-                if len(group) > 1 and common["infer"]:  # the Keras peers predict in one child, alternated
+                if len(group) > 1:  # the Keras peers are timed in one child, alternated; each one's
+                    # compile time and peak memory come from a child of its own
                     members = [dict(framework=t["framework"], impl=t["impl"]) for t in group]
-                    group = [dict(t, infer=False) for t in group if t["train"]] + [dict(
-                        common, kind="keras_infer", train=False, framework="Keras predict, one process",
-                        members=members, impl=", ".join(f"{m['framework']} {m['impl']}" for m in members))]
+                    group = [dict(t, infer=False, steady=False) for t in group if t["train"]] + [dict(
+                        common, kind="keras_shared", framework=SHARED_LABEL, members=members,
+                        impl=", ".join(f"{m['framework']} {m['impl']}" for m in members))]
                 first_setting = not jit and spe == 1
                 torch_precision = TORCH_PRECISION[precision]
                 # one PyTorch peer per PyTorch precision: the first of our precisions that maps to it gets it
@@ -488,9 +542,9 @@ def to_rows(task, result, repeat):
               "note": result.get("note", "")}
     for item in result["rows"]:
         metric, value, unit = item[:3]
-        row = dict(common, section="model" if task["kind"] in ("keras", "keras_infer", "torch") else task["kind"],
+        row = dict(common, section="model" if task["kind"] in ("keras", "keras_shared", "torch") else task["kind"],
                    metric=metric, value=float(value), unit=unit)
-        if task["kind"] == "keras_infer":
+        if task["kind"] == "keras_shared":
             row.update(framework=item[3], impl=item[4])
         elif task["kind"] == "matmul":
             row.update(precision=item[3], model=f"matmul {item[4]}x{item[4]}", impl=task["impl"],
@@ -673,7 +727,8 @@ def main(argv=None):
         for repeat, task in speedlib.alternation(group, args.repeats):
             done += 1
             label = progress_label(task)
-            extra = "" if task["kind"] not in ("keras", "torch") else f" jit={task['jit']} spe={task['spe']}"
+            timed = task["kind"] in ("keras", "keras_shared", "torch")
+            extra = f" jit={task['jit']} spe={task['spe']}" if timed else ""
             print(f"[{done}/{total} {time.time() - started:.0f}s] {task['kind']}: {label}{extra} "
                   f"threads={task['threads']}", flush=True)
             result, error = run_child(task, args.timeout, env)

@@ -280,10 +280,10 @@ def test_quick_plan_pairs_each_model_with_its_peers_and_drops_pytorch_when_missi
     args = bench.parse_args(["--quick"])
     groups = bench.plan(args, torch_ok=True)
     by_model = {g[0]["model"]: [(t["kind"], t["framework"], t.get("impl")) for t in g] for g in groups
-                if g[0]["kind"] in ("keras", "keras_infer")}
+                if g[0]["kind"] in ("keras", "keras_shared")}
     # resnet50 is inference only: ours and keras.applications' predict in one child, alternated
     assert by_model["resnet50"] == [
-        ("keras_infer", "Keras predict, one process", "keras_cnns resnet50, keras.applications ResNet50"),
+        ("keras_shared", "Keras, one process", "keras_cnns resnet50, keras.applications ResNet50"),
         ("torch", "PyTorch", "torchvision resnet50")]
     assert by_model["resnet20"] == [("keras", "keras_cnns", "resnet20"), ("torch", "PyTorch", "twin resnet20")]
     assert not any(t.get("train") for g in groups for t in g if t.get("model") == "resnet50")
@@ -366,12 +366,16 @@ def test_keras_batch_norm_peer_trains_the_same_model_with_keras_layers_at_our_ex
     argv = ["--models", "resnet20", "lenet5_modern", "--precisions", "float32", "mixed_bfloat16", "--jit", "off",
             "--no-matmul", "--no-pipeline", "--no-litert", "--no-peers", "--keras-batch-norm", "resnet20"]
     groups = bench.plan(bench.parse_args(argv), torch_ok=True)
-    tasks = [[(t["kind"], t["framework"], t["model"], t["precision"], t["infer"]) for t in g] for g in groups]
-    # each trains in its own child; the two predict in one, alternated
-    assert tasks == [[("keras", "keras_cnns", "resnet20", p, False), ("keras", speedlib.KERAS_BN, "resnet20", p, False),
-                      ("keras_infer", "Keras predict, one process", "resnet20", p, True)]
-                     for p in ("float32", "mixed_bfloat16")] + [[("keras", "keras_cnns", "lenet5_modern", p, True)]
-                                                                for p in ("float32", "mixed_bfloat16")]
+    tasks = [[(t["kind"], t["framework"], t["model"], t["precision"], t["infer"], t.get("steady", True)) for t in g]
+             for g in groups]
+    # each warms up in its own child (compile time, peak memory); the two train and predict in one, alternated
+    assert tasks == [[("keras", "keras_cnns", "resnet20", p, False, False),
+                      ("keras", speedlib.KERAS_BN, "resnet20", p, False, False),
+                      ("keras_shared", "Keras, one process", "resnet20", p, True, True)]
+                     for p in ("float32", "mixed_bfloat16")] + [
+                        [("keras", "keras_cnns", "lenet5_modern", p, True, True)] for p in ("float32", "mixed_bfloat16")
+                    ]
+    assert all(g[2]["train"] for g in groups[:2])
     assert groups[0][2]["members"] == [dict(framework="keras_cnns", impl="resnet20"),
                                        dict(framework=speedlib.KERAS_BN, impl="resnet20")]
     rows = [_row("keras_cnns", "train_images_per_s", 1300.0, precision="mixed_bfloat16"),
@@ -383,27 +387,32 @@ def test_keras_batch_norm_peer_trains_the_same_model_with_keras_layers_at_our_ex
         ("keras_cnns (Keras BatchNormalization) resnet20", "mixed_bfloat16", 1.625)]
 
 
-def test_keras_peers_predict_in_one_child_and_each_row_keeps_its_own_framework():
-    """The keras_infer child on resnet20 with and without Keras's batch norm, one call each: rows and parameter
-    counts per member, ratios read off them as off separate children's; asserts no speed."""
+def test_keras_peers_train_and_predict_in_one_child_and_each_row_keeps_its_own_framework():
+    """The keras_shared child on resnet20 with and without Keras's batch norm, the shortest timings: rows and
+    parameter counts per member, ratios read off them as off separate children's; each member's own child warms
+    up only (compile time and peak memory, no images/s). Asserts no speed."""
     bench = _speed_script()
     argv = ["--models", "resnet20", "--precisions", "float32", "--jit", "off", "--spe", "1", "--no-matmul",
             "--no-pipeline", "--no-litert", "--no-peers", "--keras-batch-norm", "resnet20", "--latency-repeats", "1",
-            "--min-seconds", "0"]
-    task = bench.plan(bench.parse_args(argv), torch_ok=True)[0][-1]
+            "--min-seconds", "0", "--warmup-steps", "2", "--batch", "4"]
+    alone, _, task = bench.plan(bench.parse_args(argv), torch_ok=True)[0]
     result, error = bench.run_child(task, timeout=600)
     assert error is None
     rows = bench.to_rows(task, result, repeat=0)
     members = ("keras_cnns", speedlib.KERAS_BN)
     assert [(r["section"], r["framework"], r["impl"], r["metric"]) for r in rows] == [
-        ("model", f, "resnet20", m) for m in ("latency_b1_ms", "images_per_s_b32") for f in members]
-    assert all(r["value"] > 0 for r in rows)
+        ("model", f, "resnet20", m) for m in ("train_images_per_s", "latency_b1_ms", "images_per_s_b32")
+        for f in members]
+    assert all(r["value"] > 0 and r["batch"] == 4 for r in rows) and result["note"] == ""
     params = count_params(get_model("resnet20"))  # He et al. 2015, Table 6: 0.27M
     assert result["member_params"] == [["keras_cnns", "resnet20", params], [speedlib.KERAS_BN, "resnet20", params]]
     assert result["flops_per_image"] == speedlib.flops_per_image(get_model("resnet20"))
     ratios = speedlib.ratio_rows(speedlib.best_rows(rows))
     assert {(r["metric"], r["peer"]) for r in ratios} == {
-        (m, f"{speedlib.KERAS_BN} resnet20") for m in ("latency_b1_ms", "images_per_s_b32")}
+        (m, f"{speedlib.KERAS_BN} resnet20") for m in ("train_images_per_s", "latency_b1_ms", "images_per_s_b32")}
+    result, error = bench.run_child(alone, timeout=600)
+    assert error is None
+    assert [r[0] for r in result["rows"]] == ["compile_s", "peak_rss_mb"] and result["params"] == params
 
 
 def test_with_keras_batch_norm_swaps_every_fused_layer_and_keeps_the_weights():
@@ -517,6 +526,9 @@ def test_median_ms_alternated_warms_each_function_once_then_alternates_their_cal
     ms = report.median_ms_alternated({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, 3)
     assert calls == ["a", "b"] + ["a", "b"] * 3
     assert sorted(ms) == ["a", "b"] and min(ms.values()) >= 0.0
+    calls.clear()  # the speed benchmark's training rounds: warmed up by the caller
+    report.median_ms_alternated({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, 2, warm=False)
+    assert calls == ["a", "b"] * 2
 
 
 def test_the_ratio_plots_tick_powers_of_two_around_parity():
