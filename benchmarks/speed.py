@@ -12,9 +12,9 @@ that can share a process, ours and keras.applications' or ours with Keras's batc
 child with their calls alternated, while each also warms up alone in a child of its own for its compile time and
 peak memory):
 - training images/s in the steady state after warm-up (synthetic data in memory; the warm-up's extra
-  time over the steady state is reported apart as compile_s), peak resident memory of the child after
-  training (ru_maxrss), inference latency at batch 1 (predict_on_batch / eager, median) and images/s at
-  batch 32, for lenet5, alexnet, vgg16, resnet50, googlenet, nin, resnet20 at their input sizes;
+  time over the steady state is reported apart as compile_s), peak resident memory of the model's own child
+  after training (ru_maxrss; after the warm-up for a model timed in a shared child), inference latency at
+  batch 1 (predict_on_batch / eager, median) and images/s at batch 32, for lenet5, alexnet, vgg16, resnet50, googlenet, nin, resnet20 at their input sizes;
 - peers: keras.applications VGG16 and ResNet50 (the same math in the same framework), torchvision vgg16
   and resnet50, and PyTorch twins of lenet5, lenet5_modern and resnet20 (benchmarks/torch_twins.py; their
   parameter counts are printed next to ours);

@@ -118,11 +118,11 @@ def main(argv=None):
         # Logical CPU devices must exist before TensorFlow initialises: first thing, before any model.
         from keras_cnns.training.strategy import configure_cpu_replicas
         configure_cpu_replicas(args.cpu_replicas)
+    import tensorflow as tf
+
     import keras_cnns
     from keras_cnns.data import pipeline
     from keras_cnns.progress import set_enabled
-    import tensorflow as tf
-
     from keras_cnns.training import TrainingDiverged, fit
     from keras_cnns.training.strategy import HEARTBEAT_TIMEOUT_S
 

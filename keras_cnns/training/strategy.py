@@ -54,7 +54,7 @@ def configure_coordination(heartbeat_timeout_s):
     spec = resolver.cluster_spec()
     jobs = [j for j in ("chief", "worker") if j in spec.jobs]
     if resolver.task_type not in jobs or "ps" in spec.jobs:
-        return  # the strategy's own setting: only chief and worker tasks run the service's agents
+        return  # another task type, or parameter servers (which would lead): left to the strategy
     context.context().configure_coordination_service(
         service_type="standalone", service_leader=f"/job:{jobs[0]}/replica:0/task:0",
         coordinated_jobs=[coordination_config_pb2.CoordinatedJob(name=j, num_tasks=spec.num_tasks(j)) for j in jobs],
