@@ -14,7 +14,8 @@ peak memory):
 - training images/s in the steady state after warm-up (synthetic data in memory; the warm-up's extra
   time over the steady state is reported apart as compile_s), peak resident memory of the model's own child
   after training (ru_maxrss; after the warm-up for a model timed in a shared child), inference latency at
-  batch 1 (predict_on_batch / eager, median) and images/s at batch 32, for lenet5, alexnet, vgg16, resnet50, googlenet, nin, resnet20 at their input sizes;
+  batch 1 (predict_on_batch / eager, median) and images/s at batch 32, for lenet5, alexnet, vgg16, resnet50,
+  googlenet, nin, resnet20 at their input sizes;
 - peers: keras.applications VGG16 and ResNet50 (the same math in the same framework), torchvision vgg16
   and resnet50, and PyTorch twins of lenet5, lenet5_modern and resnet20 (benchmarks/torch_twins.py; their
   parameter counts are printed next to ours);
