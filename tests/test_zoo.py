@@ -139,11 +139,11 @@ def test_unknown_model_name_suggests_close_names():
 def _one_per_layer_set():
     """The smallest model of each family per set of layer classes: a deeper sibling (resnet152 beside resnet18,
     vgg19 beside vgg16_slim) repeats layers whose configs the file format has already met. Found by building
-    every model without initialising its weights (keras.StatelessScope defers that)."""
+    every model without initialising its weights (as anatomy.zoo_rows does)."""
     smallest = {}
     for name in MODELS:
         spec = get_spec(name)
-        with keras.StatelessScope():
+        with keras.StatelessScope(initialize_variables=False):
             model = keras_cnns.get_model(name, num_classes=NUM_CLASSES, input_shape=spec.test_input_shape)
         key = (spec.family, frozenset(type(layer).__name__ for layer in model.layers))
         size = count_params(model)
