@@ -26,6 +26,7 @@ output is no longer a map (Flatten, global pooling, Dense after them) sees every
 covers. The size is not clipped to the input, as is usual.
 """
 
+import contextlib
 import csv
 import dataclasses
 import io
@@ -299,24 +300,30 @@ def _input_text(shape):
     return f"HxWx{c}" if h is None else f"{h}x{w}x{c}"
 
 
+@contextlib.contextmanager
+def shapes_only_model(name, **kwargs):
+    """get_model(name, **kwargs) with its weights' shapes but no values, for counting and listing: built in
+    keras.StatelessScope(initialize_variables=False), which skips the random draws (VGG-16's 138 million were
+    most of its build time); on leaving, keras.backend.clear_session() drops the uninitialised variables."""
+    with keras.StatelessScope(initialize_variables=False):
+        model = get_model(name, **kwargs)
+    try:
+        yield model
+    finally:
+        keras.backend.clear_session()
+
+
 def zoo_rows():
     """(name, paper, input size, parameters, deviations) of every registered model, built with its
-    defaults (full size, the builder's default number of classes). The counts need only the weights' shapes,
-    so the models are built without initialising them (keras.StatelessScope(initialize_variables=False), whose
-    uninitialised variables clear_session drops): VGG-16's 138 million random draws were most of its build
-    time."""
+    defaults (full size, the builder's default number of classes); the counts need only the weights' shapes
+    (:func:`shapes_only_model`)."""
     rows = []
     for name in list_models():
         spec = get_spec(name)
         if spec.task not in ZOO_TASKS:
             continue
-        with keras.StatelessScope(initialize_variables=False):
-            model = get_model(name)
-        rows.append((name, spec.paper, _input_text(spec.input_shape),
-                     count_params(model),
-                     spec.deviations))
-        del model
-        keras.backend.clear_session()
+        with shapes_only_model(name) as model:
+            rows.append((name, spec.paper, _input_text(spec.input_shape), count_params(model), spec.deviations))
     return rows
 
 

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 import keras_cnns
-from keras_cnns.anatomy import count_params
+from keras_cnns.anatomy import count_params, shapes_only_model
 from keras_cnns.registry import get_spec
 
 MODELS = keras_cnns.list_models(task="classification")
@@ -139,17 +139,15 @@ def test_unknown_model_name_suggests_close_names():
 def _one_per_layer_set():
     """The smallest model of each family per set of layer classes: a deeper sibling (resnet152 beside resnet18,
     vgg19 beside vgg16_slim) repeats layers whose configs the file format has already met. Found by building
-    every model without initialising its weights (as anatomy.zoo_rows does)."""
+    every model without initialising its weights (anatomy.shapes_only_model)."""
     smallest = {}
     for name in MODELS:
         spec = get_spec(name)
-        with keras.StatelessScope(initialize_variables=False):
-            model = keras_cnns.get_model(name, num_classes=NUM_CLASSES, input_shape=spec.test_input_shape)
-        key = (spec.family, frozenset(type(layer).__name__ for layer in model.layers))
-        size = count_params(model)
+        with shapes_only_model(name, num_classes=NUM_CLASSES, input_shape=spec.test_input_shape) as model:
+            key = (spec.family, frozenset(type(layer).__name__ for layer in model.layers))
+            size = count_params(model)
         if key not in smallest or size < smallest[key][0]:
             smallest[key] = (size, name)
-        keras.backend.clear_session()
     return sorted(name for _, name in smallest.values())
 
 
