@@ -53,6 +53,9 @@ def test_evaluate_reports_per_class_accuracy_and_writes_a_confusion_matrix(train
     (["--model", "lenet5", "--cpu-replicas", "-1"], "--cpu-replicas must be 0 or more"),
     (["--model", "lenet5", "--steps-per-execution", "0"], "--steps-per-execution must be 1 or more"),
     (["--model", "lenet5", "--strategy", "multiworker"], "TF_CONFIG"),
+    (["--model", "lenet5", "--heartbeat-timeout", "90"], "applies to strategy='multiworker' only"),
+    (["--model", "lenet5", "--strategy", "multiworker", "--heartbeat-timeout", "0"],
+     "heartbeat_timeout_s must be a positive number of seconds"),
 ])
 def test_train_bad_input_is_one_line_and_exit_2(args, words, capsys, monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
@@ -145,6 +148,7 @@ def test_train_says_what_to_do_when_a_worker_stops_answering(strategy, monkeypat
     import keras_cnns.training
 
     def fit(*args, **kwargs):
+        assert kwargs["heartbeat_timeout_s"] is None  # the package's default, named in the message below
         raise tf.errors.UnavailableError(None, None, "Collective ops is aborted by: tasks are unhealthy\nmore")
 
     monkeypatch.setattr(keras_cnns.training, "fit", fit)
@@ -159,4 +163,25 @@ def test_train_says_what_to_do_when_a_worker_stops_answering(strategy, monkeypat
     assert stop.value.code == 1
     assert "a worker stopped answering (Collective ops is aborted by: tasks are unhealthy)" in err
     assert f"{tmp_path / 'mw' / 'checkpoints'}: start the same command on every worker to resume" in err
-    assert "A worker silent for 60 s aborts every worker" in err and "Traceback" not in err
+    assert "A worker silent for 60 s aborts every worker (--heartbeat-timeout" in err and "Traceback" not in err
+
+
+def test_train_passes_its_heartbeat_timeout_to_the_strategy_and_names_it(monkeypatch, capsys, tmp_path):
+    """--heartbeat-timeout 90 reaches the coordination service through fit() and make_strategy(), and the line
+    after an abort names 90 s (the service is stubbed: it records the timeout, then reports a silent peer)."""
+    import tensorflow as tf
+
+    from keras_cnns.training import strategy as st
+    configured = []
+
+    def configure_coordination(heartbeat_timeout_s):
+        configured.append(heartbeat_timeout_s)
+        raise tf.errors.UnavailableError(None, None, "Collective ops is aborted by: tasks are unhealthy")
+
+    monkeypatch.setattr(st, "configure_coordination", configure_coordination)
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["localhost:1"]}, "task": {"type": "worker", "index": 0}}')
+    with pytest.raises(SystemExit) as stop:
+        _app("train").main(["--model", "lenet5_modern", "--no-onednn", "--strategy", "multiworker",
+                            "--heartbeat-timeout", "90", "--output", str(tmp_path / "mw")])
+    assert stop.value.code == 1 and configured == [90.0]
+    assert "A worker silent for 90 s aborts every worker" in capsys.readouterr().err

@@ -59,6 +59,9 @@ def parse_args(argv=None):
                    help="run tf.data's model-based autotuning in the input pipelines (off by default: its thread held "
                         "up the end of epochs; keras_cnns.data.pipeline.tuning_options)")
     p.add_argument("--strategy", default="auto", choices=STRATEGIES)
+    p.add_argument("--heartbeat-timeout", type=float, default=None, metavar="SECONDS",
+                   help="--strategy multiworker: how long a worker may go silent (stopped, starved of the CPU) before "
+                        "every worker aborts; default 60 (keras_cnns.training.strategy.HEARTBEAT_TIMEOUT_S)")
     p.add_argument("--cpu-replicas", type=int, default=0,
                    help="split the CPU into N logical devices for --strategy mirrored (no GPU needed)")
     p.add_argument("--output", default=None, help="output directory (default saved_models/<model>-<dataset>)")
@@ -149,16 +152,18 @@ def main(argv=None):
                      cpu_replicas=args.cpu_replicas, output_dir=args.output, seed=args.seed,
                      data_dir=args.data_dir, input_shape=input_size, augment=augment, limit=args.limit,
                      resume=not args.no_resume, backbone_weights=args.backbone_weights, overrides=overrides or None,
-                     steps_per_execution=args.steps_per_execution, verbose=args.verbose)
+                     steps_per_execution=args.steps_per_execution, heartbeat_timeout_s=args.heartbeat_timeout,
+                     verbose=args.verbose)
     except TrainingDiverged as err:
         fail(str(err), code=1)
     except tf.errors.UnavailableError as err:  # a peer gone: crashed, or silent past the heartbeat timeout
         if args.strategy != "multiworker":
             raise
         where = os.path.join(args.output, "checkpoints") if args.output else "the output folder's checkpoints/"
+        silent_s = HEARTBEAT_TIMEOUT_S if args.heartbeat_timeout is None else args.heartbeat_timeout
         fail(f"the multi-worker run stopped: a worker stopped answering ({first_line(err)}). Epochs committed so "
              f"far are in {where}: start the same command on every worker to resume from them. "
-             f"A worker silent for {HEARTBEAT_TIMEOUT_S} s aborts every worker (docs/training.md).", code=1)
+             f"A worker silent for {silent_s:g} s aborts every worker (--heartbeat-timeout; docs/training.md).", code=1)
     except USER_ERRORS as err:  # a bad value, a missing file, tensorflow_datasets or a dataset absent
         fail(first_line(err))
     ev = result.evaluation

@@ -238,7 +238,8 @@ class Heads:
 
 def resolve_run(model, *, epochs=None, batch_size=None, recipe="paper", precision="float32", strategy="auto",
                 cpu_replicas=0, augment="recipe", seed=0, limit=None, validation_split=0.1, data_dir=None,
-                input_shape=None, backbone_weights=None, overrides=None, steps_per_execution=None, log=print) -> Run:
+                input_shape=None, backbone_weights=None, overrides=None, steps_per_execution=None,
+                heartbeat_timeout_s=None, log=print) -> Run:
     """The run's options resolved and checked (a ValueError names the bad one, a FileNotFoundError a missing
     backbone file) and its strategy made."""
     spec = get_spec(model)
@@ -274,7 +275,7 @@ def resolve_run(model, *, epochs=None, batch_size=None, recipe="paper", precisio
         joint_augmentation(augment, spec.task)
     backbone_weights = _backbone_path(spec, backbone_weights)
     overrides = _checked_overrides(spec, overrides)
-    dist = st.make_strategy(strategy, cpu_replicas)
+    dist = st.make_strategy(strategy, cpu_replicas, heartbeat_timeout_s)
     replicas = dist.num_replicas_in_sync
     if batch_size % replicas:
         raise ValueError(f"The global batch size must be a multiple of the {replicas} replicas. "
@@ -515,8 +516,8 @@ def make_datasets(run, dataset, log=print) -> RunData:
 def fit(model, dataset=None, *, epochs=None, batch_size=None, recipe="paper", precision="float32", jit=None,
         strategy="auto", cpu_replicas=0, output_dir=None, seed=0, data_dir=None, input_shape=None,
         augment="recipe", validation_split=0.1, limit=None, deterministic=True, resume=True,
-        backbone_weights=None, overrides=None, steps_per_execution=None, tensorboard=True, verbose=1,
-        log=print) -> FitResult:
+        backbone_weights=None, overrides=None, steps_per_execution=None, heartbeat_timeout_s=None, tensorboard=True,
+        verbose=1, log=print) -> FitResult:
     """Trains a registered model on a data source and writes a model directory.
 
     Args:
@@ -535,6 +536,8 @@ def fit(model, dataset=None, *, epochs=None, batch_size=None, recipe="paper", pr
       jit: XLA compilation of the train step: True, False or None (Keras' "auto").
       strategy: "auto" (mirror over GPUs when more than one is visible), "mirrored", "multiworker" (from
         TF_CONFIG) or "default" (one device).
+      heartbeat_timeout_s: with strategy "multiworker", how long a worker may go silent before every worker
+        aborts (None: keras_cnns.training.strategy.HEARTBEAT_TIMEOUT_S, 60 s; docs/training.md).
       cpu_replicas: with strategy "mirrored"/"auto", split the CPU into this many logical devices (only in
         a process where TensorFlow has not initialised yet).
       output_dir: default <saved-models home>/<model>-<dataset>/ (see keras_cnns.paths).
@@ -567,7 +570,7 @@ def fit(model, dataset=None, *, epochs=None, batch_size=None, recipe="paper", pr
                       strategy=strategy, cpu_replicas=cpu_replicas, augment=augment, seed=seed, limit=limit,
                       validation_split=validation_split, data_dir=data_dir, input_shape=input_shape,
                       backbone_weights=backbone_weights, overrides=overrides,
-                      steps_per_execution=steps_per_execution, log=log)
+                      steps_per_execution=steps_per_execution, heartbeat_timeout_s=heartbeat_timeout_s, log=log)
     if dataset is None:
         dataset = rc.DEFAULT_DATASETS[run.spec.task]
     with contextlib.ExitStack() as held, _reproducible(seed, deterministic):

@@ -4,7 +4,7 @@
 (one-device) strategy. ``cpu_replicas=N`` splits the CPU into N logical devices so that the mirrored path
 runs without GPUs; it must happen before TensorFlow initialises its runtime (in a fresh process: apps/train.py
 does it first thing). ``"multiworker"`` reads the cluster from the TF_CONFIG environment variable, with a
-longer heartbeat timeout than TensorFlow's own (HEARTBEAT_TIMEOUT_S).
+longer heartbeat timeout than TensorFlow's own (HEARTBEAT_TIMEOUT_S, or ``heartbeat_timeout_s``).
 """
 
 import json
@@ -61,15 +61,21 @@ def configure_coordination(heartbeat_timeout_s):
         heartbeat_timeout_in_ms=int(heartbeat_timeout_s * 1000))
 
 
-def make_strategy(name="auto", cpu_replicas=0):
-    """Returns a tf.distribute.Strategy for `name` in STRATEGIES."""
+def make_strategy(name="auto", cpu_replicas=0, heartbeat_timeout_s=None):
+    """Returns a tf.distribute.Strategy for `name` in STRATEGIES. `heartbeat_timeout_s` (multiworker only; None:
+    HEARTBEAT_TIMEOUT_S) is how long a silent worker may go before every worker aborts."""
     if name not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}. Received: strategy={name!r}")
+    if heartbeat_timeout_s is not None and name != "multiworker":
+        raise ValueError(f"heartbeat_timeout_s applies to strategy='multiworker' only. Received: strategy={name!r}")
+    if heartbeat_timeout_s is not None and not heartbeat_timeout_s > 0:
+        raise ValueError(f"heartbeat_timeout_s must be a positive number of seconds. "
+                         f"Received: heartbeat_timeout_s={heartbeat_timeout_s!r}")
     if name == "multiworker":
         if not os.environ.get("TF_CONFIG"):
             raise ValueError("strategy='multiworker' reads the cluster from the TF_CONFIG environment variable, "
                              "which is not set. Received: TF_CONFIG=None")
-        configure_coordination(HEARTBEAT_TIMEOUT_S)
+        configure_coordination(HEARTBEAT_TIMEOUT_S if heartbeat_timeout_s is None else heartbeat_timeout_s)
         return tf.distribute.MultiWorkerMirroredStrategy()
     if cpu_replicas and cpu_replicas > 1:
         configure_cpu_replicas(cpu_replicas)
