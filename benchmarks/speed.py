@@ -571,7 +571,7 @@ def versions():
 
 
 QUICK = dict(models=["lenet5_modern", "resnet20", "resnet50"], infer_only=["resnet50"], repeats=1,
-             warmup_steps=2, min_seconds=1.0, latency_repeats=5, matmul_n=1024, pipeline_batches=20,
+             warmup_steps=2, min_seconds=1.0, latency_repeats=20, matmul_n=1024, pipeline_batches=20,
              litert_models=["lenet5_modern"], spe=[1], jit=[False], precisions=["float32"],
              # PyTorch's OpenMP threads spin while they wait; on a busy machine (where a check may run) they
              # then crawl, so the check lets them sleep. The full run keeps the library's default.
