@@ -127,7 +127,7 @@ def main(argv=None):
     from keras_cnns.data import pipeline
     from keras_cnns.progress import set_enabled
     from keras_cnns.training import TrainingDiverged, fit
-    from keras_cnns.training.strategy import HEARTBEAT_TIMEOUT_S
+    from keras_cnns.training.strategy import heartbeat_timeout
 
     if args.quiet:
         args.verbose = 0
@@ -160,10 +160,10 @@ def main(argv=None):
         if args.strategy != "multiworker":
             raise
         where = os.path.join(args.output, "checkpoints") if args.output else "the output folder's checkpoints/"
-        silent_s = HEARTBEAT_TIMEOUT_S if args.heartbeat_timeout is None else args.heartbeat_timeout
         fail(f"the multi-worker run stopped: a worker stopped answering ({first_line(err)}). Epochs committed so "
              f"far are in {where}: start the same command on every worker to resume from them. "
-             f"A worker silent for {silent_s:g} s aborts every worker (--heartbeat-timeout; docs/training.md).", code=1)
+             f"A worker silent for {heartbeat_timeout(args.heartbeat_timeout):g} s aborts every worker "
+             "(--heartbeat-timeout; docs/training.md).", code=1)
     except USER_ERRORS as err:  # a bad value, a missing file, tensorflow_datasets or a dataset absent
         fail(first_line(err))
     ev = result.evaluation

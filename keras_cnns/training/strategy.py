@@ -61,6 +61,11 @@ def configure_coordination(heartbeat_timeout_s):
         heartbeat_timeout_in_ms=int(heartbeat_timeout_s * 1000))
 
 
+def heartbeat_timeout(heartbeat_timeout_s=None):
+    """The heartbeat timeout a multi-worker run uses: `heartbeat_timeout_s`, or HEARTBEAT_TIMEOUT_S for None."""
+    return HEARTBEAT_TIMEOUT_S if heartbeat_timeout_s is None else heartbeat_timeout_s
+
+
 def make_strategy(name="auto", cpu_replicas=0, heartbeat_timeout_s=None):
     """Returns a tf.distribute.Strategy for `name` in STRATEGIES. `heartbeat_timeout_s` (multiworker only; None:
     HEARTBEAT_TIMEOUT_S) is how long a silent worker may go before every worker aborts."""
@@ -75,7 +80,7 @@ def make_strategy(name="auto", cpu_replicas=0, heartbeat_timeout_s=None):
         if not os.environ.get("TF_CONFIG"):
             raise ValueError("strategy='multiworker' reads the cluster from the TF_CONFIG environment variable, "
                              "which is not set. Received: TF_CONFIG=None")
-        configure_coordination(HEARTBEAT_TIMEOUT_S if heartbeat_timeout_s is None else heartbeat_timeout_s)
+        configure_coordination(heartbeat_timeout(heartbeat_timeout_s))
         return tf.distribute.MultiWorkerMirroredStrategy()
     if cpu_replicas and cpu_replicas > 1:
         configure_cpu_replicas(cpu_replicas)
