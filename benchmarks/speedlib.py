@@ -131,11 +131,12 @@ def cpu_flags(cpuinfo="/proc/cpuinfo"):
 
 
 def machine_header(versions, threads=None, omp_wait_policy="default"):
-    """One line naming the machine: CPU model and flags, core count, framework versions, threads (left out when
+    """One line naming the machine: CPU model, family and flags, core count, framework versions, threads (left out when
     None: a benchmark that sets none).
 
     versions: {"TensorFlow": "2.21.0", "Keras": ..., "PyTorch": "2.13.0+cpu" or None}."""
-    parts = [f"{cpu_model()} ({cpu_flags()})", f"{os.cpu_count()} cores"]
+    family = machine.cpu_family()
+    parts = [f"{cpu_model()} ({family + '; ' if family else ''}{cpu_flags()})", f"{os.cpu_count()} cores"]
     for name, version in versions.items():
         missing = TORCH_MISSING if name == "PyTorch" else f"{name} not installed"
         parts.append(f"{name} {version}" if version else missing)
@@ -289,13 +290,26 @@ def ratio_rows(rows, metrics=("train_images_per_s", "images_per_s_b32", "latency
                 same = same and base_setting(o)
             if not same or not o["value"] or not p["value"]:
                 continue
-            ratio = p["value"] / o["value"] if o["metric"] in LOWER_IS_BETTER else o["value"] / p["value"]
+            faster, slower = (p, o) if o["metric"] in LOWER_IS_BETTER else (o, p)
+            low, high = quotient_span(faster, slower)
             batch = {"latency_b1_ms": 1, "images_per_s_b32": 32}.get(o["metric"], o["batch"])
             out.append({"model": o["model"], "metric": o["metric"], "batch": batch,
                         "precision": o["precision"], "peer_precision": p["precision"], "jit": o["jit"],
                         "spe": o["spe"], "threads": o["threads"], "peer": f"{p['framework']} {p['impl']}",
-                        "ours": o["value"], "theirs": p["value"], "ratio": round(ratio, 3)})
+                        "ours": o["value"], "theirs": p["value"], "ratio": round(faster["value"] / slower["value"], 3),
+                        "low": low, "high": high})
     return out
+
+
+def quotient_span(numerator, denominator):
+    """(lowest, highest) of numerator / denominator over the repeats of two best rows (:func:`best_rows`, each
+    with its best `value` and the other end of its repeats, `worst`): the range a ratio could have taken had
+    the repeats paired up differently. (None, None) where either side's worst is not known."""
+    a = (numerator["value"], _number(numerator.get("worst")))
+    b = (denominator["value"], _number(denominator.get("worst")))
+    if None in a + b or not min(b):
+        return None, None
+    return round(min(a) / max(b), 3), round(max(a) / min(b), 3)
 
 
 def best_against_best(rows, metric="train_images_per_s"):
@@ -314,9 +328,10 @@ def best_against_best(rows, metric="train_images_per_s"):
         if not theirs:
             continue
         o, p = max(ours, key=lambda r: r["value"]), max(theirs, key=lambda r: r["value"])
+        low, high = quotient_span(o, p)
         out.append({"model": key[0], "batch": key[1], "threads": key[2], "ours_setting": setting_name(o),
                     "ours": o["value"], "pytorch_setting": f"{p['precision']} ({p['impl']})", "pytorch": p["value"],
-                    "ratio": round(o["value"] / p["value"], 3)})
+                    "ratio": round(o["value"] / p["value"], 3), "low": low, "high": high})
     return out
 
 
@@ -349,15 +364,24 @@ def litert_torch_rows(rows):
 
 def target_rows(rows):
     """Issue 10's targets read off a run's best rows (with the rows of :func:`pipeline_headroom` and
-    :func:`litert_torch_rows`): one row per target and model with the figure measured, the goal and whether it
-    is met. A target the run did not measure is left out; where a target holds at every precision (ours /
-    keras.applications) the lowest ratio stands for all, its precision named."""
+    :func:`litert_torch_rows`): one row per target and model with the figure measured, the range the repeats
+    allow (:func:`quotient_span`), the goal and whether it is met. A target the run did not measure is left out;
+    where a target holds at every precision (ours / keras.applications) the lowest ratio stands for all, its
+    precision named. A figure that misses its goal while the range reaches it is "no (within the repeats'
+    spread)": the run cannot tell it from a "yes"."""
     out = []
 
-    def add(target, model, setting, value, goal, at_least=True):
-        met = value >= goal if at_least else value <= goal
+    def add(target, model, setting, value, goal, at_least=True, span=(None, None)):
+        low, high = span
+        if value >= goal if at_least else value <= goal:
+            met = "yes"
+        elif low is not None and (high >= goal if at_least else low <= goal):
+            met = "no (within the repeats' spread)"
+        else:
+            met = "no"
         out.append({"target": target, "model": model, "setting": setting, "value": round(value, 3),
-                    "goal": f"{'>=' if at_least else '<='} {goal:g}", "met": "yes" if met else "no"})
+                    "range": "" if low is None else f"{low:.3g}-{high:.3g}",
+                    "goal": f"{'>=' if at_least else '<='} {goal:g}", "met": met})
 
     ratios = ratio_rows(rows)
     for model in sorted({r["model"] for r in ratios}):
@@ -367,22 +391,24 @@ def target_rows(rows):
             if same:
                 low = min(same, key=lambda r: r["ratio"])
                 add(f"ours / keras.applications, {metric}", model,
-                    f"{low['precision']} (lowest of {len(same)} settings)", low["ratio"], KERAS_APPLICATIONS_GOAL)
+                    f"{low['precision']} (lowest of {len(same)} settings)", low["ratio"], KERAS_APPLICATIONS_GOAL,
+                    span=(low["low"], low["high"]))
     for v in best_against_best(rows):
         if v["model"] in PYTORCH_TRAINING_GOALS:
             add("best ours / best PyTorch, train_images_per_s", v["model"],
                 f"batch {v['batch']}: {v['ours_setting']} / {v['pytorch_setting']}", v["ratio"],
-                PYTORCH_TRAINING_GOALS[v["model"]])
+                PYTORCH_TRAINING_GOALS[v["model"]], span=(v["low"], v["high"]))
     litert = [r for r in rows if r["section"] == "litert" and r["value"]]
     for model in sorted({r["model"] for r in litert}):
-        latency = {r["impl"]: r["value"] for r in litert if r["model"] == model}
-        torch = next((v for impl, v in latency.items() if impl.startswith(PYTORCH_EAGER)), None)
-        if LITERT_FLOAT32 in latency and torch:
-            add("LiteRT float32 / PyTorch eager, latency_b1_ms", model, "float32", latency[LITERT_FLOAT32] / torch,
-                LITERT_OVER_PYTORCH_GOAL, at_least=False)
-        if LITERT_INT8 in latency and KERAS_PREDICT in latency:
-            add("LiteRT int8 / Keras float32, latency_b1_ms", model, "int8",
-                latency[LITERT_INT8] / latency[KERAS_PREDICT], INT8_OVER_KERAS_GOAL, at_least=False)
+        latency = {r["impl"]: r for r in litert if r["model"] == model}
+        torch = next((r for impl, r in latency.items() if impl.startswith(PYTORCH_EAGER)), None)
+        for form, over, target, goal in (
+                (LITERT_FLOAT32, torch, "LiteRT float32 / PyTorch eager", LITERT_OVER_PYTORCH_GOAL),
+                (LITERT_INT8, latency.get(KERAS_PREDICT), "LiteRT int8 / Keras float32", INT8_OVER_KERAS_GOAL)):
+            if form in latency and over:
+                add(f"{target}, latency_b1_ms", model, latency[form]["precision"],
+                    latency[form]["value"] / over["value"], goal, at_least=False,
+                    span=quotient_span(latency[form], over))
     for r in rows:
         if r["section"] == "pipeline" and r["metric"] == "headroom_x":
             add("tf.data images/s / fastest training images/s", r["model"], f"batch {r['batch']}, {r['impl']}",

@@ -58,6 +58,16 @@ def test_the_cpu_flags_come_from_proc_cpuinfo_and_are_none_without_it(tmp_path):
     assert machine.cpu_flags(str(tmp_path / "missing")) is None
 
 
+def test_the_cpu_family_and_model_name_its_generation_where_the_model_name_is_bare(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\nmodel\t\t: 2\n"
+                    "model name\t: AMD EPYC\n\nprocessor\t: 1\ncpu family\t: 25\nmodel\t\t: 1\n")
+    assert machine.cpu_family(str(info)) == "family 26 model 2"  # the first CPU's, "model name" not taken for it
+    info.write_text("processor\t: 0\nmodel name\t: Some CPU\n")  # not x86: no family to give
+    assert machine.cpu_family(str(info)) is None
+    assert machine.cpu_family(str(tmp_path / "missing")) is None
+
+
 def test_train_py_asks_for_auto_unless_told_and_keeps_the_list_of_training():
     assert train_cli.parse_args(["--model", "lenet5"]).precision == "auto"
     assert train_cli.parse_args(["--model", "lenet5", "--precision", "float32"]).precision == "float32"
