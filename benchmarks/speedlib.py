@@ -290,13 +290,13 @@ def ratio_rows(rows, metrics=("train_images_per_s", "images_per_s_b32", "latency
                 same = same and base_setting(o)
             if not same or not o["value"] or not p["value"]:
                 continue
-            faster, slower = (p, o) if o["metric"] in LOWER_IS_BETTER else (o, p)
-            low, high = quotient_span(faster, slower)
+            num, den = (p, o) if o["metric"] in LOWER_IS_BETTER else (o, p)  # so that > 1 is ours faster
+            low, high = quotient_span(num, den)
             batch = {"latency_b1_ms": 1, "images_per_s_b32": 32}.get(o["metric"], o["batch"])
             out.append({"model": o["model"], "metric": o["metric"], "batch": batch,
                         "precision": o["precision"], "peer_precision": p["precision"], "jit": o["jit"],
                         "spe": o["spe"], "threads": o["threads"], "peer": f"{p['framework']} {p['impl']}",
-                        "ours": o["value"], "theirs": p["value"], "ratio": round(faster["value"] / slower["value"], 3),
+                        "ours": o["value"], "theirs": p["value"], "ratio": round(num["value"] / den["value"], 3),
                         "low": low, "high": high})
     return out
 
