@@ -5,6 +5,7 @@
     python benchmarks/speed.py                              # everything: hours on 2 CPU cores
     python benchmarks/speed.py --models resnet20 lenet5_modern --precisions float32 mixed_bfloat16
     python benchmarks/speed.py --write-readme README.md     # also the README's Performance table
+    python benchmarks/speed.py --resume                     # go on with a stopped run (the same arguments)
 
 What it measures, each configuration in its own child process (a fresh TensorFlow or PyTorch; peers are
 run alternately, the order rotated each repeat, and the best of --repeats kept; the Keras models of one name
@@ -637,6 +638,10 @@ def parse_args(argv):
     p.add_argument("--no-litert", action="store_true")
     p.add_argument("--timeout", type=int, default=3600, help="seconds one child may run")
     p.add_argument("--out", default=os.path.join(_HERE, "results"))
+    p.add_argument("--resume", action="store_true",
+                   help=f"go on with the stopped run under --out (its {speedlib.PROGRESS_FILE}): the comparisons it "
+                        "finished are kept, an unfinished one is run again whole. Give the arguments that started it; "
+                        "it must be the same machine, versions and threads")
     p.add_argument("--write-readme", metavar="README", default=None,
                    help=f"write the summary between {README_BEGIN} and {README_END} in this file")
     p.add_argument("--from-csv", metavar="CSV", default=None,
@@ -714,17 +719,38 @@ def main(argv=None):
         # Every kind of measurement once before the rest, so a check stopped early has still run each part.
         groups += quick_knobs(args)
         groups.sort(key=_quick_order)
-    rows, flops, params, errors = [], {}, {}, []
     env = dict(os.environ)
     if args.omp_wait_policy:
         env["OMP_WAIT_POLICY"] = args.omp_wait_policy
-    header = speedlib.machine_header(versions(), args.threads, env.get("OMP_WAIT_POLICY", "default"))
+    machine_line = speedlib.machine_header(versions(), args.threads, env.get("OMP_WAIT_POLICY", "default"))
+    keys = [speedlib.group_key(group) for group in groups]
+    os.makedirs(args.out, exist_ok=True)
+    progress_path = os.path.join(args.out, speedlib.PROGRESS_FILE)
+    if args.resume:
+        try:
+            progress = speedlib.load_progress(progress_path, machine_line, keys)
+        except ValueError as e:
+            print(f"speed.py --resume: {e}", file=sys.stderr)
+            return 2
+    else:
+        command = " ".join(a for a in (sys.argv[1:] if argv is None else argv))
+        progress = speedlib.new_progress(machine_line, keys, command)
     # what was run (a subset of models or knobs, the repeats) travels with the table it made
-    header += f"; best of {args.repeats}; run: python benchmarks/speed.py {' '.join(argv or sys.argv[1:])}".rstrip()
+    header = f"{machine_line}; best of {args.repeats}; run: python benchmarks/speed.py {progress['command']}".rstrip()
     print(header, flush=True)
+    sitting = {"started": time.strftime("%Y-%m-%d %H:%M"), "configs": 0, "wall_s": 0.0, "cpu_s": 0.0}
+    progress["sittings"].append(sitting)
+    cpu_before = _children_cpu_seconds()
+    kept = [progress["done"][key] for key in keys if key in progress["done"]]
+    if kept:
+        print(f"resuming {progress_path}: {len(kept)} of {len(keys)} comparisons kept from earlier sittings; "
+              f"an unfinished one is run again whole", flush=True)
     total = sum(len(g) for g in groups) * args.repeats
-    done = 0
-    for group in groups:
+    done = sum(record["configs"] for record in kept)
+    for key, group in zip(keys, groups):
+        if key in progress["done"]:
+            continue
+        record = {"rows": [], "params": [], "flops": {}, "errors": [], "configs": 0}
         for repeat, task in speedlib.alternation(group, args.repeats):
             done += 1
             label = progress_label(task)
@@ -733,23 +759,23 @@ def main(argv=None):
             print(f"[{done}/{total} {time.time() - started:.0f}s] {task['kind']}: {label}{extra} "
                   f"threads={task['threads']}", flush=True)
             result, error = run_child(task, args.timeout, env)
+            record["configs"] += 1
             if error:
                 print(f"  failed: {error}", flush=True)
-                errors.append(f"{task['kind']} {label}: {error}")
-                continue
-            if result.get("flops_per_image"):
-                flops[task["model"]] = result["flops_per_image"]
-            if "params" in result:
-                params[(task["framework"], task.get("impl", task.get("model")))] = result["params"]
-            for framework, impl, count in result.get("member_params", ()):
-                params[(framework, impl)] = count
-            new = to_rows(task, result, repeat)
-            print("  " + ", ".join(f"{r['metric']} {r['value']:.4g}" for r in new), flush=True)
-            rows += new
-            # After every child: a long run that is stopped keeps what it measured.
-            summary = write(args, rows, header, run_notes(args, torch_ok, params, flops, errors, started, done, total),
-                            flops, plot=False)
-    summary = write(args, rows, header, run_notes(args, torch_ok, params, flops, errors, started, done, total), flops)
+                record["errors"].append(f"{task['kind']} {label}: {error}")
+            else:
+                new = fold_result(record, task, result, repeat)
+                print("  " + ", ".join(f"{r['metric']} {r['value']:.4g}" for r in new), flush=True)
+            sitting.update(configs=sitting["configs"] + 1, wall_s=time.time() - started,
+                           cpu_s=_children_cpu_seconds() - cpu_before)
+            # After every child: a long run that is stopped keeps what it measured (the tables), and
+            # --resume keeps every comparison it finished (the progress file).
+            speedlib.save_progress(progress_path, progress)
+            summary = write_run(args, kept + [record], header, torch_ok, progress["sittings"], done, total, plot=False)
+        progress["done"][key] = record
+        kept.append(record)
+        speedlib.save_progress(progress_path, progress)
+    summary = write_run(args, kept, header, torch_ok, progress["sittings"], done, total)
     if args.write_readme:
         from report import write_readme_section
         write_readme_section(args.write_readme, README_BEGIN, README_END, summary)
@@ -757,16 +783,44 @@ def main(argv=None):
     return 0
 
 
-def run_notes(args, torch_ok, params, flops, errors, started, done, total):
+def _children_cpu_seconds():
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return children.ru_utime + children.ru_stime
+
+
+def fold_result(record, task, result, repeat):
+    """Adds one child's rows, parameter counts and FLOPs to its comparison's record (JSON-ready, for --resume);
+    returns the rows added."""
+    if result.get("flops_per_image"):
+        record["flops"][task["model"]] = result["flops_per_image"]
+    if "params" in result:
+        record["params"].append([task["framework"], task.get("impl", task.get("model")), result["params"]])
+    record["params"] += [list(member) for member in result.get("member_params", ())]
+    new = to_rows(task, result, repeat)
+    record["rows"] += new
+    return new
+
+
+def write_run(args, records, header, torch_ok, sittings, done, total, plot=True):
+    """The tables (and with plot=True the plots) of the comparisons' records so far; returns the README summary."""
+    rows, flops, params, errors = [], {}, {}, []
+    for record in records:
+        rows += record["rows"]
+        flops.update(record["flops"])
+        params.update({(framework, impl): count for framework, impl, count in record["params"]})
+        errors += record["errors"]
+    return write(args, rows, header, run_notes(args, torch_ok, params, flops, errors, sittings, done, total),
+                 flops, plot=plot)
+
+
+def run_notes(args, torch_ok, params, flops, errors, sittings, done, total):
     """The notes under the header: PyTorch's absence, parameter counts, FLOPs, failures, time used."""
     notes = [] if torch_ok else [speedlib.TORCH_MISSING]
     notes += [f"parameters: {framework} {impl}: {count:,}" for (framework, impl), count in sorted(params.items())]
     notes += [f"{model}: {f:,} FLOPs forward per image (speedlib.flops_per_image)"
               for model, f in sorted(flops.items())]
     notes += errors
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    notes.append(f"{done} of {total} configurations in {time.time() - started:.0f} s wall, "
-                 f"{children.ru_utime + children.ru_stime:.0f} s CPU in the children"
+    notes.append(speedlib.sittings_note(sittings, done, total)
                  + (" (--quick: a check of the script, not a measurement)" if args.quick else ""))
     return notes
 

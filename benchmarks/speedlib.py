@@ -14,6 +14,7 @@ respect to the weights: the usual convention). Peers (keras.applications, PyTorc
 FLOPs of our model of the same name, since they compute the same network.
 """
 
+import json
 import math
 import os
 
@@ -610,3 +611,61 @@ def plot_knobs(rows, path):
     labels = [f"{k['model']} b{k['batch']} {k['setting']} ({_figure(k['images_per_s'])} images/s)" for k in knobs]
     return _bar_chart([k["speedup"] for k in knobs], labels,
                       "training images/s over the model's float32 setting, log scale (> 1: faster)", path)
+
+
+# --- a run over several sittings (speed.py --resume) ------------------------------------------------------
+
+PROGRESS_FILE = "speed-progress.json"  # under --out, beside speed.csv
+
+
+def group_key(group):
+    """A comparison's identity from one sitting to the next: its tasks as JSON with sorted keys."""
+    return json.dumps(group, sort_keys=True)
+
+
+def new_progress(machine_line, keys, command):
+    """The record of a run started afresh: the machine line it is measured on, its planned comparisons (their
+    :func:`group_key` in order), the command that started it, no comparison finished, no sitting yet."""
+    return {"machine": machine_line, "plan": list(keys), "command": command, "done": {}, "sittings": []}
+
+
+def load_progress(path, machine_line, keys):
+    """The record a stopped run left at `path`, for speed.py --resume. Raises ValueError, saying what differs
+    and what to do, where there is none, or it was measured on another machine line (CPU, cores, versions,
+    threads) or planned other comparisons: a resumed run's comparisons all come from one machine, and one plan."""
+    if not os.path.exists(path):
+        raise ValueError(f"there is no stopped run to resume: {path} does not exist. Start the run without --resume "
+                         "(or give the --out of the run to resume).")
+    with open(path) as f:
+        progress = json.load(f)
+    if progress["machine"] != machine_line:
+        raise ValueError(f"the run in {path} was measured on\n  {progress['machine']}\nand this is\n  {machine_line}\n"
+                         "Resume it on the same machine, versions and threads, or start afresh under another --out.")
+    if progress["plan"] != list(keys):
+        missing = sum(key not in progress["plan"] for key in keys)
+        raise ValueError(f"the run in {path} planned {len(progress['plan'])} comparisons and these arguments plan "
+                         f"{len(keys)} ({missing} of them not in its plan). Resume it with the arguments that "
+                         f"started it: python benchmarks/speed.py {progress['command']}")
+    return progress
+
+
+def save_progress(path, progress):
+    """Writes the record whole or not at all (a run killed while writing keeps the previous one)."""
+    partial = path + ".partial"
+    with open(partial, "w") as f:
+        json.dump(progress, f)
+    os.replace(partial, path)
+
+
+def sittings_note(sittings, measured, total):
+    """The notes' line for the time a run took: `measured` of `total` configurations, wall and children's CPU
+    seconds summed over its sittings, each sitting's date and share named when there was more than one (a
+    comparison a sitting left unfinished is run again whole by the next, so the sittings' children can add up to
+    more than `measured`)."""
+    wall = sum(s["wall_s"] for s in sittings)
+    cpu = sum(s["cpu_s"] for s in sittings)
+    line = f"{measured} of {total} configurations in {wall:.0f} s wall, {cpu:.0f} s CPU in the children"
+    if len(sittings) > 1:
+        line += f", over {len(sittings)} sittings (speed.py --resume): " + ", ".join(
+            f"{s['started']} ({s['configs']} children in {s['wall_s']:.0f} s)" for s in sittings)
+    return line

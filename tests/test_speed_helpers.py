@@ -634,3 +634,71 @@ def test_probe_scripts_refuse_a_count_below_one_with_exit_status_2(capsys):
         bench.main(["--repeats", "0"])
     assert exit_.value.code == 2
     assert "--repeats must be 1 or more. Received: 0" in capsys.readouterr().err
+
+
+def test_a_stopped_run_resumes_with_the_comparisons_it_finished_and_runs_an_unfinished_one_again_whole(
+        tmp_path, monkeypatch, capsys):
+    bench = _speed_script()
+    calls = []
+
+    def child(task, timeout, env=None):  # what a keras child reports, with no framework run
+        calls.append(task["precision"])
+        if len(calls) == 3:  # the first child of the second comparison: the machine goes away
+            raise KeyboardInterrupt
+        speed = {"float32": 100.0, "mixed_bfloat16": 150.0}[task["precision"]] + len(calls)
+        return {"rows": [["train_images_per_s", speed, "images/s"]], "params": 269_722,
+                "flops_per_image": 81_102_100}, None
+
+    monkeypatch.setattr(bench, "run_child", child)
+    argv = ["--models", "resnet20", "--precisions", "float32", "mixed_bfloat16", "--jit", "off", "--spe", "1",
+            "--repeats", "2", "--no-peers", "--no-infer", "--no-pipeline", "--no-litert", "--no-matmul",
+            "--out", str(tmp_path)]
+    with pytest.raises(KeyboardInterrupt):
+        bench.main(argv)
+    assert calls == ["float32", "float32", "mixed_bfloat16"]
+    progress = _progress(tmp_path)
+    assert len(progress["plan"]) == 2 and len(progress["done"]) == 1 and len(progress["sittings"]) == 1
+
+    calls.clear()
+    assert bench.main(argv + ["--resume"]) == 0
+    assert calls == ["mixed_bfloat16", "mixed_bfloat16"]  # the second comparison only, both its repeats
+    with open(tmp_path / "speed.csv") as f:
+        speeds = sorted((r["precision"], float(r["value"]), float(r["worst"]), float(r["repeats"]))
+                        for r in csv.DictReader(f) if r["metric"] == "train_images_per_s")
+    # best and worst of each comparison's two repeats: the first sitting's float32, the second's bfloat16
+    assert speeds == [("float32", 102.0, 101.0, 2), ("mixed_bfloat16", 152.0, 151.0, 2)]
+    md = (tmp_path / "speed.md").read_text()
+    assert "4 of 4 configurations" in md and "over 2 sittings (speed.py --resume)" in md
+    assert f"run: python benchmarks/speed.py {' '.join(argv)}" in md  # the command that started it
+    assert "1 of 2 comparisons kept from earlier sittings" in capsys.readouterr().out
+
+
+def _progress(out):
+    """The progress record a speed.py run left under `out`."""
+    import json
+
+    with open(out / speedlib.PROGRESS_FILE) as f:
+        return json.load(f)
+
+
+def test_resume_refuses_another_plan_another_machine_or_no_run_and_says_what_to_do(tmp_path, monkeypatch, capsys):
+    bench = _speed_script()
+    monkeypatch.setattr(bench, "run_child", lambda task, timeout, env=None: (
+        {"rows": [["train_images_per_s", 10.0, "images/s"]]}, None))
+    argv = ["--models", "lenet5_modern", "--precisions", "float32", "--jit", "off", "--spe", "1", "--repeats", "1",
+            "--no-peers", "--no-infer", "--no-pipeline", "--no-litert", "--no-matmul", "--out", str(tmp_path)]
+    assert bench.main(argv + ["--resume"]) == 2
+    assert "there is no stopped run to resume" in capsys.readouterr().err
+    assert bench.main(argv) == 0
+    other = [a if a != "lenet5_modern" else "resnet20" for a in argv]
+    assert bench.main(other + ["--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "planned 1 comparisons and these arguments plan 1 (1 of them not in its plan)" in err
+    assert f"Resume it with the arguments that started it: python benchmarks/speed.py {' '.join(argv)}" in err
+
+    path = str(tmp_path / speedlib.PROGRESS_FILE)
+    plan = _progress(tmp_path)["plan"]
+    with pytest.raises(ValueError, match="was measured on\n  Machine: A\nand this is\n  Machine: B\n"):
+        speedlib.save_progress(path, speedlib.new_progress("Machine: A", plan, "x"))
+        speedlib.load_progress(path, "Machine: B", plan)
+    assert not os.path.exists(path + ".partial")  # written whole, then moved into place
