@@ -738,7 +738,7 @@ def main(argv=None):
     # what was run (a subset of models or knobs, the repeats) travels with the table it made
     header = f"{machine_line}; best of {args.repeats}; run: python benchmarks/speed.py {progress['command']}".rstrip()
     print(header, flush=True)
-    sitting = {"started": time.strftime("%Y-%m-%d %H:%M"), "configs": 0, "wall_s": 0.0, "cpu_s": 0.0}
+    sitting = {"started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "configs": 0, "wall_s": 0.0, "cpu_s": 0.0}
     progress["sittings"].append(sitting)
     cpu_before = _children_cpu_seconds()
     kept = [progress["done"][key] for key in keys if key in progress["done"]]

@@ -661,7 +661,8 @@ def sittings_note(sittings, measured, total):
     """The notes' line for the time a run took: `measured` of `total` configurations, wall and children's CPU
     seconds summed over its sittings, each sitting's date and share named when there was more than one (a
     comparison a sitting left unfinished is run again whole by the next, so the sittings' children can add up to
-    more than `measured`)."""
+    more than `measured`; a sitting that ran none, resumed after the last comparison, is left out)."""
+    sittings = [s for s in sittings if s["configs"]]
     wall = sum(s["wall_s"] for s in sittings)
     cpu = sum(s["cpu_s"] for s in sittings)
     line = f"{measured} of {total} configurations in {wall:.0f} s wall, {cpu:.0f} s CPU in the children"
