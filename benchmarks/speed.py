@@ -37,8 +37,9 @@ peak memory):
 
 Writes benchmarks/results/speed.csv (long form: one metric a row), speed.md (opening with issue 10's targets read
 off the run: speedlib.target_rows), speed.png (ours/peer ratios) and
-speed-knobs.png (each setting's training speed over the model's float32 one). Without PyTorch the PyTorch rows
-are replaced by a note saying how to install it.
+speed-knobs.png (each setting's training speed over the model's float32 one), and speed-progress.json (the machine
+line, the plan and each finished comparison: what --resume goes on from). Without PyTorch the PyTorch rows are
+replaced by a note saying how to install it.
 """
 
 import os
