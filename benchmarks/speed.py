@@ -747,11 +747,11 @@ def main(argv=None):
         print(f"resuming {progress_path}: {len(kept)} of {len(keys)} comparisons kept from earlier sittings; "
               f"an unfinished one is run again whole", flush=True)
     total = sum(len(g) for g in groups) * args.repeats
-    done = sum(record["configs"] for record in kept)
+    done = sum(len(g) for key, g in zip(keys, groups) if key in progress["done"]) * args.repeats
     for key, group in zip(keys, groups):
         if key in progress["done"]:
             continue
-        record = {"rows": [], "params": [], "flops": {}, "errors": [], "configs": 0}
+        record = {"rows": [], "params": [], "flops": {}, "errors": []}
         for repeat, task in speedlib.alternation(group, args.repeats):
             done += 1
             label = progress_label(task)
@@ -760,7 +760,6 @@ def main(argv=None):
             print(f"[{done}/{total} {time.time() - started:.0f}s] {task['kind']}: {label}{extra} "
                   f"threads={task['threads']}", flush=True)
             result, error = run_child(task, args.timeout, env)
-            record["configs"] += 1
             if error:
                 print(f"  failed: {error}", flush=True)
                 record["errors"].append(f"{task['kind']} {label}: {error}")

@@ -20,6 +20,7 @@ import os
 
 from keras_cnns import machine
 from keras_cnns.machine import cpu_model  # noqa: F401 (the header's, and the tests')
+from keras_cnns.paths import atomic_write_text
 
 TORCH_MISSING = "PyTorch not installed: pip install -r benchmarks/requirements.txt"
 TRAIN_FLOPS_PER_FORWARD = 3
@@ -650,11 +651,9 @@ def load_progress(path, machine_line, keys):
 
 
 def save_progress(path, progress):
-    """Writes the record whole or not at all (a run killed while writing keeps the previous one)."""
-    partial = path + ".partial"
-    with open(partial, "w") as f:
-        json.dump(progress, f)
-    os.replace(partial, path)
+    """Writes the record whole or not at all (keras_cnns.paths.atomic_write_text: a run killed while writing keeps
+    the previous one)."""
+    atomic_write_text(path, json.dumps(progress))
 
 
 def sittings_note(sittings, measured, total):
