@@ -109,18 +109,11 @@ def main(argv=None):
     report.check_counts(p, args, ("repeats", "processes", "threads"))
     if min(args.batches) < 1:
         p.error(f"--batches must be 1 or more. Received: {args.batches}")
-    tasks = plan(args)
-    try:
-        results, seconds = report.run_children(
-            tasks, lambda task: report.run_child(__file__, task, args.timeout,
-                                                 env=dict(os.environ, TF_ENABLE_ONEDNN_OPTS=task["onednn"])),
-            lambda task: f"{task['model']} oneDNN={task['onednn']}")
-    except RuntimeError as error:  # an unknown model, or one without batch norm: the child's own message
-        p.error(f"{error}. --models takes zoo models with batch norm (the ResNets, vgg*_bn)")
-    path = write(summarize(results), args.out,
-                 report.probe_header(__file__, argv, len(tasks), seconds, detail=f"threads {args.threads}"))
-    print(open(path).read())
-    return 0
+    return report.run_probe(
+        p, argv, __file__, plan(args), args.timeout, lambda task: f"{task['model']} oneDNN={task['onednn']}",
+        lambda results, header: write(summarize(results), args.out, header), detail=f"threads {args.threads}",
+        env=lambda task: dict(os.environ, TF_ENABLE_ONEDNN_OPTS=task["onednn"]),
+        hint=". --models takes zoo models with batch norm (the ResNets, vgg*_bn)")
 
 
 if __name__ == "__main__":

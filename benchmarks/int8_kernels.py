@@ -125,22 +125,17 @@ def main(argv=None):
     report.check_counts(p, args, ("repeats", "threads"))
     tasks = [dict(model=m, repeats=args.repeats, threads=args.threads, builtin_kernels=args.builtin_kernels)
              for m in args.models]
-    try:
-        results, seconds = report.run_children(
-            tasks, lambda task: report.run_child(__file__, task, args.timeout), lambda task: task["model"])
-    except RuntimeError as error:  # an unknown model: the child's own message
-        p.error(str(error))
-    table = summarize(results)
-    header = report.probe_header(__file__, argv, len(tasks), seconds,
-                                 detail=f"{speedlib.cpu_flags()}; threads {args.threads}")
-    path = report.write_csv_and_markdown(
-        table, speedlib.rounded(table), args.out, "int8_kernels",
-        "XNNPACK int8 against float32, convolution by convolution (benchmarks/int8_kernels.py)",
-        header + "\n\nMilliseconds per `invoke` at batch 1, the median of the alternated calls; count: how many "
-        f"of the model's convolutions have that form; the \"{TOTAL}\" row sums count x time. int8 / float32 "
-        "< 1: int8 is faster; built-in: TensorFlow Lite's own kernels, without XNNPACK.")
-    print(open(path).read())
-    return 0
+
+    def write(results, header):
+        table = summarize(results)
+        return report.write_csv_and_markdown(
+            table, speedlib.rounded(table), args.out, "int8_kernels",
+            "XNNPACK int8 against float32, convolution by convolution (benchmarks/int8_kernels.py)",
+            header + "\n\nMilliseconds per `invoke` at batch 1, the median of the alternated calls; count: how "
+            f"many of the model's convolutions have that form; the \"{TOTAL}\" row sums count x time. int8 / "
+            "float32 < 1: int8 is faster; built-in: TensorFlow Lite's own kernels, without XNNPACK.")
+    return report.run_probe(p, argv, __file__, tasks, args.timeout, lambda task: task["model"], write,
+                            detail=f"{speedlib.cpu_flags()}; threads {args.threads}")
 
 
 if __name__ == "__main__":

@@ -158,6 +158,21 @@ def run_children(tasks, run, describe, echo=False):
     return results, time.time() - started
 
 
+def run_probe(parser, argv, script, tasks, timeout, describe, write_results, *, detail="", env=None, hint="",
+              echo=False):
+    """A probe's parent: runs `tasks` as children of `script` (:func:`run_children`, :func:`run_child`, with the
+    environment env(task) when given), prints the markdown file write_results(results, header) writes and returns
+    0. A child that fails is parser.error (exit status 2) with its own last line, then `hint`."""
+    try:
+        results, seconds = run_children(
+            tasks, lambda task: run_child(script, task, timeout, env=env(task) if env else None), describe, echo)
+    except RuntimeError as error:  # an unknown model, or one the probe does not apply to
+        parser.error(f"{error}{hint}")
+    path = write_results(results, probe_header(script, argv, len(tasks), seconds, detail=detail))
+    print(open(path).read())
+    return 0
+
+
 def probe_header(script, argv, processes, seconds, detail=""):
     """The header line of a probe's table: the machine, the cores, `detail`, the command line and the time."""
     import speedlib

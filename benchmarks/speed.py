@@ -85,7 +85,7 @@ def _peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: kilobytes
 
 
-def _steps_filling(seconds, seconds_per_step, unit_steps=1):
+def steps_filling(seconds, seconds_per_step, unit_steps=1):
     """The number of steps, a multiple of unit_steps and at least one unit, that fills `seconds`."""
     return max(unit_steps, -(-int(seconds / max(seconds_per_step, 1e-6)) // unit_steps) * unit_steps)
 
@@ -96,13 +96,13 @@ def _steady(run_steps, unit_steps, min_seconds):
     start = time.perf_counter()
     run_steps(unit_steps)
     probe = (time.perf_counter() - start) / unit_steps
-    steps = _steps_filling(min_seconds, probe, unit_steps)
+    steps = steps_filling(min_seconds, probe, unit_steps)
     start = time.perf_counter()
     run_steps(steps)
     return (time.perf_counter() - start) / steps, steps
 
 
-def _warm(run_steps, unit, task):
+def warm_up(run_steps, unit, task):
     """(seconds per step of the first steady unit, compile seconds, note) after warming a training loop up.
 
     The first `unit` steps trace and compile; the second `unit` is the first steady one, and compile_s is
@@ -124,16 +124,16 @@ def _warm(run_steps, unit, task):
     return second, compile_s, ""
 
 
-def _warm_then_time(run_steps, unit, task):
-    """(seconds per step, compile seconds, note) of a training loop: :func:`_warm`, then the steady state."""
-    second, compile_s, note = _warm(run_steps, unit, task)
+def warm_then_time(run_steps, unit, task):
+    """(seconds per step, compile seconds, note) of a training loop: :func:`warm_up`, then the steady state."""
+    second, compile_s, note = warm_up(run_steps, unit, task)
     if note:
         return second, compile_s, note
     per_step, _ = _steady(run_steps, unit, task["min_seconds"])
     return per_step, compile_s, ""
 
 
-def _fit_steps(model, x, y, loss, task):
+def fit_steps(model, x, y, loss, task):
     """Compiles `model` for training at the task's setting (SGD with momentum, jit, steps per execution) and
     returns run_steps(n): model.fit over n steps of the one in-memory batch (x, y)."""
     import keras
@@ -152,7 +152,7 @@ def _fit_steps(model, x, y, loss, task):
     return run_steps
 
 
-def _batch(model, batch, seed=0):
+def random_batch(model, batch, seed=0):
     """A random batch (images, labels) of `batch` for `model`'s input and classes."""
     import numpy as np
 
@@ -161,7 +161,7 @@ def _batch(model, batch, seed=0):
     return x, rng.integers(0, model.output_shape[-1], size=(batch,)).astype("int32")
 
 
-def _keras_model(task):
+def keras_model(task):
     import keras
     if task["framework"] == "keras.applications":
         return speedlib.keras_applications_model(task["model"]), keras.losses.SparseCategoricalCrossentropy()
@@ -174,7 +174,7 @@ def _keras_model(task):
     return model, loss_and_metric(spec.output)[0]
 
 
-def _keras_settings(task):
+def keras_settings(task):
     """A Keras child's thread count and precision (its dtype policy and graph rewrite)."""
     import keras
     import tensorflow as tf
@@ -198,21 +198,21 @@ def child_keras(task):
     from keras_cnns.anatomy import count_params
     from keras_cnns.inference import median_latency_ms
 
-    _keras_settings(task)
-    model, loss = _keras_model(task)
+    keras_settings(task)
+    model, loss = keras_model(task)
     rows, batch, spe = [], task["batch"], task["spe"]
     shape = tuple(model.input_shape[1:])
-    x, y = _batch(model, batch)
+    x, y = random_batch(model, batch)
     assert keras.backend.backend() == task.get("backend", "tensorflow"), keras.backend.backend()
     out = {"flops_per_image": speedlib.flops_per_image(model) if task["framework"] == speedlib.OURS else None,
            "params": count_params(model)}
     if task["train"]:
-        run_steps = _fit_steps(model, x, y, loss, task)
+        run_steps = fit_steps(model, x, y, loss, task)
         if task.get("steady", True):
-            per_step, compile_s, out["note"] = _warm_then_time(run_steps, spe, task)
+            per_step, compile_s, out["note"] = warm_then_time(run_steps, spe, task)
             rows.append(("train_images_per_s", batch / per_step, "images/s"))
         else:
-            _, compile_s, _ = _warm(run_steps, spe, task)
+            _, compile_s, _ = warm_up(run_steps, spe, task)
         rows += [("compile_s", compile_s, "s"), ("peak_rss_mb", _peak_rss_mb(), "MB")]
     if task["infer"]:
         rows.append(("latency_b1_ms", median_latency_ms(model.predict_on_batch, shape, task["latency_repeats"]),
@@ -237,21 +237,21 @@ def child_keras_shared(task):
     from keras_cnns.anatomy import count_params
     from report import median_ms_alternated
 
-    _keras_settings(task)
-    built = [_keras_model(dict(task, **member)) for member in task["members"]]
+    keras_settings(task)
+    built = [keras_model(dict(task, **member)) for member in task["members"]]
     models = [model for model, _ in built]
     shape = tuple(models[0].input_shape[1:])
     rows, notes = [], []
     if task["train"]:
-        x, y = _batch(models[0], task["batch"])
+        x, y = random_batch(models[0], task["batch"])
         per_step, steps, rounds = {}, {}, {}
         for i, (model, loss) in enumerate(built):
-            run_steps = _fit_steps(model, x, y, loss, task)
-            per_step[i], _, note = _warm(run_steps, task["spe"], task)
+            run_steps = fit_steps(model, x, y, loss, task)
+            per_step[i], _, note = warm_up(run_steps, task["spe"], task)
             if note:  # too slow to repeat: the first steady unit is the measurement
                 notes.append(f"{task['members'][i]['framework']}: {note}")
                 continue
-            steps[i] = _steps_filling(task["min_seconds"] / SHARED_ROUNDS, per_step[i], task["spe"])
+            steps[i] = steps_filling(task["min_seconds"] / SHARED_ROUNDS, per_step[i], task["spe"])
             rounds[i] = lambda run_steps=run_steps, n=steps[i]: run_steps(n)
         for i, ms in median_ms_alternated(rounds, SHARED_ROUNDS, warm=False).items():
             per_step[i] = ms / 1000.0 / steps[i]
@@ -270,7 +270,7 @@ def child_keras_shared(task):
         models[0].predict_on_batch(x32)
         start = time.perf_counter()
         models[0].predict_on_batch(x32)
-        calls = max(3, _steps_filling(task["min_seconds"], time.perf_counter() - start))  # --min-seconds each
+        calls = max(3, steps_filling(task["min_seconds"], time.perf_counter() - start))  # --min-seconds each
         ms = median_ms_alternated({i: lambda m=m: m.predict_on_batch(x32) for i, m in enumerate(models)}, calls)
         rows += [("images_per_s_b32", 32000.0 / ms[i], "images/s", m["framework"], m["impl"])
                  for i, m in enumerate(task["members"])]
@@ -309,7 +309,7 @@ def child_torch(task):
                 loss.backward()
                 optimizer.step()
 
-        per_step, compile_s, out["note"] = _warm_then_time(run_steps, 1, task)
+        per_step, compile_s, out["note"] = warm_then_time(run_steps, 1, task)
         rows += [("train_images_per_s", batch / per_step, "images/s"), ("compile_s", compile_s, "s"),
                  ("peak_rss_mb", _peak_rss_mb(), "MB")]
     if task["infer"]:

@@ -176,13 +176,10 @@ def main(argv=None):
     if report.answer_child(args, lambda task: CHILDREN[task["kind"]](task)):
         return 0
     report.check_counts(p, args, ("batch", "steps", "calls", "processes"))
-    tasks = plan(args)
-    results, seconds = report.run_children(
-        tasks, lambda task: report.run_child(__file__, task, args.timeout),
-        lambda task: f"{task['kind']} {task.get('model')} autotune {task['setting']}", echo=True)
-    path = write(summarize(results), args.out, report.probe_header(__file__, argv, len(tasks), seconds))
-    print(open(path).read())
-    return 0
+    return report.run_probe(
+        p, argv, __file__, plan(args), args.timeout,
+        lambda task: f"{task['kind']} {task.get('model')} autotune {task['setting']}",
+        lambda results, header: write(summarize(results), args.out, header), echo=True)
 
 
 if __name__ == "__main__":
