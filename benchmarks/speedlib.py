@@ -216,14 +216,40 @@ def with_keras_batch_norm(model):
         raise ValueError(f"{model.name} has no keras_cnns.layers.BatchNormalization to replace; "
                          f"--keras-batch-norm takes models with batch norm (the ResNets, vgg*_bn)")
 
-    def clone(layer):
+    def replace(layer, config):
         if isinstance(layer, batch_norm.BatchNormalization):
-            return keras.layers.BatchNormalization.from_config(layer.get_config())
-        return layer.__class__.from_config(layer.get_config())
-
-    copy = keras.models.clone_model(model, clone_function=clone)
+            return keras.layers.BatchNormalization.from_config(config)
+        return None
+    copy = _rebuilt(model, replace)
     copy.set_weights(model.get_weights())
     return copy
+
+
+def with_conv_bias(model, use_bias):
+    """A copy of `model` whose Conv2D layers all have (use_bias=True) or lack (False) a bias, random weights:
+    the zoo's bias-free convolutions against keras.applications' biased ones, for
+    benchmarks/conv_bias_xla.py. Raises ValueError when the model has no Conv2D."""
+    import keras
+
+    if not any(isinstance(layer, keras.layers.Conv2D) for layer in model.layers):
+        raise ValueError(f"{model.name} has no Conv2D layer to give or take a bias")
+
+    def replace(layer, config):
+        if isinstance(layer, keras.layers.Conv2D):
+            return layer.__class__.from_config(dict(config, use_bias=bool(use_bias)))
+        return None
+    return _rebuilt(model, replace)
+
+
+def _rebuilt(model, replace):
+    """keras.models.clone_model with each layer rebuilt from its config, by replace(layer, config) where that
+    returns a layer, else by the layer's own class."""
+    import keras
+
+    def clone(layer):
+        config = layer.get_config()
+        return replace(layer, config) or layer.__class__.from_config(config)
+    return keras.models.clone_model(model, clone_function=clone)
 
 
 # --- result tables ---------------------------------------------------------------------------------

@@ -532,6 +532,57 @@ def test_batch_norm_latency_benchmark_alternates_onednn_and_keeps_each_layers_be
         bench.write(bench.summarize(results), str(tmp_path), "Machine: test")).read()
 
 
+def test_with_conv_bias_gives_every_convolution_of_resnet20_a_bias_and_takes_it_away_again():
+    import keras
+
+    model = get_model("resnet20")
+    convs = [layer.name for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert len(convs) == 19 and not any(model.get_layer(n).use_bias for n in convs)  # the paper's: no biases
+    biased = speedlib.with_conv_bias(model, True)
+    assert all(biased.get_layer(n).use_bias for n in convs)
+    filters = sum(model.get_layer(n).filters for n in convs)          # one bias per output channel
+    assert filters == 16 + 3 * 2 * 16 + 3 * 2 * 32 + 3 * 2 * 64 == 688  # the stem, then n = 3 blocks of two
+    assert count_params(biased) == count_params(model) + 688
+    assert count_params(speedlib.with_conv_bias(biased, False)) == count_params(model)
+    assert [layer.name for layer in biased.layers[1:]] == [layer.name for layer in model.layers[1:]]
+    dense_only = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)], name="mlp")
+    with pytest.raises(ValueError, match="mlp has no Conv2D"):
+        speedlib.with_conv_bias(dense_only, True)
+
+
+def test_conv_bias_benchmark_cuts_each_resnet_stage_and_reports_speed_ratios(tmp_path):
+    spec = importlib.util.spec_from_file_location("bench_bias", os.path.join(ROOT, "benchmarks", "conv_bias_xla.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    # resnet20's three stages of three basic blocks; resnet50's four (3, 4, 6, 3 blocks); none in lenet5
+    assert bench.stage_outputs(get_model("resnet20")) == ["conv2_block3_out", "conv3_block3_out", "conv4_block3_out"]
+    assert bench.stage_outputs(get_model("resnet50")) == [
+        "conv2_block3_out", "conv3_block4_out", "conv4_block6_out", "conv5_block3_out"]
+    assert bench.stage_outputs(get_model("lenet5")) == []
+    args = argparse.Namespace(models=["resnet50"], precisions=["mixed_bfloat16"], jit=["on", "off"], threads=2,
+                              batch=32, rounds=5, min_seconds=10.0, warmup_steps=3, stages=True, stage_repeats=5,
+                              processes=2)
+    tasks = bench.plan(args)
+    assert [(t["jit"], t["process"]) for t in tasks] == [(True, 0), (False, 0), (True, 1), (False, 1)]
+    stage = "forward+backward ms up to conv3_block4_out"
+    rows = lambda ours, biased, peer, ms: [  # noqa: E731
+        {"measure": bench.TRAIN, "impl": bench.OURS, "value": ours},
+        {"measure": bench.TRAIN, "impl": bench.OURS_BIAS, "value": biased},
+        {"measure": bench.TRAIN, "impl": bench.PEER, "value": peer},
+        {"measure": bench.TRAIN, "impl": bench.PEER_NO_BIAS, "value": 6.5},
+        {"measure": stage, "impl": bench.OURS, "value": ms},
+        {"measure": stage, "impl": bench.OURS_BIAS, "value": 1000.0}]
+    table = bench.summarize([(tasks[0], rows(6.8, 7.5, 7.2, 1500.0)), (tasks[2], rows(7.0, 7.4, 7.0, 1250.0))])
+    train, cut = table.iloc[0], table.iloc[1]  # training first
+    assert (train["measure"], train[bench.OURS], train[bench.OURS_BIAS], train[bench.PEER]) == (bench.TRAIN, 7.0,
+                                                                                                  7.5, 7.2)
+    assert train[f"{bench.OURS} / {bench.PEER}"] == pytest.approx(7.0 / 7.2)  # each impl's best images/s
+    assert (cut["measure"], cut[bench.OURS]) == (stage, 1250.0)          # the lowest milliseconds
+    assert cut[f"{bench.OURS} / {bench.OURS_BIAS}"] == 0.8               # a speed ratio: 1000 ms / 1250 ms
+    text = open(bench.write(table, str(tmp_path), "Machine: test")).read()
+    assert f"| resnet50 | mixed_bfloat16 | True | {stage} | 1,250 | 1,000 |  |  | 0.8 |  |" in text
+
+
 def test_median_ms_alternated_warms_each_function_once_then_alternates_their_calls():
     """The batch-norm probe times its two layers this way, so that a slow spell of the machine falls on both."""
     import report
