@@ -8,15 +8,15 @@ and of keras.applications' twin with and without its biases, jit-compiled or not
 The full speed run of sessions 36-37 left one ours / keras.applications ratio plainly below 1: resnet50 training
 with jit on in mixed_bfloat16, 0.923 (0.877-0.969), at parity with jit on in the other precisions and 1.46-1.77x
 with jit off. The two ResNet-50s differ in two ways: the zoo's batch norm (keras_cnns.layers.BatchNormalization;
-speed.py --keras-batch-norm swaps it out) and its convolutions, which have no bias (a bias before a batch norm
-is cancelled by the mean it subtracts; keras.applications' have one). Each process builds the zoo model, a copy
-of it with a bias on every Conv2D (speedlib.with_conv_bias; random weights), and, where keras.applications has a
-twin (speedlib.KERAS_APPLICATIONS), that twin and a copy of it without its biases; trains each with model.fit on
-one in-memory batch of 32 (speed.py's fit_steps: SGD with momentum, the setting's precision and jit), warms each
-up, then times --rounds rounds of steps filling --min-seconds / --rounds each, the models' rounds alternated,
-and keeps each one's median round. --stages also times one forward and backward pass (the gradient of the
-outputs' sum) of the zoo model and its biased copy cut after each stage (the last "convN_blockK_out" layer of
-each ResNet stage), alternated, median of --stage-repeats, to show where the difference lies. Writes
+speed.py --keras-batch-norm swaps it out) and its convolutions, which have no bias (a bias before a batch norm is
+cancelled by the mean it subtracts; keras.applications' have one). Each process builds the zoo model, a copy of it
+with a bias on every Conv2D (speedlib.with_conv_bias; random weights), and, where keras.applications has a twin
+(speedlib.KERAS_APPLICATIONS), that twin and a copy of it without its biases; trains each with model.fit on one
+in-memory batch of --batch images (speed.py's fit_steps: SGD with momentum, the setting's precision and jit), warms
+each up, then times --rounds rounds of steps filling --min-seconds / --rounds each, the models' rounds alternated,
+and keeps each one's median round. --stages also times one forward and backward pass (the gradient of the outputs'
+sum) of the zoo model and its biased copy cut after each stage (the last "convN_blockK_out" layer of each ResNet
+stage), alternated, median of --stage-repeats, to show where the difference lies. Writes
 <out>/conv_bias_xla.{csv,md}; run it on an otherwise idle machine (docs/performance.md has session 38's runs).
 """
 
