@@ -135,7 +135,7 @@ def main(argv=None):
             f"many of the model's convolutions have that form; the \"{TOTAL}\" row sums count x time. int8 / "
             "float32 < 1: int8 is faster; built-in: TensorFlow Lite's own kernels, without XNNPACK.")
     return report.run_probe(p, argv, __file__, tasks, args.timeout, lambda task: task["model"], write,
-                            detail=f"{speedlib.cpu_flags()}; threads {args.threads}")
+                            detail=f"threads {args.threads}")
 
 
 if __name__ == "__main__":

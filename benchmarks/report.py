@@ -178,7 +178,7 @@ def probe_header(script, argv, processes, seconds, detail=""):
     import speedlib
 
     command = f"python benchmarks/{os.path.basename(script)} {' '.join(argv if argv is not None else sys.argv[1:])}"
-    return (f"Machine: {speedlib.cpu_model()}; {os.cpu_count()} cores; {detail + '; ' if detail else ''}"
+    return (f"Machine: {speedlib.cpu_line()}; {os.cpu_count()} cores; {detail + '; ' if detail else ''}"
             f"run: {command.rstrip()}; {processes} processes in {seconds:.0f} s")
 
 

@@ -132,13 +132,20 @@ def cpu_flags(cpuinfo="/proc/cpuinfo"):
     return " ".join(w for w in wanted if w in flags) or "none of " + "/".join(wanted)
 
 
+def cpu_line():
+    """The CPU as the benchmarks' headers name it: model, then family and the matrix-relevant flags in brackets
+    ("AMD EPYC (family 26 model 2; avx512_bf16 avx512_vnni avx512f avx2)"), which tell apart two CPUs sold under
+    one model name."""
+    family = machine.cpu_family()
+    return f"{cpu_model()} ({family + '; ' if family else ''}{cpu_flags()})"
+
+
 def machine_header(versions, threads=None, omp_wait_policy="default"):
     """One line naming the machine: CPU model, family and flags, core count, framework versions, threads (left out when
     None: a benchmark that sets none).
 
     versions: {"TensorFlow": "2.21.0", "Keras": ..., "PyTorch": "2.13.0+cpu" or None}."""
-    family = machine.cpu_family()
-    parts = [f"{cpu_model()} ({family + '; ' if family else ''}{cpu_flags()})", f"{os.cpu_count()} cores"]
+    parts = [cpu_line(), f"{os.cpu_count()} cores"]
     for name, version in versions.items():
         missing = TORCH_MISSING if name == "PyTorch" else f"{name} not installed"
         parts.append(f"{name} {version}" if version else missing)

@@ -125,6 +125,11 @@ def test_machine_header_names_the_cpu_versions_threads_and_says_how_to_get_pytor
     assert family is None or f"({family}; " in header  # "AMD EPYC (family 26 model 2; avx512_bf16 ...)"
     assert "TensorFlow 2.21.0" in header and "threads 1,2" in header
     assert "PyTorch not installed: pip install -r benchmarks/requirements.txt" in header
+    import report  # the probes' headers name the CPU the same way: two EPYCs of one model name differ in flags
+
+    assert report.probe_header("benchmarks/conv_bias_xla.py", ["--models", "resnet50"], 4, 759.4) == (
+        f"Machine: {speedlib.cpu_line()}; {os.cpu_count()} cores; "
+        "run: python benchmarks/conv_bias_xla.py --models resnet50; 4 processes in 759 s")
 
 
 def test_alternation_rotates_the_order_every_repeat():
