@@ -103,15 +103,8 @@ def child(task):
     speed.keras_settings(task)
     models = _models(task)
     x, y = speed.random_batch(models[OURS][0], task["batch"])
-    timing = dict(task, spe=1)
-    rounds, steps = {}, {}
-    for impl, (model, loss) in models.items():
-        run_steps = speed.fit_steps(model, x, y, loss, timing)
-        per_step, _, _ = speed.warm_up(run_steps, 1, timing)
-        steps[impl] = speed.steps_filling(task["min_seconds"] / task["rounds"], per_step)
-        rounds[impl] = lambda run_steps=run_steps, n=steps[impl]: run_steps(n)
-    ms = report.median_ms_alternated(rounds, task["rounds"], warm=False)
-    rows = [(TRAIN, impl, task["batch"] * 1000.0 * steps[impl] / ms[impl]) for impl in models]
+    per_step, _ = speed.alternated_training(list(models.values()), x, y, dict(task, spe=1), task["rounds"])
+    rows = [(TRAIN, impl, task["batch"] / per_step[i]) for i, impl in enumerate(models)]
     if task["stages"]:
         rows += _stage_rows(task, models)
     return [{"measure": m, "impl": impl, "value": value} for m, impl, value in rows]

@@ -226,6 +226,27 @@ def child_keras(task):
     return out
 
 
+def alternated_training(built, x, y, task, rounds):
+    """({i: seconds per training step}, {i: note}) of the (model, loss) pairs in `built` on the batch (x, y) at the
+    task's setting (:func:`fit_steps`): each warmed up (:func:`warm_up`), then `rounds` rounds of its steps that fill
+    --min-seconds / rounds, the models' rounds alternated (report.median_ms_alternated), the median round kept. A
+    model too slow to repeat keeps its first steady unit as the measurement, and its note says so."""
+    from report import median_ms_alternated
+
+    per_step, steps, timed, notes = {}, {}, {}, {}
+    for i, (model, loss) in enumerate(built):
+        run_steps = fit_steps(model, x, y, loss, task)
+        per_step[i], _, note = warm_up(run_steps, task["spe"], task)
+        if note:
+            notes[i] = note
+            continue
+        steps[i] = steps_filling(task["min_seconds"] / rounds, per_step[i], task["spe"])
+        timed[i] = lambda run_steps=run_steps, n=steps[i]: run_steps(n)
+    for i, ms in median_ms_alternated(timed, rounds, warm=False).items():
+        per_step[i] = ms / 1000.0 / steps[i]
+    return per_step, notes
+
+
 def child_keras_shared(task):
     """The Keras models of one name in task["members"] (ours, keras.applications', ours with Keras's batch norm:
     frameworks that can share a process) in one child, timed alternately (report.median_ms_alternated), so one
@@ -244,17 +265,8 @@ def child_keras_shared(task):
     rows, notes = [], []
     if task["train"]:
         x, y = random_batch(models[0], task["batch"])
-        per_step, steps, rounds = {}, {}, {}
-        for i, (model, loss) in enumerate(built):
-            run_steps = fit_steps(model, x, y, loss, task)
-            per_step[i], _, note = warm_up(run_steps, task["spe"], task)
-            if note:  # too slow to repeat: the first steady unit is the measurement
-                notes.append(f"{task['members'][i]['framework']}: {note}")
-                continue
-            steps[i] = steps_filling(task["min_seconds"] / SHARED_ROUNDS, per_step[i], task["spe"])
-            rounds[i] = lambda run_steps=run_steps, n=steps[i]: run_steps(n)
-        for i, ms in median_ms_alternated(rounds, SHARED_ROUNDS, warm=False).items():
-            per_step[i] = ms / 1000.0 / steps[i]
+        per_step, slow = alternated_training(built, x, y, task, SHARED_ROUNDS)
+        notes += [f"{task['members'][i]['framework']}: {note}" for i, note in slow.items()]
         rows += [("train_images_per_s", task["batch"] / per_step[i], "images/s", m["framework"], m["impl"])
                  for i, m in enumerate(task["members"])]
     else:
